@@ -1,0 +1,247 @@
+//! [`Context`]: what a function knows about its invocation, and its handles to the
+//! app's stores. Event handlers receive it as an argument; HTTP handlers extract it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::blob::Bucket;
+use crate::error::Error;
+use crate::event::Provider;
+use crate::store::{Collection, DocumentStore};
+
+/// The stores an app's functions reach: one document store and the declared buckets.
+#[derive(Clone, Debug)]
+pub struct Resources {
+    documents: Arc<dyn DocumentStore>,
+    buckets: Arc<HashMap<String, Bucket>>,
+}
+
+impl Resources {
+    /// Resources backed by `documents`, with no buckets yet.
+    pub fn new(documents: Arc<dyn DocumentStore>) -> Self {
+        Self {
+            documents,
+            buckets: Arc::new(HashMap::new()),
+        }
+    }
+
+    /// Adds a bucket.
+    pub fn with_bucket(mut self, bucket: Bucket) -> Self {
+        Arc::make_mut(&mut self.buckets).insert(bucket.name().to_owned(), bucket);
+        self
+    }
+
+    /// The document store.
+    pub fn documents(&self) -> &Arc<dyn DocumentStore> {
+        &self.documents
+    }
+
+    /// The typed collection `name`.
+    pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
+        Collection::new(name, self.documents.clone())
+    }
+
+    /// The bucket `name`; an error if the app did not declare it.
+    pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
+        self.buckets.get(name).cloned().ok_or_else(|| {
+            let mut known: Vec<_> = self.buckets.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            Error::internal(format!(
+                "bucket {name:?} is not declared in this app (declared: {}); add .bucket({name:?}) to the App",
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            ))
+        })
+    }
+}
+
+struct Inner {
+    invocation_id: String,
+    function: String,
+    provider: Provider,
+    deadline: Option<Instant>,
+    attempt: u32,
+    span: tracing::Span,
+    resources: Resources,
+}
+
+/// One invocation's context: invocation id, function name, provider, deadline,
+/// tracing span and the app's stores. Cheap to clone.
+///
+/// In an HTTP handler, take it as an extractor:
+///
+/// ```
+/// use axum::Json;
+/// use nube::Context;
+///
+/// async fn whoami(ctx: Context) -> Json<serde_json::Value> {
+///     Json(serde_json::json!({
+///         "function": ctx.function_name(),
+///         "invocation": ctx.invocation_id(),
+///         "provider": ctx.provider().as_str(),
+///     }))
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("invocation_id", &self.inner.invocation_id)
+            .field("function", &self.inner.function)
+            .field("provider", &self.inner.provider)
+            .field("attempt", &self.inner.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Context`]; runtimes and the test harness use it.
+#[derive(Debug)]
+pub struct ContextBuilder {
+    invocation_id: Option<String>,
+    function: String,
+    provider: Provider,
+    deadline: Option<Instant>,
+    attempt: u32,
+    resources: Resources,
+}
+
+impl ContextBuilder {
+    /// The provider's invocation or request id (a UUID v7 is generated otherwise).
+    pub fn invocation_id(mut self, id: impl Into<String>) -> Self {
+        self.invocation_id = Some(id.into());
+        self
+    }
+
+    /// The invocation must finish within `d` from now.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.deadline = Some(Instant::now() + d);
+        self
+    }
+
+    /// The invocation must finish by `deadline`.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Which delivery attempt this is (1 for the first).
+    pub fn attempt(mut self, n: u32) -> Self {
+        self.attempt = n;
+        self
+    }
+
+    /// The finished context, with its tracing span.
+    pub fn build(self) -> Context {
+        let invocation_id = self
+            .invocation_id
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let span = tracing::info_span!(
+            "invocation",
+            function = %self.function,
+            invocation_id = %invocation_id,
+            provider = self.provider.as_str(),
+        );
+        Context {
+            inner: Arc::new(Inner {
+                invocation_id,
+                function: self.function,
+                provider: self.provider,
+                deadline: self.deadline,
+                attempt: self.attempt,
+                span,
+                resources: self.resources,
+            }),
+        }
+    }
+}
+
+impl Context {
+    /// Starts a context for `function` on `provider`.
+    pub fn builder(
+        function: impl Into<String>,
+        provider: Provider,
+        resources: Resources,
+    ) -> ContextBuilder {
+        ContextBuilder {
+            invocation_id: None,
+            function: function.into(),
+            provider,
+            deadline: None,
+            attempt: 1,
+            resources,
+        }
+    }
+
+    /// The provider's id for this invocation (Lambda request id, Azure invocation id...).
+    pub fn invocation_id(&self) -> &str {
+        &self.inner.invocation_id
+    }
+
+    /// The nube function being invoked.
+    pub fn function_name(&self) -> &str {
+        &self.inner.function
+    }
+
+    /// Where this runs.
+    pub fn provider(&self) -> Provider {
+        self.inner.provider
+    }
+
+    /// When the invocation must be finished, if the provider set a limit.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.inner
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Delivery attempt, 1 for the first.
+    pub fn attempt(&self) -> u32 {
+        self.inner.attempt
+    }
+
+    /// The invocation's tracing span (function and invocation id as fields).
+    pub fn span(&self) -> &tracing::Span {
+        &self.inner.span
+    }
+
+    /// The app's stores.
+    pub fn resources(&self) -> &Resources {
+        &self.inner.resources
+    }
+
+    /// The typed collection `name` of the app's document store.
+    pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
+        self.inner.resources.collection(name)
+    }
+
+    /// The bucket `name`; an error if the app did not declare it.
+    pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
+        self.inner.resources.bucket(name)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Context>().cloned().ok_or_else(|| {
+            Error::internal(
+                "no nube Context on this request: serve the router through a nube runtime (App::http_service) or nube::testing",
+            )
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! [`BlobCreated`]: an object landed in a bucket.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::RawEvent;
+
+/// An object was created (or overwritten) in a bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobCreated {
+    /// Stable across redelivery of the same notification.
+    pub event_id: String,
+    /// The bucket's logical name, as declared in the app.
+    pub bucket: String,
+    /// The object key, decoded (`original/red flower.jpg`).
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The content type, when the provider reports one.
+    pub content_type: Option<String>,
+    /// The entity tag, when the provider reports one.
+    pub etag: Option<String>,
+    /// When the object was written.
+    pub time: DateTime<Utc>,
+    /// The provider's payload.
+    pub raw: RawEvent,
+}
+
+impl BlobCreated {
+    /// The key's last path segment (`red flower.jpg` for `original/red flower.jpg`).
+    pub fn file_name(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or(&self.key)
+    }
+
+    /// The key without `prefix`, when it starts with it.
+    pub fn key_after<'a>(&'a self, prefix: &str) -> Option<&'a str> {
+        self.key.strip_prefix(prefix)
+    }
+}

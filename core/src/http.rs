@@ -1,0 +1,268 @@
+//! HTTP functions: [`Routes`] (an axum Router that remembers what it routes, for the
+//! manifest and the packagers), the [`Json`] extractor with typed rejections, and
+//! [`App::http_service`], the one Router every runtime serves.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, rejection::JsonRejection};
+use axum::handler::Handler;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, on, MethodFilter};
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::app::{App, Trigger};
+use crate::context::{Context, Resources};
+use crate::error::{Error, ErrorKind};
+use crate::event::Provider;
+use crate::invoke::panic_message;
+
+/// A route as declared: method (`GET`, or `ANY`) and path (`/todos/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// HTTP method, upper case, or `ANY`.
+    pub method: String,
+    /// Path with `{param}` segments (the syntax axum, API Gateway and Azure share).
+    pub path: String,
+}
+
+/// An axum [`Router`] that records the routes it serves.
+///
+/// ```
+/// use nube::http::Routes;
+///
+/// async fn list() -> &'static str { "[]" }
+/// async fn create() -> &'static str { "{}" }
+///
+/// let routes = Routes::new().get("/todos", list).post("/todos", create);
+/// assert_eq!(routes.declared().len(), 2);
+/// ```
+#[derive(Clone, Default)]
+pub struct Routes {
+    router: Router,
+    declared: Vec<Route>,
+}
+
+macro_rules! method {
+    ($fn:ident, $filter:ident, $name:literal) => {
+        #[doc = concat!("Routes `", $name, " path` to `handler`.")]
+        pub fn $fn<H, T>(self, path: &str, handler: H) -> Self
+        where
+            H: Handler<T, ()>,
+            T: 'static,
+        {
+            self.add(path, $name, on(MethodFilter::$filter, handler))
+        }
+    };
+}
+
+impl Routes {
+    /// No routes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add(mut self, path: &str, method: &str, router: MethodRouter) -> Self {
+        self.router = self.router.route(path, router);
+        self.declared.push(Route {
+            method: method.to_owned(),
+            path: path.to_owned(),
+        });
+        self
+    }
+
+    method!(get, GET, "GET");
+    method!(post, POST, "POST");
+    method!(put, PUT, "PUT");
+    method!(patch, PATCH, "PATCH");
+    method!(delete, DELETE, "DELETE");
+
+    /// Routes every method of `path` to an axum [`MethodRouter`] (declared as `ANY`).
+    pub fn route(self, path: &str, method_router: MethodRouter) -> Self {
+        self.add(path, "ANY", method_router)
+    }
+
+    /// Applies a tower layer to every route (as [`Router::layer`]).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<Request>>::Response: IntoResponse + 'static,
+        <L::Service as tower::Service<Request>>::Error: Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<Request>>::Future: Send + 'static,
+    {
+        self.router = self.router.layer(layer);
+        self
+    }
+
+    /// The routes, in declaration order.
+    pub fn declared(&self) -> &[Route] {
+        &self.declared
+    }
+
+    /// The axum Router.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+}
+
+/// JSON request bodies with nube's typed rejections: 415 without a JSON content
+/// type, 413 over the app's body limit, 400 (with serde's explanation) for bad JSON.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(Error::new(
+                ErrorKind::UnsupportedMediaType,
+                "expected a body with Content-Type: application/json",
+            )),
+            Err(JsonRejection::JsonDataError(e)) => Err(Error::bad_request(format!(
+                "the JSON body does not have the expected shape: {}",
+                std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+            ))),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(Error::bad_request(format!(
+                "the body is not valid JSON: {}",
+                std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+            ))),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == 413 => Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                "the request body is larger than this function accepts",
+            )),
+            Err(e) => Err(Error::bad_request(format!("could not read the body: {}", e.body_text()))),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+#[derive(Clone)]
+struct Invocation {
+    function: String,
+    provider: Provider,
+    resources: Resources,
+    timeout: Duration,
+}
+
+/// The header whose value becomes the invocation id of an HTTP request, when set.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+async fn invocation(
+    axum::extract::State(inv): axum::extract::State<Invocation>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let mut builder = Context::builder(inv.function.clone(), inv.provider, inv.resources.clone())
+        .timeout(inv.timeout);
+    if let Some(id) = req
+        .extensions()
+        .get::<InvocationId>()
+        .map(|i| i.0.clone())
+        .or_else(|| {
+            req.headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.len() <= 128)
+                .map(str::to_owned)
+        })
+    {
+        builder = builder.invocation_id(id);
+    }
+    let ctx = builder.build();
+    let span = ctx.span().clone();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    req.extensions_mut().insert(ctx);
+    let run = AssertUnwindSafe(next.run(req)).catch_unwind();
+    let started = std::time::Instant::now();
+    let response = match tokio::time::timeout(inv.timeout, run).instrument(span.clone()).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(panic)) => Error::new(
+            ErrorKind::Panic,
+            format!("the handler panicked: {}", panic_message(&*panic)),
+        )
+        .into_response(),
+        Err(_) => Error::new(
+            ErrorKind::Timeout,
+            format!("the handler did not finish within {:?}", inv.timeout),
+        )
+        .into_response(),
+    };
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(%method, path, status, elapsed_ms, "request failed");
+        } else {
+            tracing::info!(%method, path, status, elapsed_ms, "request served");
+        }
+    });
+    response
+}
+
+/// A request extension a runtime sets to give an HTTP request the provider's
+/// invocation id (Lambda request id, Azure invocation id).
+#[derive(Debug, Clone)]
+pub struct InvocationId(pub String);
+
+async fn not_found() -> Error {
+    Error::not_found("no route matches this path")
+}
+
+impl App {
+    /// One Router serving every HTTP function of the app: each request gets a
+    /// [`Context`] (invocation id from the runtime or `x-request-id`), the function's
+    /// timeout (504), panic capture (500 with no detail), the body limit (413), and
+    /// a JSON 404 for unknown paths.
+    pub fn http_service(&self, provider: Provider, resources: Resources) -> Router {
+        self.http_service_for(None, provider, resources)
+    }
+
+    /// Like [`App::http_service`], for one function only when `only` is set.
+    pub fn http_service_for(
+        &self,
+        only: Option<&str>,
+        provider: Provider,
+        resources: Resources,
+    ) -> Router {
+        let mut router = Router::new();
+        for f in self.functions() {
+            let Trigger::Http(routes) = f.trigger() else {
+                continue;
+            };
+            if only.is_some_and(|o| o != f.name()) {
+                continue;
+            }
+            let inv = Invocation {
+                function: f.name().to_owned(),
+                provider,
+                resources: resources.clone(),
+                timeout: self.timeout_of(f),
+            };
+            router = router.merge(
+                routes
+                    .router()
+                    .clone()
+                    .route_layer(middleware::from_fn_with_state(inv, invocation)),
+            );
+        }
+        router
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(self.settings().max_body_bytes))
+    }
+}

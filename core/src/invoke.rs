@@ -1,0 +1,95 @@
+//! Running one event function: trigger checks, deadline, panic capture and logs.
+//! Every runtime calls [`App::invoke`], so these rules hold on every provider.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use futures::FutureExt;
+use tracing::Instrument;
+
+use crate::app::{App, Trigger};
+use crate::context::Context;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::Event;
+
+/// The text of a caught panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
+
+impl App {
+    /// Runs the event function `ctx.function_name()` with `event`.
+    ///
+    /// Fails with [`ErrorKind::BadRequest`] when the function does not exist, is an
+    /// HTTP function, or does not take this event (wrong kind, bucket, prefix or
+    /// collection); with [`ErrorKind::Timeout`] when it runs past the context's
+    /// deadline (or the function's timeout); with [`ErrorKind::Panic`] when it
+    /// panics. The process goes on in every case.
+    pub async fn invoke(&self, event: Event, ctx: Context) -> Result<()> {
+        let name = ctx.function_name().to_owned();
+        let function = self
+            .require_function(&name)
+            .map_err(|e| Error::bad_request(e.client_message().to_owned()))?;
+        if !function.accepts(&event) {
+            let wanted = match function.trigger() {
+                Trigger::Http(_) => {
+                    return Err(Error::bad_request(format!(
+                        "function {name:?} is an HTTP function; call it through its routes"
+                    )));
+                }
+                Trigger::Timer(_) => "timer events".to_owned(),
+                Trigger::BlobCreated { bucket, prefix } => {
+                    format!("blob-created events in bucket {bucket:?} with keys starting {prefix:?}")
+                }
+                Trigger::DocumentCreated { collection } => {
+                    format!("document-created events in collection {collection:?}")
+                }
+            };
+            return Err(Error::bad_request(format!(
+                "function {name:?} takes {wanted}; got a {} event that does not match",
+                event.kind()
+            )));
+        }
+        let handler = self
+            .handler_of(function)
+            .expect("event functions always have a handler")
+            .clone();
+        let limit = match ctx.remaining() {
+            Some(left) => left.min(self.timeout_of(function)),
+            None => self.timeout_of(function),
+        };
+        let span = ctx.span().clone();
+        let event_id = event.event_id().to_owned();
+        let started = Instant::now();
+        let run = AssertUnwindSafe(handler(event, ctx)).catch_unwind();
+        let outcome = match tokio::time::timeout(limit, run).instrument(span.clone()).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => Err(Error::new(
+                ErrorKind::Panic,
+                format!("the handler panicked: {}", panic_message(&*panic)),
+            )),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("the handler did not finish within {limit:?}"),
+            )),
+        };
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        span.in_scope(|| match &outcome {
+            Ok(()) => tracing::info!(event_id, elapsed_ms, "invocation succeeded"),
+            Err(e) => tracing::error!(
+                event_id,
+                elapsed_ms,
+                error.kind = e.kind().code(),
+                error = %e.operator_message(),
+                "invocation failed"
+            ),
+        });
+        outcome
+    }
+}

@@ -1,0 +1,247 @@
+//! Documents: the [`DocumentStore`] trait every backend implements, the typed
+//! [`Collection`] handlers use, and the [`Query`] language they share.
+//!
+//! The contract, which `nube::store::contract` checks for any backend:
+//! - a document is a JSON object stored under `(collection, id)` with an opaque
+//!   [`Version`] that changes on every write;
+//! - `create` fails with [`StoreError::Conflict`] when the id exists, `update` with
+//!   [`StoreError::PreconditionFailed`] when the version is no longer current and with
+//!   [`StoreError::NotFound`] when the document is gone;
+//! - `query` filters by equality and by a range on one field, orders by one field
+//!   (ties broken by id), pages with an opaque cursor; see [`Query`].
+
+mod collection;
+#[cfg(feature = "testing")]
+pub mod contract;
+mod memory;
+mod query;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use collection::Collection;
+pub use memory::{DocumentWritten, MemoryStore};
+pub use query::{Direction, Filter, Op, Page, Query, compare_values, evaluate};
+
+/// An opaque version of a stored document (a counter, an ETag, an update time):
+/// pass it back to [`DocumentStore::update`] to write only if nobody wrote since.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Version(String);
+
+impl Version {
+    /// Wraps a backend's version text.
+    pub fn new(v: impl Into<String>) -> Self {
+        Self(v.into())
+    }
+
+    /// The backend's version text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stored document: its id, current version and value (`T` = JSON by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document<T = Value> {
+    /// The id, unique within its collection.
+    pub id: String,
+    /// The version to pass to [`Collection::update`] for a conditional write.
+    pub version: Version,
+    /// The document itself.
+    pub value: T,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The document does not exist.
+    #[error("document {collection}/{id} not found")]
+    NotFound {
+        /// Collection name.
+        collection: String,
+        /// Document id.
+        id: String,
+    },
+    /// `create` found a document with that id already.
+    #[error("document {collection}/{id} already exists")]
+    Conflict {
+        /// Collection name.
+        collection: String,
+        /// Document id.
+        id: String,
+    },
+    /// The document changed since the version the caller read; read it again and retry.
+    #[error(
+        "document {collection}/{id} changed since version {expected} was read; read it again and retry"
+    )]
+    PreconditionFailed {
+        /// Collection name.
+        collection: String,
+        /// Document id.
+        id: String,
+        /// The version the caller expected.
+        expected: String,
+    },
+    /// The query breaks a rule every backend enforces (see [`Query`]).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// The id, collection name or value is not storable.
+    #[error("invalid document: {0}")]
+    InvalidDocument(String),
+    /// The backend itself failed (network, permissions, corrupt data).
+    #[error("{backend} store failed: {message}")]
+    Backend {
+        /// The backend's name (`embedded`, `dynamodb`, ...).
+        backend: &'static str,
+        /// What failed, for operators.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// A [`StoreError::Backend`] from any error.
+    pub fn backend(
+        backend: &'static str,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend {
+            backend,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// A document database: what DynamoDB, Cosmos DB, Firestore and the embedded store
+/// have in common. Values are JSON objects; typed access goes through [`Collection`].
+#[async_trait]
+pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
+    /// The backend's short name, for logs and errors.
+    fn backend(&self) -> &'static str;
+
+    /// The document, or `None` when there is none.
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;
+
+    /// Stores a new document; [`StoreError::Conflict`] if the id exists.
+    async fn create(&self, collection: &str, id: &str, value: Value)
+    -> Result<Document, StoreError>;
+
+    /// Creates or replaces a document unconditionally.
+    async fn put(&self, collection: &str, id: &str, value: Value) -> Result<Document, StoreError>;
+
+    /// Replaces a document only if its version is still `expected`.
+    async fn update(
+        &self,
+        collection: &str,
+        id: &str,
+        value: Value,
+        expected: &Version,
+    ) -> Result<Document, StoreError>;
+
+    /// Deletes a document (only if its version is `expected`, when given). `Ok(false)`
+    /// when there was nothing to delete.
+    async fn delete(
+        &self,
+        collection: &str,
+        id: &str,
+        expected: Option<&Version>,
+    ) -> Result<bool, StoreError>;
+
+    /// One page of the documents matching `query`.
+    async fn query(&self, collection: &str, query: &Query) -> Result<Page, StoreError>;
+}
+
+/// Checks a collection name: 1–64 characters of `a-z A-Z 0-9 - _ .`, starting with a
+/// letter (what DynamoDB tables, Cosmos containers and Firestore collections all take).
+pub fn validate_collection_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidDocument(format!(
+            "collection name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.', starting with a letter"
+        )))
+    }
+}
+
+/// Checks a document id: 1–255 bytes, no `/ \ ? #` and no control characters
+/// (Cosmos DB and Firestore refuse those), and not `.` or `..`.
+pub fn validate_id(id: &str) -> Result<(), StoreError> {
+    let ok = !id.is_empty()
+        && id.len() <= 255
+        && id != "."
+        && id != ".."
+        && !id
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidDocument(format!(
+            "document id {id:?} must be 1-255 bytes without '/', '\\', '?', '#' or control characters"
+        )))
+    }
+}
+
+/// Checks that a value is storable as a document: a JSON object.
+pub fn validate_value(value: &Value) -> Result<(), StoreError> {
+    if value.is_object() {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidDocument(format!(
+            "a document must be a JSON object, not {}",
+            match value {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                Value::Array(_) => "an array",
+                Value::Object(_) => "an object",
+            }
+        )))
+    }
+}
+
+/// Runs all three checks; backends call this first in every write.
+pub fn validate_write(collection: &str, id: &str, value: &Value) -> Result<(), StoreError> {
+    validate_collection_name(collection)?;
+    validate_id(id)?;
+    validate_value(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids() {
+        assert!(validate_collection_name("order-events").is_ok());
+        assert!(validate_collection_name("9lives").is_err());
+        assert!(validate_collection_name("a/b").is_err());
+        assert!(validate_id("order 1").is_ok());
+        assert!(validate_id("a/b").is_err());
+        assert!(validate_id("").is_err());
+        assert!(validate_id("..").is_err());
+        assert!(validate_value(&serde_json::json!([1])).is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! # nube-local
+//!
+//! Runs a whole [`nube::App`] on one machine, with nothing else installed:
+//!
+//! - HTTP functions on `http://127.0.0.1:$PORT` (default 3000);
+//! - documents in an embedded SQLite file, `$NUBE_DATA_DIR/nube.db` (default
+//!   `./.nube/`), blobs in `$NUBE_DATA_DIR/blobs/<bucket>/`;
+//! - a write through a store fires the matching document-created and blob-created
+//!   functions, timers fire on their schedules;
+//! - delivery is at least once and never lost: events are recorded in the same
+//!   transaction as the write (an outbox), retried with backoff, delivered after a
+//!   crash, and dead-lettered after `max_attempts` (see [`admin`] for the endpoints).
+//!
+//! ```no_run
+//! # fn app() -> nube::App { unimplemented!() }
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     nube_local::run(app()).await
+//! }
+//! ```
+
+pub mod admin;
+pub mod blobs;
+pub mod db;
+pub mod delivery;
+pub mod documents;
+pub mod logging;
+pub mod outbox;
+pub mod timers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, oneshot};
+
+use nube::{App, Provider, Resources, Trigger};
+
+pub use delivery::RetryPolicy;
+pub use documents::EmbeddedStore;
+
+/// How the local runtime runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    pub port: u16,
+    /// Where the database and blobs live.
+    pub data_dir: PathBuf,
+    /// Retries of failed deliveries.
+    pub retry: RetryPolicy,
+    /// Event deliveries running at once.
+    pub concurrency: usize,
+}
+
+impl Config {
+    /// The configuration for `app` from the environment: `PORT`, `NUBE_DATA_DIR`,
+    /// `NUBE_RETRY_BASE_MS` (first retry delay, default 500).
+    pub fn from_env(app: &App) -> Result<Self, String> {
+        let port = match std::env::var("PORT") {
+            Ok(p) => p
+                .parse()
+                .map_err(|_| format!("PORT={p:?} is not a port number; set PORT to a number such as 3000"))?,
+            Err(_) => 3000,
+        };
+        let base_ms = match std::env::var("NUBE_RETRY_BASE_MS") {
+            Ok(v) => v
+                .parse()
+                .map_err(|_| format!("NUBE_RETRY_BASE_MS={v:?} is not a number of milliseconds"))?,
+            Err(_) => 500,
+        };
+        Ok(Self {
+            port,
+            data_dir: std::env::var_os("NUBE_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".nube")),
+            retry: RetryPolicy {
+                base: Duration::from_millis(base_ms),
+                max: Duration::from_secs(60),
+                max_attempts: app.settings().max_attempts,
+            },
+            concurrency: 16,
+        })
+    }
+}
+
+/// A running app: its address and stores; dropped or [`Running::stop`]ped, it stops.
+pub struct Running {
+    addr: SocketAddr,
+    resources: Resources,
+    shutdown: Option<oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Where HTTP is served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The app's stores (writes through them fire functions).
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+
+    /// Stops serving: in-flight requests finish, background loops end.
+    pub async fn stop(mut self) {
+        self.halt();
+        let _ = (&mut self.server).await;
+    }
+
+    /// Waits until the server ends (after a shutdown signal).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let r = (&mut self.server).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.halt();
+        r
+    }
+
+    fn halt(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.halt();
+        self.server.abort();
+    }
+}
+
+/// Why the runtime could not start; the message says what to do.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Starts `app` with `config` and returns once it accepts connections.
+pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
+    app.validate().map_err(|e| StartError(e.to_string()))?;
+    let app = Arc::new(app);
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StartError(format!(
+            "cannot create the data directory {}: {e}; set NUBE_DATA_DIR to a writable directory",
+            config.data_dir.display()
+        ))
+    })?;
+    let db_path = config.data_dir.join("nube.db");
+    let db = db::Database::open(&db_path)
+        .map_err(|e| StartError(format!("cannot open the database {}: {e}", db_path.display())))?;
+    let wake = Arc::new(Notify::new());
+    let outbox = outbox::Outbox::new(db.clone(), wake.clone());
+    let store = EmbeddedStore::with_triggers(db.clone(), app.clone(), outbox.clone());
+    let hook = Arc::new(blobs::LocalBlobEvents::new(db.clone(), app.clone(), outbox.clone()));
+    let blob_root = config.data_dir.join("blobs");
+    let mut resources = Resources::new(Arc::new(store));
+    let mut buckets = Vec::new();
+    for name in app.buckets() {
+        let bucket = blobs::open_bucket(&blob_root, name).map_err(|e| {
+            StartError(format!("cannot open bucket {name} in {}: {e}", blob_root.display()))
+        })?;
+        buckets.push(bucket.clone());
+        resources = resources.with_bucket(bucket.with_events(hook.clone()));
+    }
+    let recovered = hook
+        .recover(&buckets)
+        .await
+        .map_err(|e| StartError(format!("cannot recover unfinished blob writes: {e}")))?;
+    if recovered > 0 {
+        tracing::warn!(recovered, "blob writes interrupted by a crash were recovered");
+    }
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+        .await
+        .map_err(|e| {
+            StartError(format!(
+                "cannot listen on 127.0.0.1:{}: {e}; stop what uses the port or set PORT to another one",
+                config.port
+            ))
+        })?;
+    let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
+
+    let mut tasks = vec![tokio::spawn(delivery::run(
+        app.clone(),
+        resources.clone(),
+        outbox.clone(),
+        wake,
+        config.retry,
+        config.concurrency,
+    ))];
+    for f in app.functions() {
+        if let Trigger::Timer(schedule) = f.trigger() {
+            tasks.push(tokio::spawn(timers::run(
+                db.clone(),
+                outbox.clone(),
+                f.name().to_owned(),
+                schedule.clone(),
+            )));
+        }
+    }
+
+    let router = app
+        .http_service(Provider::Local, resources.clone())
+        .merge(admin::router(app.clone(), resources.clone(), outbox));
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        resources,
+        shutdown: Some(tx),
+        tasks,
+        server,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Serves `app` until Ctrl-C or SIGTERM: the `main` of a local app binary. With
+/// `--nube-manifest` (or `NUBE_MANIFEST=1`) it prints the app's manifest instead.
+pub async fn run(app: App) -> ExitCode {
+    if nube::manifest::print_if_requested(&app) {
+        return ExitCode::SUCCESS;
+    }
+    logging::init();
+    let config = match Config::from_env(&app) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = app.name().to_owned();
+    let functions: Vec<String> = app
+        .functions()
+        .iter()
+        .map(|f| format!("{} ({})", f.name(), f.trigger().kind()))
+        .collect();
+    let data_dir = config.data_dir.clone();
+    let mut running = match start(app, config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        app = name,
+        url = running.url(),
+        data_dir = %data_dir.display(),
+        functions = functions.join(", "),
+        "nube-local is serving"
+    );
+    let shutdown = running.shutdown.take();
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down: finishing in-flight requests");
+            if let Some(tx) = shutdown { let _ = tx.send(()); }
+        }
+        r = &mut running.server => {
+            if let Ok(Err(e)) = r { eprintln!("error: the server stopped: {e}"); return ExitCode::FAILURE; }
+        }
+    }
+    match running.wait().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

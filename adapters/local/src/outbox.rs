@@ -1,0 +1,254 @@
+//! The outbox: events waiting for delivery, written in the same SQLite transaction
+//! as the write that caused them, so a crash can delay an event but never lose it.
+//! Events that keep failing move to `dead_letters`, where a person can see and
+//! replay them (`GET /_nube/dead-letters`).
+
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use nube::Event;
+use nube::store::StoreError;
+
+use crate::db::{Database, backend_err, now_ms};
+
+/// Records `event` for `function` inside the caller's transaction.
+pub(crate) fn enqueue(conn: &Connection, function: &str, event: &Event) -> rusqlite::Result<()> {
+    let text = serde_json::to_string(event).expect("events serialise");
+    let now = now_ms();
+    conn.execute(
+        "INSERT INTO outbox (function, event_id, event, next_attempt_ms, created_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![function, event.event_id(), text, now],
+    )?;
+    Ok(())
+}
+
+/// An event waiting for one function.
+#[derive(Debug)]
+pub struct Pending {
+    /// Row id.
+    pub seq: i64,
+    /// The function to deliver to.
+    pub function: String,
+    /// The event, or why its stored text could not be read.
+    pub event: Result<Event, String>,
+    /// Deliveries tried so far.
+    pub attempts: u32,
+}
+
+/// A delivery that failed for good.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// Row id (pass to `POST /_nube/dead-letters/{seq}/retry`).
+    pub seq: i64,
+    /// The function that failed.
+    pub function: String,
+    /// The event's id.
+    pub event_id: String,
+    /// The event.
+    pub event: serde_json::Value,
+    /// Deliveries tried.
+    pub attempts: u32,
+    /// The last error (operator message).
+    pub last_error: String,
+    /// When it was given up on (RFC 3339).
+    pub failed_at: String,
+}
+
+/// Counts for `GET /_nube/status`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Events waiting for delivery (including retries).
+    pub pending: u64,
+    /// Events given up on.
+    pub dead_letters: u64,
+}
+
+/// The outbox and dead letters of one database.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    db: Database,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    /// The outbox in `db`; `wake` is notified whenever an event is added.
+    pub fn new(db: Database, wake: Arc<Notify>) -> Self {
+        Self { db, wake }
+    }
+
+    /// Wakes the delivery loop.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Adds an event for `function` on its own.
+    pub async fn enqueue(&self, function: String, event: Event) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| enqueue(c, &function, &event).map_err(backend_err))
+            .await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Up to `limit` events due now, oldest first, leaving out rows in `skip`.
+    pub async fn due(&self, limit: usize, skip: Vec<i64>) -> Result<Vec<Pending>, StoreError> {
+        self.db
+            .call(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT seq, function, event, attempts FROM outbox WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, seq LIMIT ?2",
+                    )
+                    .map_err(backend_err)?;
+                let rows = stmt
+                    .query_map(params![now_ms(), (limit + skip.len()) as i64], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?))
+                    })
+                    .map_err(backend_err)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (seq, function, text, attempts) = row.map_err(backend_err)?;
+                    if skip.contains(&seq) {
+                        continue;
+                    }
+                    let event = serde_json::from_str(&text).map_err(|e| format!("stored event is unreadable: {e}"));
+                    out.push(Pending { seq, function, event, attempts });
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// When the next event falls due (ms since the epoch), if any is waiting.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.db
+            .call(|c| {
+                c.query_row("SELECT MIN(next_attempt_ms) FROM outbox", [], |r| r.get(0))
+                    .map_err(backend_err)
+            })
+            .await
+    }
+
+    /// The event was delivered.
+    pub async fn delivered(&self, seq: i64) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| {
+                c.execute("DELETE FROM outbox WHERE seq = ?1", [seq]).map_err(backend_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The delivery failed; try again at `next_ms`.
+    pub async fn retry_later(&self, seq: i64, attempts: u32, next_ms: i64, error: String) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE outbox SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4 WHERE seq = ?1",
+                    params![seq, attempts, next_ms, error],
+                )
+                .map_err(backend_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The delivery failed for good: move the event to the dead letters.
+    pub async fn dead_letter(&self, seq: i64, attempts: u32, error: String) -> Result<(), StoreError> {
+        self.db
+            .call(move |c| {
+                let tx = c.transaction().map_err(backend_err)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO dead_letters (seq, function, event_id, event, attempts, last_error, failed_ms)
+                     SELECT seq, function, event_id, event, ?2, ?3, ?4 FROM outbox WHERE seq = ?1",
+                    params![seq, attempts, error, now_ms()],
+                )
+                .map_err(backend_err)?;
+                tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq]).map_err(backend_err)?;
+                tx.commit().map_err(backend_err)
+            })
+            .await
+    }
+
+    /// Every dead letter, newest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.db
+            .call(|c| {
+                let mut stmt = c
+                    .prepare("SELECT seq, function, event_id, event, attempts, last_error, failed_ms FROM dead_letters ORDER BY failed_ms DESC, seq DESC")
+                    .map_err(backend_err)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        let text: String = r.get(3)?;
+                        let failed: i64 = r.get(6)?;
+                        Ok(DeadLetter {
+                            seq: r.get(0)?,
+                            function: r.get(1)?,
+                            event_id: r.get(2)?,
+                            event: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+                            attempts: r.get(4)?,
+                            last_error: r.get(5)?,
+                            failed_at: chrono::DateTime::from_timestamp_millis(failed)
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_default(),
+                        })
+                    })
+                    .map_err(backend_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend_err)
+            })
+            .await
+    }
+
+    /// Moves the dead letter `seq` back into the outbox with a fresh attempt count;
+    /// false when there is no such dead letter.
+    pub async fn requeue(&self, seq: i64) -> Result<bool, StoreError> {
+        let moved = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction().map_err(backend_err)?;
+                let row: Option<(String, String, String)> = tx
+                    .query_row(
+                        "SELECT function, event_id, event FROM dead_letters WHERE seq = ?1",
+                        [seq],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()
+                    .map_err(backend_err)?;
+                let Some((function, event_id, event)) = row else {
+                    return Ok(false);
+                };
+                tx.execute(
+                    "INSERT INTO outbox (function, event_id, event, next_attempt_ms, created_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![function, event_id, event, now_ms()],
+                )
+                .map_err(backend_err)?;
+                tx.execute("DELETE FROM dead_letters WHERE seq = ?1", [seq]).map_err(backend_err)?;
+                tx.commit().map_err(backend_err)?;
+                Ok(true)
+            })
+            .await?;
+        if moved {
+            self.wake();
+        }
+        Ok(moved)
+    }
+
+    /// How many events wait and how many are dead.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        self.db
+            .call(|c| {
+                let pending: i64 = c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(backend_err)?;
+                let dead_letters: i64 =
+                    c.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0)).map_err(backend_err)?;
+                Ok(Stats { pending: pending as u64, dead_letters: dead_letters as u64 })
+            })
+            .await
+    }
+}

@@ -1,0 +1,89 @@
+//! `cargo xtask`: the project's own commands, run with `cargo xtask <verb>`.
+
+mod bench;
+mod manifest;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// nube's project commands.
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "nube's project commands",
+    long_about = "nube's project commands.\n\nRun the whole test suite with `cargo xtask test` (what CI runs), \
+                  measure the local runtime with `cargo xtask bench local`, and print an app's declaration \
+                  with `cargo xtask manifest`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Run every check CI runs: formatting, clippy, and the whole test suite.
+    #[command(long_about = "Run every check CI runs, in order: `cargo fmt --check`, `cargo clippy \
+        --workspace --all-targets -D warnings`, and the whole test suite (unit, contract, end-to-end). \
+        Tools the tests need are installed into ./.tools on first use and reused after.\n\n\
+        Vendor payload samples are read from $NUBE_CONFORMANCE_DIR when it is set.")]
+    Test(test::Args),
+    /// Measure the local runtime (latency, throughput, trigger delay, start-up).
+    Bench(bench::Args),
+    /// Print an example app's manifest (its functions, triggers and resources) as JSON.
+    Manifest(manifest::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.verb {
+        Verb::Test(a) => test::run(a),
+        Verb::Bench(a) => bench::run(a),
+        Verb::Manifest(a) => manifest::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `cmd`, echoing it; an error names the command and its exit status.
+pub(crate) fn run_cmd(cmd: &mut std::process::Command) -> Result<(), String> {
+    eprintln!("    Running `{}`", describe(cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start `{}`: {e}", describe(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed ({status})", describe(cmd)))
+    }
+}
+
+pub(crate) fn describe(cmd: &std::process::Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub(crate) fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+pub(crate) fn cargo() -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}

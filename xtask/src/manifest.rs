@@ -1,0 +1,25 @@
+//! `cargo xtask manifest`: builds an example app and prints its manifest.
+
+use crate::{cargo, run_cmd};
+
+/// Options of `cargo xtask manifest`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The example app (a package under examples/).
+    #[arg(long, default_value = "delivery-app")]
+    pub app: String,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let examples = crate::root().join("examples");
+    let known: Vec<String> = std::fs::read_dir(&examples)
+        .map_err(|e| format!("cannot read {}: {e}", examples.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if !known.contains(&args.app) {
+        return Err(format!("no app {:?} under examples/ (there is: {})", args.app, known.join(", ")));
+    }
+    run_cmd(cargo().args(["run", "--quiet", "-p", &args.app, "--", "--nube-manifest"]))
+}

@@ -1,0 +1,33 @@
+//! `cargo xtask test`: the one command that runs everything CI runs.
+
+use std::time::Instant;
+
+use crate::{cargo, run_cmd};
+
+/// Options of `cargo xtask test`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip `cargo fmt --check` and clippy; run only the tests.
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Only run tests whose name contains this text (passed to the test harness).
+    pub filter: Option<String>,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let started = Instant::now();
+    if !args.no_lint {
+        run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))
+            .map_err(|e| format!("{e}\n  formatting differs: run `cargo fmt --all` and commit"))?;
+        run_cmd(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+            .map_err(|e| format!("{e}\n  fix the clippy findings above"))?;
+    }
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--no-fail-fast"]);
+    if let Some(f) = &args.filter {
+        test.args(["--", f]);
+    }
+    run_cmd(&mut test).map_err(|e| format!("{e}\n  see the failing tests above"))?;
+    eprintln!("    Finished the whole suite in {:.0?}", started.elapsed());
+    Ok(())
+}

@@ -1,2 +1,224 @@
-//! `cargo xtask bench local`: measures the local runtime with the delivery-app.
-//! Placeholder replaced below.
+//! `cargo xtask bench local`: measures the local runtime against a bare axum +
+//! rusqlite server doing the same work, in the same run, and prints a Markdown table
+//! (also written to `target/nube/bench/local.md`).
+//!
+//! - `GET /todos` (20 todos stored) under `wrk` for `--seconds`: req/s, p50, p99;
+//! - start-up: exec to the first `200` from `GET /todos`, median of `--starts` runs;
+//! - idle memory (RSS) after start-up;
+//! - write → function start, for a blob and for a document (in-process, release).
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{cargo, root, run_cmd};
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// What to measure: `local` (the local runtime).
+    #[arg(value_parser = ["local"])]
+    pub target: String,
+    /// Length of each load run, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u32,
+    /// Open connections during the load run.
+    #[arg(long, default_value_t = 32)]
+    pub connections: u32,
+    /// Start-ups timed per server.
+    #[arg(long, default_value_t = 10)]
+    pub starts: u32,
+}
+
+struct Server {
+    name: &'static str,
+    binary: PathBuf,
+}
+
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, out))
+}
+
+fn start(server: &Server, dir: &Path, port: u16) -> Result<(Child, Duration), String> {
+    let _ = std::fs::remove_dir_all(dir);
+    let t0 = Instant::now();
+    let mut child = Command::new(&server.binary)
+        .env("PORT", port.to_string())
+        .env("NUBE_DATA_DIR", dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", server.binary.display()))?;
+    while t0.elapsed() < Duration::from_secs(30) {
+        if let Some((200, _)) = http(port, "GET", "/todos", None) {
+            return Ok((child, t0.elapsed()));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let _ = child.kill();
+    Err(format!("{} did not answer GET /todos within 30 s", server.name))
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn ms(text: &str) -> Option<f64> {
+    let (num, unit) = text.trim().split_at(text.trim().find(|c: char| c.is_alphabetic())?);
+    let v: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => v / 1000.0,
+        "ms" => v,
+        "s" => v * 1000.0,
+        _ => return None,
+    })
+}
+
+fn wrk(port: u16, args: &Args) -> Result<Load, String> {
+    let out = Command::new("wrk")
+        .args(["-t1", &format!("-c{}", args.connections), &format!("-d{}s", args.seconds), "--latency"])
+        .arg(format!("http://127.0.0.1:{port}/todos"))
+        .output()
+        .map_err(|e| format!("cannot run wrk ({e}); install it with `apt-get install wrk`"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let find = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    if text.contains("Non-2xx") {
+        return Err(format!("wrk saw error responses:\n{text}"));
+    }
+    Ok(Load {
+        rps: find("Requests/sec:").and_then(|v| v.parse().ok()).ok_or_else(|| format!("unexpected wrk output:\n{text}"))?,
+        p50_ms: find("50%").and_then(|v| ms(&v)).ok_or("wrk printed no p50")?,
+        p99_ms: find("99%").and_then(|v| ms(&v)).ok_or("wrk printed no p99")?,
+    })
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        return Err("wrk is not installed; install it with `apt-get install wrk` and run again".into());
+    }
+    eprintln!("    Building release binaries (delivery-app, bare-axum-todos, trigger_latency)...");
+    run_cmd(cargo().args(["build", "--release", "-p", "delivery-app", "-p", "nube-baselines", "--bins"]))?;
+    run_cmd(cargo().args(["build", "--release", "-p", "nube-local", "--example", "trigger_latency"]))?;
+    let release = root().join("target/release");
+    let servers = [
+        Server { name: "nube-local (delivery-app)", binary: release.join("delivery-app") },
+        Server { name: "bare axum + rusqlite", binary: release.join("bare-axum-todos") },
+    ];
+    let scratch = root().join("target/nube/bench/data");
+    let mut rows = Vec::new();
+    for server in &servers {
+        eprintln!("    Measuring {}...", server.name);
+        let mut starts = Vec::new();
+        for _ in 0..args.starts {
+            let port = free_port();
+            let (mut child, took) = start(server, &scratch, port)?;
+            starts.push(took.as_secs_f64() * 1000.0);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        starts.sort_by(f64::total_cmp);
+        let port = free_port();
+        let (mut child, _) = start(server, &scratch, port)?;
+        std::thread::sleep(Duration::from_millis(300));
+        let rss = rss_kib(child.id());
+        for i in 0..20 {
+            let body = format!("{{\"title\":\"todo {i}\",\"description\":\"benchmark seed\"}}");
+            match http(port, "POST", "/todos", Some(&body)) {
+                Some((201, _)) => {}
+                other => {
+                    let _ = child.kill();
+                    return Err(format!("{}: seeding POST /todos failed: {other:?}", server.name));
+                }
+            }
+        }
+        let load = wrk(port, &args);
+        let _ = child.kill();
+        let _ = child.wait();
+        rows.push((server.name, starts[starts.len() / 2], rss, load?));
+    }
+    eprintln!("    Measuring write-to-function latency...");
+    let out = Command::new(release.join("examples/trigger_latency"))
+        .arg("300")
+        .env("RUST_LOG", "warn")
+        .output()
+        .map_err(|e| format!("cannot run trigger_latency: {e}"))?;
+    let latency: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("trigger_latency printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))?;
+
+    let (nube, bare) = (&rows[0], &rows[1]);
+    let mut md = String::new();
+    md.push_str(&format!(
+        "`cargo xtask bench local --seconds {} --connections {}` (wrk -t1, 20 todos stored; 2 cores shared by wrk and the server)\n\n",
+        args.seconds, args.connections
+    ));
+    md.push_str("| server | GET /todos req/s | p50 ms | p99 ms | start to first 200 (median) ms | idle RSS MiB |\n|---|---|---|---|---|---|\n");
+    for (name, start, rss, load) in &rows {
+        md.push_str(&format!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
+            load.rps, load.p50_ms, load.p99_ms, start, *rss as f64 / 1024.0
+        ));
+    }
+    md.push_str(&format!(
+        "\nRatios nube / bare: throughput {:.2}, p99 {:.2}, start-up {:.2}.\n",
+        nube.3.rps / bare.3.rps,
+        nube.3.p99_ms / bare.3.p99_ms,
+        nube.1 / bare.1
+    ));
+    for (key, label) in [
+        ("blob_write_to_function_start", "blob write (64 KiB) → function start"),
+        ("document_create_to_function_start", "document create → function start"),
+    ] {
+        let v = &latency[key];
+        md.push_str(&format!(
+            "\n{label}: p50 {:.2} ms, p99 {:.2} ms over {} writes",
+            v["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            v["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            v["rounds"]
+        ));
+    }
+    md.push('\n');
+    let out_dir = root().join("target/nube/bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    std::fs::write(out_dir.join("local.md"), &md).map_err(|e| e.to_string())?;
+    println!("{md}");
+    Ok(())
+}

@@ -42,7 +42,8 @@ impl fmt::Display for TriggerKind {
     }
 }
 
-pub(crate) type EventHandler = Arc<dyn Fn(Event, Context) -> BoxFuture<'static, Result<()>> + Send + Sync>;
+pub(crate) type EventHandler =
+    Arc<dyn Fn(Event, Context) -> BoxFuture<'static, Result<()>> + Send + Sync>;
 
 /// What starts a function.
 #[derive(Clone)]
@@ -365,7 +366,12 @@ impl App {
     }
 
     /// A function fired for every document created in `collection`, decoded as `T`.
-    pub fn on_document_created<T, F, Fut>(mut self, name: &str, collection: &str, handler: F) -> Self
+    pub fn on_document_created<T, F, Fut>(
+        mut self,
+        name: &str,
+        collection: &str,
+        handler: F,
+    ) -> Self
     where
         T: DeserializeOwned + Send + 'static,
         F: Fn(DocumentCreated<T>, Context) -> Fut + Send + Sync + 'static,

@@ -10,9 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use object_store::path::Path;
-use object_store::{
-    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload,
-};
+use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 /// What a blob operation failed on.
@@ -316,8 +314,14 @@ mod tests {
         let listed = b.list("original/").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].key, "original/red flower.jpg");
-        assert!(matches!(b.get("nope").await, Err(BlobError::NotFound { .. })));
-        assert!(matches!(b.put("../x", &b""[..]).await, Err(BlobError::InvalidKey { .. })));
+        assert!(matches!(
+            b.get("nope").await,
+            Err(BlobError::NotFound { .. })
+        ));
+        assert!(matches!(
+            b.put("../x", &b""[..]).await,
+            Err(BlobError::InvalidKey { .. })
+        ));
         b.delete("other/x").await.unwrap();
         b.delete("other/x").await.unwrap();
         assert!(b.try_get("other/x").await.unwrap().is_none());

@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request, rejection::JsonRejec
 use axum::handler::Handler;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, on, MethodFilter};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -131,17 +131,24 @@ where
             )),
             Err(JsonRejection::JsonDataError(e)) => Err(Error::bad_request(format!(
                 "the JSON body does not have the expected shape: {}",
-                std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+                std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
             ))),
             Err(JsonRejection::JsonSyntaxError(e)) => Err(Error::bad_request(format!(
                 "the body is not valid JSON: {}",
-                std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
+                std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
             ))),
             Err(JsonRejection::BytesRejection(e)) if e.status() == 413 => Err(Error::new(
                 ErrorKind::PayloadTooLarge,
                 "the request body is larger than this function accepts",
             )),
-            Err(e) => Err(Error::bad_request(format!("could not read the body: {}", e.body_text()))),
+            Err(e) => Err(Error::bad_request(format!(
+                "could not read the body: {}",
+                e.body_text()
+            ))),
         }
     }
 }
@@ -190,7 +197,10 @@ async fn invocation(
     req.extensions_mut().insert(ctx);
     let run = AssertUnwindSafe(next.run(req)).catch_unwind();
     let started = std::time::Instant::now();
-    let response = match tokio::time::timeout(inv.timeout, run).instrument(span.clone()).await {
+    let response = match tokio::time::timeout(inv.timeout, run)
+        .instrument(span.clone())
+        .await
+    {
         Ok(Ok(response)) => response,
         Ok(Err(panic)) => Error::new(
             ErrorKind::Panic,

@@ -45,7 +45,9 @@ impl App {
                 }
                 Trigger::Timer(_) => "timer events".to_owned(),
                 Trigger::BlobCreated { bucket, prefix } => {
-                    format!("blob-created events in bucket {bucket:?} with keys starting {prefix:?}")
+                    format!(
+                        "blob-created events in bucket {bucket:?} with keys starting {prefix:?}"
+                    )
                 }
                 Trigger::DocumentCreated { collection } => {
                     format!("document-created events in collection {collection:?}")
@@ -68,7 +70,10 @@ impl App {
         let event_id = event.event_id().to_owned();
         let started = Instant::now();
         let run = AssertUnwindSafe(handler(event, ctx)).catch_unwind();
-        let outcome = match tokio::time::timeout(limit, run).instrument(span.clone()).await {
+        let outcome = match tokio::time::timeout(limit, run)
+            .instrument(span.clone())
+            .await
+        {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => Err(Error::new(
                 ErrorKind::Panic,

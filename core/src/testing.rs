@@ -104,7 +104,10 @@ impl BlobEvents for BlobQueue {
             content_type: info.content_type.clone(),
             etag: info.etag.clone(),
             time: info.last_modified,
-            raw: RawEvent::new(Provider::Test, serde_json::to_value(info).unwrap_or_default()),
+            raw: RawEvent::new(
+                Provider::Test,
+                serde_json::to_value(info).unwrap_or_default(),
+            ),
         });
         Ok(())
     }
@@ -140,8 +143,12 @@ impl TestResponse {
 
     /// The body decoded as JSON; panics with the body text when it is not.
     pub fn json<T: DeserializeOwned>(&self) -> T {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("response body is not the expected JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response body is not the expected JSON ({e}): {}",
+                self.text()
+            )
+        })
     }
 }
 
@@ -239,8 +246,13 @@ impl TestApp {
 
     /// `method path` with a JSON body.
     pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> TestResponse {
-        self.send(method, path, Some("application/json"), Body::from(body.to_string()))
-            .await
+        self.send(
+            method,
+            path,
+            Some("application/json"),
+            Body::from(body.to_string()),
+        )
+        .await
     }
 
     /// `method path` with raw bytes and an optional content type.
@@ -283,7 +295,10 @@ impl TestApp {
                 let mut rx = self.created.lock().expect("receiver");
                 while let Ok(w) = rx.try_recv() {
                     events.push(Event::DocumentCreated(DocumentCreated {
-                        event_id: format!("{}/{}@{}", w.collection, w.document.id, w.document.version),
+                        event_id: format!(
+                            "{}/{}@{}",
+                            w.collection, w.document.id, w.document.version
+                        ),
                         collection: w.collection,
                         id: w.document.id,
                         document: w.document.value,
@@ -291,13 +306,23 @@ impl TestApp {
                     }));
                 }
             }
-            events.extend(self.blobs.0.lock().expect("queue").drain(..).map(Event::BlobCreated));
+            events.extend(
+                self.blobs
+                    .0
+                    .lock()
+                    .expect("queue")
+                    .drain(..)
+                    .map(Event::BlobCreated),
+            );
             if events.is_empty() {
                 return runs;
             }
             for event in events {
-                let targets: Vec<String> =
-                    self.app.subscribers(&event).map(|f| f.name().to_owned()).collect();
+                let targets: Vec<String> = self
+                    .app
+                    .subscribers(&event)
+                    .map(|f| f.name().to_owned())
+                    .collect();
                 for function in targets {
                     let outcome = self.invoke(&function, event.clone()).await;
                     runs.push(Delivery {

@@ -44,7 +44,11 @@ struct Load {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
@@ -82,7 +86,10 @@ fn start(server: &Server, dir: &Path, port: u16) -> Result<(Child, Duration), St
         std::thread::sleep(Duration::from_micros(500));
     }
     let _ = child.kill();
-    Err(format!("{} did not answer GET /todos within 30 s", server.name))
+    Err(format!(
+        "{} did not answer GET /todos within 30 s",
+        server.name
+    ))
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -97,7 +104,9 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn ms(text: &str) -> Option<f64> {
-    let (num, unit) = text.trim().split_at(text.trim().find(|c: char| c.is_alphabetic())?);
+    let (num, unit) = text
+        .trim()
+        .split_at(text.trim().find(|c: char| c.is_alphabetic())?);
     let v: f64 = num.parse().ok()?;
     Some(match unit {
         "us" => v / 1000.0,
@@ -109,7 +118,12 @@ fn ms(text: &str) -> Option<f64> {
 
 fn wrk(port: u16, args: &Args) -> Result<Load, String> {
     let out = Command::new("wrk")
-        .args(["-t1", &format!("-c{}", args.connections), &format!("-d{}s", args.seconds), "--latency"])
+        .args([
+            "-t1",
+            &format!("-c{}", args.connections),
+            &format!("-d{}s", args.seconds),
+            "--latency",
+        ])
         .arg(format!("http://127.0.0.1:{port}/todos"))
         .output()
         .map_err(|e| format!("cannot run wrk ({e}); install it with `apt-get install wrk`"))?;
@@ -125,23 +139,52 @@ fn wrk(port: u16, args: &Args) -> Result<Load, String> {
         return Err(format!("wrk saw error responses:\n{text}"));
     }
     Ok(Load {
-        rps: find("Requests/sec:").and_then(|v| v.parse().ok()).ok_or_else(|| format!("unexpected wrk output:\n{text}"))?,
-        p50_ms: find("50%").and_then(|v| ms(&v)).ok_or("wrk printed no p50")?,
-        p99_ms: find("99%").and_then(|v| ms(&v)).ok_or("wrk printed no p99")?,
+        rps: find("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("unexpected wrk output:\n{text}"))?,
+        p50_ms: find("50%")
+            .and_then(|v| ms(&v))
+            .ok_or("wrk printed no p50")?,
+        p99_ms: find("99%")
+            .and_then(|v| ms(&v))
+            .ok_or("wrk printed no p99")?,
     })
 }
 
 pub fn run(args: Args) -> Result<(), String> {
     if Command::new("wrk").arg("--version").output().is_err() {
-        return Err("wrk is not installed; install it with `apt-get install wrk` and run again".into());
+        return Err(
+            "wrk is not installed; install it with `apt-get install wrk` and run again".into(),
+        );
     }
     eprintln!("    Building release binaries (delivery-app, bare-axum-todos, trigger_latency)...");
-    run_cmd(cargo().args(["build", "--release", "-p", "delivery-app", "-p", "nube-baselines", "--bins"]))?;
-    run_cmd(cargo().args(["build", "--release", "-p", "nube-local", "--example", "trigger_latency"]))?;
+    run_cmd(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "delivery-app",
+        "-p",
+        "nube-baselines",
+        "--bins",
+    ]))?;
+    run_cmd(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "nube-local",
+        "--example",
+        "trigger_latency",
+    ]))?;
     let release = root().join("target/release");
     let servers = [
-        Server { name: "nube-local (delivery-app)", binary: release.join("delivery-app") },
-        Server { name: "bare axum + rusqlite", binary: release.join("bare-axum-todos") },
+        Server {
+            name: "nube-local (delivery-app)",
+            binary: release.join("delivery-app"),
+        },
+        Server {
+            name: "bare axum + rusqlite",
+            binary: release.join("bare-axum-todos"),
+        },
     ];
     let scratch = root().join("target/nube/bench/data");
     let mut rows = Vec::new();
@@ -166,7 +209,10 @@ pub fn run(args: Args) -> Result<(), String> {
                 Some((201, _)) => {}
                 other => {
                     let _ = child.kill();
-                    return Err(format!("{}: seeding POST /todos failed: {other:?}", server.name));
+                    return Err(format!(
+                        "{}: seeding POST /todos failed: {other:?}",
+                        server.name
+                    ));
                 }
             }
         }
@@ -181,8 +227,12 @@ pub fn run(args: Args) -> Result<(), String> {
         .env("RUST_LOG", "warn")
         .output()
         .map_err(|e| format!("cannot run trigger_latency: {e}"))?;
-    let latency: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("trigger_latency printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))?;
+    let latency: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "trigger_latency printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
 
     let (nube, bare) = (&rows[0], &rows[1]);
     let mut md = String::new();
@@ -194,7 +244,11 @@ pub fn run(args: Args) -> Result<(), String> {
     for (name, start, rss, load) in &rows {
         md.push_str(&format!(
             "| {name} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
-            load.rps, load.p50_ms, load.p99_ms, start, *rss as f64 / 1024.0
+            load.rps,
+            load.p50_ms,
+            load.p99_ms,
+            start,
+            *rss as f64 / 1024.0
         ));
     }
     md.push_str(&format!(
@@ -204,8 +258,14 @@ pub fn run(args: Args) -> Result<(), String> {
         nube.1 / bare.1
     ));
     for (key, label) in [
-        ("blob_write_to_function_start", "blob write (64 KiB) → function start"),
-        ("document_create_to_function_start", "document create → function start"),
+        (
+            "blob_write_to_function_start",
+            "blob write (64 KiB) → function start",
+        ),
+        (
+            "document_create_to_function_start",
+            "document create → function start",
+        ),
     ] {
         let v = &latency[key];
         md.push_str(&format!(

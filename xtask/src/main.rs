@@ -26,10 +26,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Verb {
     /// Run every check CI runs: formatting, clippy, and the whole test suite.
-    #[command(long_about = "Run every check CI runs, in order: `cargo fmt --check`, `cargo clippy \
+    #[command(
+        long_about = "Run every check CI runs, in order: `cargo fmt --check`, `cargo clippy \
         --workspace --all-targets -D warnings`, and the whole test suite (unit, contract, end-to-end). \
         Tools the tests need are installed into ./.tools on first use and reused after.\n\n\
-        Vendor payload samples are read from $NUBE_CONFORMANCE_DIR when it is set.")]
+        Vendor payload samples are read from $NUBE_CONFORMANCE_DIR when it is set."
+    )]
     Test(test::Args),
     /// Measure the local runtime (latency, throughput, trigger delay, start-up).
     Bench(bench::Args),
@@ -83,7 +85,8 @@ pub(crate) fn root() -> std::path::PathBuf {
 }
 
 pub(crate) fn cargo() -> std::process::Command {
-    let mut c = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut c =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
     c
 }

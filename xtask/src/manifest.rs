@@ -19,7 +19,11 @@ pub fn run(args: Args) -> Result<(), String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     if !known.contains(&args.app) {
-        return Err(format!("no app {:?} under examples/ (there is: {})", args.app, known.join(", ")));
+        return Err(format!(
+            "no app {:?} under examples/ (there is: {})",
+            args.app,
+            known.join(", ")
+        ));
     }
     run_cmd(cargo().args(["run", "--quiet", "-p", &args.app, "--", "--nube-manifest"]))
 }

@@ -19,8 +19,15 @@ pub fn run(args: Args) -> Result<(), String> {
     if !args.no_lint {
         run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))
             .map_err(|e| format!("{e}\n  formatting differs: run `cargo fmt --all` and commit"))?;
-        run_cmd(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
-            .map_err(|e| format!("{e}\n  fix the clippy findings above"))?;
+        run_cmd(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+        .map_err(|e| format!("{e}\n  fix the clippy findings above"))?;
     }
     let mut test = cargo();
     test.args(["test", "--workspace", "--no-fail-fast"]);

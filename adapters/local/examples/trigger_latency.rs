@@ -27,38 +27,56 @@ fn summary(mut v: Vec<f64>) -> Value {
 
 #[tokio::main]
 async fn main() {
-    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
     let started: Started = Arc::default();
     let (s1, s2) = (started.clone(), started.clone());
     let app = App::new("latency")
-        .on_blob_created("on-blob", "bench", "in/", move |_ev: BlobCreated, _ctx: Context| {
-            let now = Instant::now();
-            let s = s1.clone();
-            async move {
-                if let Some(tx) = s.lock().unwrap().as_ref() {
-                    let _ = tx.send(now);
+        .on_blob_created(
+            "on-blob",
+            "bench",
+            "in/",
+            move |_ev: BlobCreated, _ctx: Context| {
+                let now = Instant::now();
+                let s = s1.clone();
+                async move {
+                    if let Some(tx) = s.lock().unwrap().as_ref() {
+                        let _ = tx.send(now);
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-        })
-        .on_document_created("on-doc", "bench-docs", move |_ev: DocumentCreated<Value>, _ctx: Context| {
-            let now = Instant::now();
-            let s = s2.clone();
-            async move {
-                if let Some(tx) = s.lock().unwrap().as_ref() {
-                    let _ = tx.send(now);
+            },
+        )
+        .on_document_created(
+            "on-doc",
+            "bench-docs",
+            move |_ev: DocumentCreated<Value>, _ctx: Context| {
+                let now = Instant::now();
+                let s = s2.clone();
+                async move {
+                    if let Some(tx) = s.lock().unwrap().as_ref() {
+                        let _ = tx.send(now);
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-        });
+            },
+        );
     let dir = std::env::temp_dir().join(format!("nube-latency-{}", std::process::id()));
     let config = Config {
         port: 0,
         data_dir: dir.clone(),
-        retry: RetryPolicy { base: Duration::from_millis(100), max: Duration::from_secs(1), max_attempts: 3 },
+        retry: RetryPolicy {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            max_attempts: 3,
+        },
         concurrency: 16,
     };
-    let running = nube_local::start(app, config).await.expect("runtime starts");
+    let running = nube_local::start(app, config)
+        .await
+        .expect("runtime starts");
     let (tx, mut rx) = mpsc::unbounded_channel();
     *started.lock().unwrap() = Some(tx);
     let bucket = running.resources().bucket("bench").unwrap();
@@ -67,11 +85,16 @@ async fn main() {
     let (mut blob_ms, mut doc_ms) = (Vec::new(), Vec::new());
     for i in 0..rounds {
         let t0 = Instant::now();
-        bucket.put(&format!("in/{i}.bin"), payload.clone()).await.unwrap();
+        bucket
+            .put(&format!("in/{i}.bin"), payload.clone())
+            .await
+            .unwrap();
         let fired = rx.recv().await.unwrap();
         blob_ms.push((fired - t0).as_secs_f64() * 1000.0);
         let t0 = Instant::now();
-        docs.create(&format!("d{i}"), &json!({"i": i})).await.unwrap();
+        docs.create(&format!("d{i}"), &json!({"i": i}))
+            .await
+            .unwrap();
         let fired = rx.recv().await.unwrap();
         doc_ms.push((fired - t0).as_secs_f64() * 1000.0);
     }

@@ -10,20 +10,22 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes as Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum::body::Bytes as Body;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use nube::{App, BlobCreated, Context, DocumentCreated, Error, Event, Provider, RawEvent, Resources, Trigger};
+use nube::{
+    App, BlobCreated, Context, DocumentCreated, Error, Event, Provider, RawEvent, Resources,
+    Trigger,
+};
 
 use crate::outbox::Outbox;
 use crate::timers::tick;
-
 
 #[derive(Clone)]
 struct Admin {
@@ -39,13 +41,19 @@ pub(crate) fn router(app: Arc<App>, resources: Resources, outbox: Outbox) -> Rou
         .route("/_nube/status", get(status))
         .route("/_nube/dead-letters", get(dead_letters))
         .route("/_nube/dead-letters/{seq}/retry", post(retry))
-        .with_state(Admin { app, resources, outbox })
+        .with_state(Admin {
+            app,
+            resources,
+            outbox,
+        })
 }
 
 fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Error> {
-    body.get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::bad_request(format!("send a JSON body with a {name:?} string, or a whole nube event")))
+    body.get(name).and_then(Value::as_str).ok_or_else(|| {
+        Error::bad_request(format!(
+            "send a JSON body with a {name:?} string, or a whole nube event"
+        ))
+    })
 }
 
 async fn event_for(admin: &Admin, name: &str, body: &[u8]) -> Result<Event, Error> {
@@ -53,10 +61,12 @@ async fn event_for(admin: &Admin, name: &str, body: &[u8]) -> Result<Event, Erro
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| Error::bad_request(format!("the body is not JSON: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| Error::bad_request(format!("the body is not JSON: {e}")))?
     };
     if body.get("trigger").is_some() {
-        return serde_json::from_value(body).map_err(|e| Error::bad_request(format!("not a nube event: {e}")));
+        return serde_json::from_value(body)
+            .map_err(|e| Error::bad_request(format!("not a nube event: {e}")));
     }
     let raw = RawEvent::new(Provider::Local, json!({"source": "admin", "request": body}));
     match function.trigger() {
@@ -97,7 +107,11 @@ async fn event_for(admin: &Admin, name: &str, body: &[u8]) -> Result<Event, Erro
     }
 }
 
-async fn fire(State(admin): State<Admin>, Path(name): Path<String>, body: Body) -> Result<impl IntoResponse, Error> {
+async fn fire(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<impl IntoResponse, Error> {
     let event = event_for(&admin, &name, &body).await?;
     let ctx = Context::builder(name.clone(), Provider::Local, admin.resources.clone()).build();
     let invocation_id = ctx.invocation_id().to_owned();
@@ -105,7 +119,9 @@ async fn fire(State(admin): State<Admin>, Path(name): Path<String>, body: Body) 
     match admin.app.invoke(event, ctx).await {
         Ok(()) => Ok((
             StatusCode::OK,
-            Json(json!({"function": name, "invocationId": invocation_id, "eventId": event_id, "outcome": "succeeded"})),
+            Json(
+                json!({"function": name, "invocationId": invocation_id, "eventId": event_id, "outcome": "succeeded"}),
+            ),
         )),
         Err(e) => Ok((
             e.kind().status(),
@@ -137,7 +153,10 @@ async fn dead_letters(State(admin): State<Admin>) -> Result<impl IntoResponse, E
     Ok(Json(admin.outbox.dead_letters().await?))
 }
 
-async fn retry(State(admin): State<Admin>, Path(seq): Path<i64>) -> Result<impl IntoResponse, Error> {
+async fn retry(
+    State(admin): State<Admin>,
+    Path(seq): Path<i64>,
+) -> Result<impl IntoResponse, Error> {
     if admin.outbox.requeue(seq).await? {
         Ok((StatusCode::ACCEPTED, Json(json!({"requeued": seq}))))
     } else {

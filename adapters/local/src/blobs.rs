@@ -34,7 +34,10 @@ fn event_for(bucket: &str, info: &BlobInfo) -> Event {
         content_type: info.content_type.clone(),
         etag: info.etag.clone(),
         time: info.last_modified,
-        raw: RawEvent::new(Provider::Local, json!({"source": "local-fs", "bucket": bucket, "object": info})),
+        raw: RawEvent::new(
+            Provider::Local,
+            json!({"source": "local-fs", "bucket": bucket, "object": info}),
+        ),
     })
 }
 
@@ -51,7 +54,9 @@ impl LocalBlobEvents {
             .db
             .call(|c| {
                 let mut stmt = c
-                    .prepare("SELECT token, bucket, key, content_type FROM blob_intents ORDER BY token")
+                    .prepare(
+                        "SELECT token, bucket, key, content_type FROM blob_intents ORDER BY token",
+                    )
                     .map_err(backend_err)?;
                 let rows = stmt
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -59,7 +64,10 @@ impl LocalBlobEvents {
                 rows.collect::<Result<Vec<_>, _>>().map_err(backend_err)
             })
             .await
-            .map_err(|e| BlobError::Events { bucket: "*".into(), message: e.to_string() })?;
+            .map_err(|e| BlobError::Events {
+                bucket: "*".into(),
+                message: e.to_string(),
+            })?;
         let mut recovered = 0;
         for (token, bucket_name, key, content_type) in intents {
             let info = match buckets.iter().find(|b| b.name() == bucket_name) {
@@ -81,11 +89,21 @@ impl LocalBlobEvents {
         Ok(recovered)
     }
 
-    async fn finish(&self, token: i64, bucket: &str, info: Option<BlobInfo>) -> Result<(), BlobError> {
+    async fn finish(
+        &self,
+        token: i64,
+        bucket: &str,
+        info: Option<BlobInfo>,
+    ) -> Result<(), BlobError> {
         let event = info.as_ref().map(|i| event_for(bucket, i));
         let targets: Vec<String> = event
             .as_ref()
-            .map(|e| self.app.subscribers(e).map(|f| f.name().to_owned()).collect())
+            .map(|e| {
+                self.app
+                    .subscribers(e)
+                    .map(|f| f.name().to_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         let fired = !targets.is_empty();
         self.db
@@ -96,11 +114,15 @@ impl LocalBlobEvents {
                         enqueue(&tx, f, event).map_err(backend_err)?;
                     }
                 }
-                tx.execute("DELETE FROM blob_intents WHERE token = ?1", [token]).map_err(backend_err)?;
+                tx.execute("DELETE FROM blob_intents WHERE token = ?1", [token])
+                    .map_err(backend_err)?;
                 tx.commit().map_err(backend_err)
             })
             .await
-            .map_err(|e| BlobError::Events { bucket: bucket.to_owned(), message: e.to_string() })?;
+            .map_err(|e| BlobError::Events {
+                bucket: bucket.to_owned(),
+                message: e.to_string(),
+            })?;
         if fired {
             self.outbox.wake();
         }
@@ -122,7 +144,10 @@ impl BlobEvents for LocalBlobEvents {
                 Ok(c.last_insert_rowid() as u64)
             })
             .await
-            .map_err(|e: nube::store::StoreError| BlobError::Events { bucket: bucket.to_owned(), message: e.to_string() })
+            .map_err(|e: nube::store::StoreError| BlobError::Events {
+                bucket: bucket.to_owned(),
+                message: e.to_string(),
+            })
     }
 
     async fn written(&self, token: u64, bucket: &str, info: &BlobInfo) -> Result<(), BlobError> {

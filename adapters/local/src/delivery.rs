@@ -26,7 +26,9 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// The delay after `attempts` failed attempts, with ±20 % jitter.
     pub fn delay(&self, attempts: u32) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
         let d = exp.min(self.max);
         let jitter = (uuid::Uuid::new_v4().as_u128() % 401) as f64 / 1000.0 - 0.2;
         d.mul_f64(1.0 + jitter)
@@ -45,7 +47,12 @@ pub(crate) async fn run(
     let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(concurrency));
     loop {
-        let skip: Vec<i64> = in_flight.lock().expect("in-flight set").iter().copied().collect();
+        let skip: Vec<i64> = in_flight
+            .lock()
+            .expect("in-flight set")
+            .iter()
+            .copied()
+            .collect();
         let free = permits.available_permits();
         let due = if free == 0 {
             Vec::new()
@@ -60,10 +67,19 @@ pub(crate) async fn run(
             }
         };
         for pending in due {
-            let permit = permits.clone().acquire_owned().await.expect("semaphore open");
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
             in_flight.lock().expect("in-flight set").insert(pending.seq);
-            let (app, resources, outbox, in_flight, wake) =
-                (app.clone(), resources.clone(), outbox.clone(), in_flight.clone(), wake.clone());
+            let (app, resources, outbox, in_flight, wake) = (
+                app.clone(),
+                resources.clone(),
+                outbox.clone(),
+                in_flight.clone(),
+                wake.clone(),
+            );
             tokio::spawn(async move {
                 let seq = pending.seq;
                 deliver(&app, resources, &outbox, pending, policy).await;
@@ -83,14 +99,22 @@ pub(crate) async fn run(
     }
 }
 
-async fn deliver(app: &App, resources: Resources, outbox: &Outbox, pending: Pending, policy: RetryPolicy) {
+async fn deliver(
+    app: &App,
+    resources: Resources,
+    outbox: &Outbox,
+    pending: Pending,
+    policy: RetryPolicy,
+) {
     let attempt = pending.attempts + 1;
     let outcome = match pending.event {
         Ok(event) => {
             let ctx = Context::builder(pending.function.clone(), Provider::Local, resources)
                 .attempt(attempt)
                 .build();
-            app.invoke(event, ctx).await.map_err(|e| (e.is_retryable(), e.operator_message()))
+            app.invoke(event, ctx)
+                .await
+                .map_err(|e| (e.is_retryable(), e.operator_message()))
         }
         Err(unreadable) => Err((false, unreadable)),
     };
@@ -105,7 +129,12 @@ async fn deliver(app: &App, resources: Resources, outbox: &Outbox, pending: Pend
                 "delivery failed; will retry"
             );
             outbox
-                .retry_later(pending.seq, attempt, now_ms() + delay.as_millis() as i64, error)
+                .retry_later(
+                    pending.seq,
+                    attempt,
+                    now_ms() + delay.as_millis() as i64,
+                    error,
+                )
                 .await
         }
         Err((_, error)) => {

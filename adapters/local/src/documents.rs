@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
-use nube::store::{Document, DocumentStore, Page, Query, StoreError, Version, evaluate, validate_write};
+use nube::store::{
+    Document, DocumentStore, Page, Query, StoreError, Version, evaluate, validate_write,
+};
 use nube::{App, DocumentCreated, Event, Provider, RawEvent};
 
 use crate::db::{Database, backend_err};
@@ -28,7 +30,11 @@ enum Rule {
     Update(Version),
 }
 
-fn current_version(c: &Connection, collection: &str, id: &str) -> Result<Option<String>, StoreError> {
+fn current_version(
+    c: &Connection,
+    collection: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
     c.query_row(
         "SELECT version FROM documents WHERE collection = ?1 AND id = ?2",
         params![collection, id],
@@ -38,11 +44,24 @@ fn current_version(c: &Connection, collection: &str, id: &str) -> Result<Option<
     .map_err(backend_err)
 }
 
-fn parse(collection: &str, id: String, version: String, text: &str) -> Result<Document, StoreError> {
+fn parse(
+    collection: &str,
+    id: String,
+    version: String,
+    text: &str,
+) -> Result<Document, StoreError> {
     let value = serde_json::from_str(text).map_err(|e| {
-        StoreError::backend("embedded", format!("stored document {collection}/{id} is not JSON"), e)
+        StoreError::backend(
+            "embedded",
+            format!("stored document {collection}/{id} is not JSON"),
+            e,
+        )
     })?;
-    Ok(Document { id, version: Version::new(version), value })
+    Ok(Document {
+        id,
+        version: Version::new(version),
+        value,
+    })
 }
 
 impl EmbeddedStore {
@@ -54,10 +73,19 @@ impl EmbeddedStore {
     /// A store that records a `DocumentCreated` event in `outbox` for each function of
     /// `app` subscribed to a collection when a document is created in it.
     pub fn with_triggers(db: Database, app: Arc<App>, outbox: Outbox) -> Self {
-        Self { db, triggers: Some((app, outbox)) }
+        Self {
+            db,
+            triggers: Some((app, outbox)),
+        }
     }
 
-    async fn write(&self, collection: &str, id: &str, value: Value, rule: Rule) -> Result<Document, StoreError> {
+    async fn write(
+        &self,
+        collection: &str,
+        id: &str,
+        value: Value,
+        rule: Rule,
+    ) -> Result<Document, StoreError> {
         validate_write(collection, id, &value)?;
         let (collection, id) = (collection.to_owned(), id.to_owned());
         let app = self.triggers.as_ref().map(|(a, _)| a.clone());
@@ -125,17 +153,25 @@ impl DocumentStore for EmbeddedStore {
         self.db
             .call(move |c| {
                 let row: Option<(String, String)> = c
-                    .prepare_cached("SELECT version, value FROM documents WHERE collection = ?1 AND id = ?2")
+                    .prepare_cached(
+                        "SELECT version, value FROM documents WHERE collection = ?1 AND id = ?2",
+                    )
                     .map_err(backend_err)?
                     .query_row(params![collection, id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
                     .map_err(backend_err)?;
-                row.map(|(v, text)| parse(&collection, id, v, &text)).transpose()
+                row.map(|(v, text)| parse(&collection, id, v, &text))
+                    .transpose()
             })
             .await
     }
 
-    async fn create(&self, collection: &str, id: &str, value: Value) -> Result<Document, StoreError> {
+    async fn create(
+        &self,
+        collection: &str,
+        id: &str,
+        value: Value,
+    ) -> Result<Document, StoreError> {
         self.write(collection, id, value, Rule::Create).await
     }
 
@@ -143,11 +179,23 @@ impl DocumentStore for EmbeddedStore {
         self.write(collection, id, value, Rule::Put).await
     }
 
-    async fn update(&self, collection: &str, id: &str, value: Value, expected: &Version) -> Result<Document, StoreError> {
-        self.write(collection, id, value, Rule::Update(expected.clone())).await
+    async fn update(
+        &self,
+        collection: &str,
+        id: &str,
+        value: Value,
+        expected: &Version,
+    ) -> Result<Document, StoreError> {
+        self.write(collection, id, value, Rule::Update(expected.clone()))
+            .await
     }
 
-    async fn delete(&self, collection: &str, id: &str, expected: Option<&Version>) -> Result<bool, StoreError> {
+    async fn delete(
+        &self,
+        collection: &str,
+        id: &str,
+        expected: Option<&Version>,
+    ) -> Result<bool, StoreError> {
         let (collection, id, expected) = (collection.to_owned(), id.to_owned(), expected.cloned());
         self.db
             .call(move |c| {
@@ -158,10 +206,17 @@ impl DocumentStore for EmbeddedStore {
                 if let Some(expected) = expected
                     && expected.as_str() != current
                 {
-                    return Err(StoreError::PreconditionFailed { collection, id, expected: expected.to_string() });
+                    return Err(StoreError::PreconditionFailed {
+                        collection,
+                        id,
+                        expected: expected.to_string(),
+                    });
                 }
-                tx.execute("DELETE FROM documents WHERE collection = ?1 AND id = ?2", params![collection, id])
-                    .map_err(backend_err)?;
+                tx.execute(
+                    "DELETE FROM documents WHERE collection = ?1 AND id = ?2",
+                    params![collection, id],
+                )
+                .map_err(backend_err)?;
                 tx.commit().map_err(backend_err)?;
                 Ok(true)
             })
@@ -175,10 +230,18 @@ impl DocumentStore for EmbeddedStore {
             .db
             .call(move |c| {
                 let mut stmt = c
-                    .prepare_cached("SELECT id, version, value FROM documents WHERE collection = ?1")
+                    .prepare_cached(
+                        "SELECT id, version, value FROM documents WHERE collection = ?1",
+                    )
                     .map_err(backend_err)?;
                 let rows = stmt
-                    .query_map([&collection], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+                    .query_map([&collection], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    })
                     .map_err(backend_err)?;
                 let mut docs = Vec::new();
                 for row in rows {

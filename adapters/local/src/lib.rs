@@ -59,9 +59,9 @@ impl Config {
     /// `NUBE_RETRY_BASE_MS` (first retry delay, default 500).
     pub fn from_env(app: &App) -> Result<Self, String> {
         let port = match std::env::var("PORT") {
-            Ok(p) => p
-                .parse()
-                .map_err(|_| format!("PORT={p:?} is not a port number; set PORT to a number such as 3000"))?,
+            Ok(p) => p.parse().map_err(|_| {
+                format!("PORT={p:?} is not a port number; set PORT to a number such as 3000")
+            })?,
             Err(_) => 3000,
         };
         let base_ms = match std::env::var("NUBE_RETRY_BASE_MS") {
@@ -118,7 +118,9 @@ impl Running {
 
     /// Waits until the server ends (after a shutdown signal).
     pub async fn wait(mut self) -> std::io::Result<()> {
-        let r = (&mut self.server).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let r = (&mut self.server)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.halt();
         r
     }
@@ -163,18 +165,29 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
         ))
     })?;
     let db_path = config.data_dir.join("nube.db");
-    let db = db::Database::open(&db_path)
-        .map_err(|e| StartError(format!("cannot open the database {}: {e}", db_path.display())))?;
+    let db = db::Database::open(&db_path).map_err(|e| {
+        StartError(format!(
+            "cannot open the database {}: {e}",
+            db_path.display()
+        ))
+    })?;
     let wake = Arc::new(Notify::new());
     let outbox = outbox::Outbox::new(db.clone(), wake.clone());
     let store = EmbeddedStore::with_triggers(db.clone(), app.clone(), outbox.clone());
-    let hook = Arc::new(blobs::LocalBlobEvents::new(db.clone(), app.clone(), outbox.clone()));
+    let hook = Arc::new(blobs::LocalBlobEvents::new(
+        db.clone(),
+        app.clone(),
+        outbox.clone(),
+    ));
     let blob_root = config.data_dir.join("blobs");
     let mut resources = Resources::new(Arc::new(store));
     let mut buckets = Vec::new();
     for name in app.buckets() {
         let bucket = blobs::open_bucket(&blob_root, name).map_err(|e| {
-            StartError(format!("cannot open bucket {name} in {}: {e}", blob_root.display()))
+            StartError(format!(
+                "cannot open bucket {name} in {}: {e}",
+                blob_root.display()
+            ))
         })?;
         buckets.push(bucket.clone());
         resources = resources.with_bucket(bucket.with_events(hook.clone()));
@@ -184,7 +197,10 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
         .await
         .map_err(|e| StartError(format!("cannot recover unfinished blob writes: {e}")))?;
     if recovered > 0 {
-        tracing::warn!(recovered, "blob writes interrupted by a crash were recovered");
+        tracing::warn!(
+            recovered,
+            "blob writes interrupted by a crash were recovered"
+        );
     }
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
@@ -195,7 +211,9 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
                 config.port
             ))
         })?;
-    let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError(e.to_string()))?;
 
     let mut tasks = vec![tokio::spawn(delivery::run(
         app.clone(),

@@ -140,14 +140,21 @@ impl Outbox {
     pub async fn delivered(&self, seq: i64) -> Result<(), StoreError> {
         self.db
             .call(move |c| {
-                c.execute("DELETE FROM outbox WHERE seq = ?1", [seq]).map_err(backend_err)?;
+                c.execute("DELETE FROM outbox WHERE seq = ?1", [seq])
+                    .map_err(backend_err)?;
                 Ok(())
             })
             .await
     }
 
     /// The delivery failed; try again at `next_ms`.
-    pub async fn retry_later(&self, seq: i64, attempts: u32, next_ms: i64, error: String) -> Result<(), StoreError> {
+    pub async fn retry_later(
+        &self,
+        seq: i64,
+        attempts: u32,
+        next_ms: i64,
+        error: String,
+    ) -> Result<(), StoreError> {
         self.db
             .call(move |c| {
                 c.execute(
@@ -161,7 +168,12 @@ impl Outbox {
     }
 
     /// The delivery failed for good: move the event to the dead letters.
-    pub async fn dead_letter(&self, seq: i64, attempts: u32, error: String) -> Result<(), StoreError> {
+    pub async fn dead_letter(
+        &self,
+        seq: i64,
+        attempts: u32,
+        error: String,
+    ) -> Result<(), StoreError> {
         self.db
             .call(move |c| {
                 let tx = c.transaction().map_err(backend_err)?;
@@ -244,10 +256,16 @@ impl Outbox {
     pub async fn stats(&self) -> Result<Stats, StoreError> {
         self.db
             .call(|c| {
-                let pending: i64 = c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(backend_err)?;
-                let dead_letters: i64 =
-                    c.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0)).map_err(backend_err)?;
-                Ok(Stats { pending: pending as u64, dead_letters: dead_letters as u64 })
+                let pending: i64 = c
+                    .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+                    .map_err(backend_err)?;
+                let dead_letters: i64 = c
+                    .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
+                    .map_err(backend_err)?;
+                Ok(Stats {
+                    pending: pending as u64,
+                    dead_letters: dead_letters as u64,
+                })
             })
             .await
     }

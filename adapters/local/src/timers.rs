@@ -26,7 +26,13 @@ pub fn tick(function: &str, schedule: &Schedule, at: DateTime<Utc>, past_due: bo
     })
 }
 
-async fn record(db: &Database, outbox: &Outbox, function: &str, event: Option<Event>, at: DateTime<Utc>) {
+async fn record(
+    db: &Database,
+    outbox: &Outbox,
+    function: &str,
+    event: Option<Event>,
+    at: DateTime<Utc>,
+) {
     let f = function.to_owned();
     let result = db
         .call(move |c| {
@@ -54,9 +60,13 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
     let f = function.clone();
     let last: Option<i64> = db
         .call(move |c| {
-            c.query_row("SELECT last_fired_ms FROM timers WHERE function = ?1", [f], |r| r.get(0))
-                .optional()
-                .map_err(backend_err)
+            c.query_row(
+                "SELECT last_fired_ms FROM timers WHERE function = ?1",
+                [f],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend_err)
         })
         .await
         .unwrap_or(None);
@@ -81,7 +91,14 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
             }
             if let Some(at) = missed {
                 tracing::warn!(function, scheduled = %at, "a tick was missed while the runtime was down; delivering it now");
-                record(&db, &outbox, &function, Some(tick(&function, &schedule, at, true)), at).await;
+                record(
+                    &db,
+                    &outbox,
+                    &function,
+                    Some(tick(&function, &schedule, at, true)),
+                    at,
+                )
+                .await;
                 at
             } else {
                 last
@@ -95,8 +112,14 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
         };
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
-        record(&db, &outbox, &function, Some(tick(&function, &schedule, next, false)), next).await;
+        record(
+            &db,
+            &outbox,
+            &function,
+            Some(tick(&function, &schedule, next, false)),
+            next,
+        )
+        .await;
         last = next;
     }
 }
-

@@ -18,9 +18,16 @@ async fn embedded_store_on_disk_passes_the_contract_and_persists() {
     let store = EmbeddedStore::new(Database::open(&path).unwrap());
     nube::store::contract::run(Arc::new(store.clone())).await;
     use nube::DocumentStore;
-    store.put("kept", "k", serde_json::json!({"a": 1})).await.unwrap();
+    store
+        .put("kept", "k", serde_json::json!({"a": 1}))
+        .await
+        .unwrap();
     drop(store);
     let reopened = EmbeddedStore::new(Database::open(&path).unwrap());
-    let doc = reopened.get("kept", "k").await.unwrap().expect("survives a reopen");
+    let doc = reopened
+        .get("kept", "k")
+        .await
+        .unwrap()
+        .expect("survives a reopen");
     assert_eq!(doc.value, serde_json::json!({"a": 1}));
 }

@@ -38,17 +38,27 @@ where
 }
 
 async fn status(r: &Running) -> Value {
-    reqwest::get(format!("{}/_nube/status", r.url())).await.unwrap().json().await.unwrap()
+    reqwest::get(format!("{}/_nube/status", r.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn copy_doc(ev: DocumentCreated<Value>, ctx: Context) -> nube::Result<()> {
-    ctx.collection::<Value>("copies").put(&ev.id, &ev.document).await?;
+    ctx.collection::<Value>("copies")
+        .put(&ev.id, &ev.document)
+        .await?;
     Ok(())
 }
 
 async fn note_blob(ev: BlobCreated, ctx: Context) -> nube::Result<()> {
     ctx.collection::<Value>("seen-blobs")
-        .put(&ev.key.replace('/', "_"), &json!({"size": ev.size, "bucket": ev.bucket}))
+        .put(
+            &ev.key.replace('/', "_"),
+            &json!({"size": ev.size, "bucket": ev.bucket}),
+        )
         .await?;
     Ok(())
 }
@@ -65,7 +75,12 @@ async fn writes_fire_functions_and_http_is_served() {
         .on_document_created("copy", "items", copy_doc)
         .on_blob_created("note", "uploads", "in/", note_blob);
     let r = nube_local::start(app, config(dir.path())).await.unwrap();
-    let body = reqwest::get(format!("{}/hello", r.url())).await.unwrap().text().await.unwrap();
+    let body = reqwest::get(format!("{}/hello", r.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(body, "hello from api");
     let missing = reqwest::get(format!("{}/nope", r.url())).await.unwrap();
     assert_eq!(missing.status(), 404);
@@ -74,17 +89,32 @@ async fn writes_fire_functions_and_http_is_served() {
     items.create("a", &json!({"n": 1})).await.unwrap();
     items.put("a", &json!({"n": 2})).await.unwrap(); // an update fires nothing
     let copies = r.resources().collection::<Value>("copies");
-    eventually("the copy exists", || async { copies.get("a").await.unwrap().is_some() }).await;
-    assert_eq!(copies.get("a").await.unwrap().unwrap().value, json!({"n": 1}));
+    eventually("the copy exists", || async {
+        copies.get("a").await.unwrap().is_some()
+    })
+    .await;
+    assert_eq!(
+        copies.get("a").await.unwrap().unwrap().value,
+        json!({"n": 1})
+    );
 
     let bucket = r.resources().bucket("uploads").unwrap();
     bucket.put("in/x.bin", vec![1u8; 10]).await.unwrap();
     bucket.put("out/y.bin", vec![1u8; 5]).await.unwrap(); // outside the prefix
     let seen = r.resources().collection::<Value>("seen-blobs");
-    eventually("the blob was seen", || async { seen.get("in_x.bin").await.unwrap().is_some() }).await;
-    eventually("nothing pending", || async { status(&r).await["pending"] == 0 }).await;
+    eventually("the blob was seen", || async {
+        seen.get("in_x.bin").await.unwrap().is_some()
+    })
+    .await;
+    eventually("nothing pending", || async {
+        status(&r).await["pending"] == 0
+    })
+    .await;
     assert!(seen.get("out_y.bin").await.unwrap().is_none());
-    assert_eq!(seen.get("in_x.bin").await.unwrap().unwrap().value["size"], 10);
+    assert_eq!(
+        seen.get("in_x.bin").await.unwrap().unwrap().value["size"],
+        10
+    );
     r.stop().await;
 }
 
@@ -94,32 +124,59 @@ async fn failures_are_retried_then_dead_lettered_and_can_be_replayed() {
     let calls = Arc::new(AtomicU32::new(0));
     let flaky_calls = calls.clone();
     let app = App::new("t")
-        .on_document_created("flaky", "jobs", move |ev: DocumentCreated<Value>, _ctx: Context| {
-            let calls = flaky_calls.clone();
-            async move {
-                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-                if ev.document["fail"] == "always" || (ev.document["fail"] == "twice" && n <= 2) {
-                    Err(Error::internal(format!("attempt {n} failed")))
-                } else {
-                    Ok(())
+        .on_document_created(
+            "flaky",
+            "jobs",
+            move |ev: DocumentCreated<Value>, _ctx: Context| {
+                let calls = flaky_calls.clone();
+                async move {
+                    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                    if ev.document["fail"] == "always" || (ev.document["fail"] == "twice" && n <= 2)
+                    {
+                        Err(Error::internal(format!("attempt {n} failed")))
+                    } else {
+                        Ok(())
+                    }
                 }
-            }
-        })
-        .on_document_created("panics", "bombs", |_ev: DocumentCreated<Value>, _ctx: Context| async move {
-            panic!("boom");
-        });
+            },
+        )
+        .on_document_created(
+            "panics",
+            "bombs",
+            |_ev: DocumentCreated<Value>, _ctx: Context| async move {
+                panic!("boom");
+            },
+        );
     let r = nube_local::start(app, config(dir.path())).await.unwrap();
     let jobs = r.resources().collection::<Value>("jobs");
     jobs.create("j1", &json!({"fail": "twice"})).await.unwrap();
-    eventually("j1 delivered after retries", || async { calls.load(Ordering::SeqCst) == 3 && status(&r).await["pending"] == 0 }).await;
+    eventually("j1 delivered after retries", || async {
+        calls.load(Ordering::SeqCst) == 3 && status(&r).await["pending"] == 0
+    })
+    .await;
     assert_eq!(status(&r).await["deadLetters"], 0);
 
-    r.resources().collection::<Value>("bombs").create("b1", &json!({})).await.unwrap();
-    eventually("the panicking event is dead-lettered", || async { status(&r).await["deadLetters"] == 1 }).await;
-    let dead: Vec<Value> = reqwest::get(format!("{}/_nube/dead-letters", r.url())).await.unwrap().json().await.unwrap();
+    r.resources()
+        .collection::<Value>("bombs")
+        .create("b1", &json!({}))
+        .await
+        .unwrap();
+    eventually("the panicking event is dead-lettered", || async {
+        status(&r).await["deadLetters"] == 1
+    })
+    .await;
+    let dead: Vec<Value> = reqwest::get(format!("{}/_nube/dead-letters", r.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(dead[0]["function"], "panics");
     assert_eq!(dead[0]["attempts"], 3);
-    assert!(dead[0]["lastError"].as_str().unwrap().contains("boom"), "{dead:?}");
+    assert!(
+        dead[0]["lastError"].as_str().unwrap().contains("boom"),
+        "{dead:?}"
+    );
     assert_eq!(dead[0]["event"]["trigger"], "documentCreated");
 
     // the process still serves; a replay of a dead letter goes through the outbox again
@@ -145,17 +202,30 @@ async fn pending_events_survive_a_restart() {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok(())
     };
-    let r = nube_local::start(App::new("t").on_document_created("copy", "items", slow), config(dir.path()))
+    let r = nube_local::start(
+        App::new("t").on_document_created("copy", "items", slow),
+        config(dir.path()),
+    )
+    .await
+    .unwrap();
+    r.resources()
+        .collection::<Value>("items")
+        .create("a", &json!({"n": 1}))
         .await
         .unwrap();
-    r.resources().collection::<Value>("items").create("a", &json!({"n": 1})).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     drop(r); // mid-delivery
-    let r = nube_local::start(App::new("t").on_document_created("copy", "items", copy_doc), config(dir.path()))
-        .await
-        .unwrap();
+    let r = nube_local::start(
+        App::new("t").on_document_created("copy", "items", copy_doc),
+        config(dir.path()),
+    )
+    .await
+    .unwrap();
     let copies = r.resources().collection::<Value>("copies");
-    eventually("delivered after the restart", || async { copies.get("a").await.unwrap().is_some() }).await;
+    eventually("delivered after the restart", || async {
+        copies.get("a").await.unwrap().is_some()
+    })
+    .await;
     r.stop().await;
 }
 
@@ -164,14 +234,18 @@ async fn timers_fire_on_schedule_and_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let ticks = Arc::new(AtomicU32::new(0));
     let t2 = ticks.clone();
-    let app = App::new("t").timer("every-minute", "* * * * *", move |tick: TimerTick, _ctx: Context| {
-        let ticks = t2.clone();
-        async move {
-            assert_eq!(tick.schedule, "* * * * *");
-            ticks.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    });
+    let app = App::new("t").timer(
+        "every-minute",
+        "* * * * *",
+        move |tick: TimerTick, _ctx: Context| {
+            let ticks = t2.clone();
+            async move {
+                assert_eq!(tick.schedule, "* * * * *");
+                ticks.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        },
+    );
     let r = nube_local::start(app, config(dir.path())).await.unwrap();
     let client = reqwest::Client::new();
     let fired: Value = client
@@ -184,9 +258,16 @@ async fn timers_fire_on_schedule_and_on_request() {
         .unwrap();
     assert_eq!(fired["outcome"], "succeeded");
     assert_eq!(ticks.load(Ordering::SeqCst), 1);
-    let unknown = client.post(format!("{}/_nube/functions/nope", r.url())).send().await.unwrap();
+    let unknown = client
+        .post(format!("{}/_nube/functions/nope", r.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert!(unknown.text().await.unwrap().contains("every-minute"), "the error lists the functions");
+    assert!(
+        unknown.text().await.unwrap().contains("every-minute"),
+        "the error lists the functions"
+    );
     // the scheduled tick comes at the next whole minute
     eventually_long("a scheduled tick", || ticks.load(Ordering::SeqCst) >= 2).await;
     r.stop().await;

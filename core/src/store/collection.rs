@@ -109,7 +109,10 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
 
     /// Stores a new document; [`StoreError::Conflict`] if `id` exists.
     pub async fn create(&self, id: &str, value: &T) -> Result<Document<T>, StoreError> {
-        let d = self.store.create(&self.name, id, self.encode(value)?).await?;
+        let d = self
+            .store
+            .create(&self.name, id, self.encode(value)?)
+            .await?;
         decode(&self.name, d)
     }
 

@@ -31,37 +31,77 @@ pub async fn run(store: Arc<dyn DocumentStore>) {
 }
 
 async fn crud(s: &dyn DocumentStore, c: &str) {
-    assert!(s.get(c, "a").await.unwrap().is_none(), "crud: get of a missing id is None");
+    assert!(
+        s.get(c, "a").await.unwrap().is_none(),
+        "crud: get of a missing id is None"
+    );
     let created = s.create(c, "a", json!({"n": 1})).await.unwrap();
     assert_eq!(created.id, "a");
     assert_eq!(created.value, json!({"n": 1}));
-    let got = s.get(c, "a").await.unwrap().expect("crud: created document is readable");
+    let got = s
+        .get(c, "a")
+        .await
+        .unwrap()
+        .expect("crud: created document is readable");
     assert_eq!(got.value, json!({"n": 1}));
-    assert_eq!(got.version, created.version, "crud: get returns the version create gave");
+    assert_eq!(
+        got.version, created.version,
+        "crud: get returns the version create gave"
+    );
     match s.create(c, "a", json!({"n": 2})).await {
         Err(StoreError::Conflict { .. }) => {}
         other => panic!("crud: create of an existing id must be Conflict, got {other:?}"),
     }
-    assert_eq!(s.get(c, "a").await.unwrap().unwrap().value, json!({"n": 1}), "crud: a refused create changes nothing");
+    assert_eq!(
+        s.get(c, "a").await.unwrap().unwrap().value,
+        json!({"n": 1}),
+        "crud: a refused create changes nothing"
+    );
     let put = s.put(c, "a", json!({"n": 3})).await.unwrap();
-    assert_ne!(put.version, created.version, "crud: put changes the version");
+    assert_ne!(
+        put.version, created.version,
+        "crud: put changes the version"
+    );
     let put_new = s.put(c, "b", json!({"n": 4})).await.unwrap();
-    assert_eq!(s.get(c, "b").await.unwrap().unwrap().version, put_new.version, "crud: put creates");
-    assert!(s.delete(c, "a", None).await.unwrap(), "crud: delete of an existing id is true");
-    assert!(!s.delete(c, "a", None).await.unwrap(), "crud: delete of a missing id is false");
-    assert!(s.get(c, "a").await.unwrap().is_none(), "crud: deleted is gone");
-    s.create(c, "a", json!({"again": true})).await.expect("crud: a deleted id can be created again");
+    assert_eq!(
+        s.get(c, "b").await.unwrap().unwrap().version,
+        put_new.version,
+        "crud: put creates"
+    );
+    assert!(
+        s.delete(c, "a", None).await.unwrap(),
+        "crud: delete of an existing id is true"
+    );
+    assert!(
+        !s.delete(c, "a", None).await.unwrap(),
+        "crud: delete of a missing id is false"
+    );
+    assert!(
+        s.get(c, "a").await.unwrap().is_none(),
+        "crud: deleted is gone"
+    );
+    s.create(c, "a", json!({"again": true}))
+        .await
+        .expect("crud: a deleted id can be created again");
 }
 
 async fn preconditions(s: &dyn DocumentStore, c: &str) {
     let v1 = s.create(c, "p", json!({"n": 1})).await.unwrap().version;
-    let v2 = s.update(c, "p", json!({"n": 2}), &v1).await.expect("pre: update at the current version").version;
+    let v2 = s
+        .update(c, "p", json!({"n": 2}), &v1)
+        .await
+        .expect("pre: update at the current version")
+        .version;
     assert_ne!(v1, v2, "pre: update changes the version");
     match s.update(c, "p", json!({"n": 3}), &v1).await {
         Err(StoreError::PreconditionFailed { .. }) => {}
         other => panic!("pre: update at a stale version must be PreconditionFailed, got {other:?}"),
     }
-    assert_eq!(s.get(c, "p").await.unwrap().unwrap().value, json!({"n": 2}), "pre: a refused update changes nothing");
+    assert_eq!(
+        s.get(c, "p").await.unwrap().unwrap().value,
+        json!({"n": 2}),
+        "pre: a refused update changes nothing"
+    );
     match s.update(c, "missing", json!({}), &v2).await {
         Err(StoreError::NotFound { .. }) => {}
         other => panic!("pre: update of a missing id must be NotFound, got {other:?}"),
@@ -70,8 +110,16 @@ async fn preconditions(s: &dyn DocumentStore, c: &str) {
         Err(StoreError::PreconditionFailed { .. }) => {}
         other => panic!("pre: delete at a stale version must be PreconditionFailed, got {other:?}"),
     }
-    assert!(s.delete(c, "p", Some(&v2)).await.unwrap(), "pre: delete at the current version");
-    assert!(!s.delete(c, "p", Some(&Version::new("whatever"))).await.unwrap(), "pre: conditional delete of a missing id is false");
+    assert!(
+        s.delete(c, "p", Some(&v2)).await.unwrap(),
+        "pre: delete at the current version"
+    );
+    assert!(
+        !s.delete(c, "p", Some(&Version::new("whatever")))
+            .await
+            .unwrap(),
+        "pre: conditional delete of a missing id is false"
+    );
 }
 
 async fn validation(s: &dyn DocumentStore, c: &str) {
@@ -93,7 +141,9 @@ async fn validation(s: &dyn DocumentStore, c: &str) {
         Err(StoreError::InvalidQuery(_)) => {}
         other => panic!("validation: a foreign cursor must be InvalidQuery, got {other:?}"),
     }
-    s.put(c, "ünïcødé id 1", json!({})).await.expect("validation: unicode ids with spaces are fine");
+    s.put(c, "ünïcødé id 1", json!({}))
+        .await
+        .expect("validation: unicode ids with spaces are fine");
 }
 
 async fn values_round_trip(s: &dyn DocumentStore, c: &str) {
@@ -103,16 +153,34 @@ async fn values_round_trip(s: &dyn DocumentStore, c: &str) {
     });
     s.put(c, "v", value.clone()).await.unwrap();
     let got = s.get(c, "v").await.unwrap().unwrap().value;
-    assert_eq!(got, value, "values: every JSON type round-trips, integers beyond 2^53 included");
+    assert_eq!(
+        got, value,
+        "values: every JSON type round-trips, integers beyond 2^53 included"
+    );
 }
 
 async fn seed(s: &dyn DocumentStore, c: &str) {
     let rows = [
-        ("o1", json!({"user": "ann", "total": 30, "status": "PENDING", "at": "2026-01-03"})),
-        ("o2", json!({"user": "bob", "total": 12.5, "status": "CONFIRMED", "at": "2026-01-01"})),
-        ("o3", json!({"user": "ann", "total": 7, "status": "CONFIRMED", "at": "2026-01-02"})),
-        ("o4", json!({"user": "ann", "total": "n/a", "status": "PENDING", "at": "2026-01-05"})),
-        ("o5", json!({"user": "cid", "status": "PENDING", "addr": {"city": "Oslo"}})),
+        (
+            "o1",
+            json!({"user": "ann", "total": 30, "status": "PENDING", "at": "2026-01-03"}),
+        ),
+        (
+            "o2",
+            json!({"user": "bob", "total": 12.5, "status": "CONFIRMED", "at": "2026-01-01"}),
+        ),
+        (
+            "o3",
+            json!({"user": "ann", "total": 7, "status": "CONFIRMED", "at": "2026-01-02"}),
+        ),
+        (
+            "o4",
+            json!({"user": "ann", "total": "n/a", "status": "PENDING", "at": "2026-01-05"}),
+        ),
+        (
+            "o5",
+            json!({"user": "cid", "status": "PENDING", "addr": {"city": "Oslo"}}),
+        ),
     ];
     for (id, v) in rows {
         s.put(c, id, v).await.unwrap();
@@ -126,65 +194,128 @@ fn ids(page: &super::Page) -> Vec<&str> {
 async fn queries(s: &dyn DocumentStore, c: &str) {
     seed(s, c).await;
     let q = |q: Query| async move { s.query(c, &q).await.unwrap() };
-    assert_eq!(ids(&q(Query::new()).await), ["o1", "o2", "o3", "o4", "o5"], "query: unordered is by id");
-    assert_eq!(ids(&q(Query::new().eq("user", "ann")).await), ["o1", "o3", "o4"], "query: equality");
+    assert_eq!(
+        ids(&q(Query::new()).await),
+        ["o1", "o2", "o3", "o4", "o5"],
+        "query: unordered is by id"
+    );
+    assert_eq!(
+        ids(&q(Query::new().eq("user", "ann")).await),
+        ["o1", "o3", "o4"],
+        "query: equality"
+    );
     assert_eq!(
         ids(&q(Query::new().eq("user", "ann").eq("status", "PENDING")).await),
         ["o1", "o4"],
         "query: two equalities"
     );
-    assert_eq!(ids(&q(Query::new().eq("addr.city", "Oslo")).await), ["o5"], "query: dotted path");
+    assert_eq!(
+        ids(&q(Query::new().eq("addr.city", "Oslo")).await),
+        ["o5"],
+        "query: dotted path"
+    );
     assert_eq!(
         ids(&q(Query::new().gt("total", 10)).await),
         ["o1", "o2"],
         "query: numeric range skips strings and missing fields"
     );
-    assert_eq!(ids(&q(Query::new().ge("total", 7).le("total", 12.5)).await), ["o2", "o3"], "query: closed range");
+    assert_eq!(
+        ids(&q(Query::new().ge("total", 7).le("total", 12.5)).await),
+        ["o2", "o3"],
+        "query: closed range"
+    );
     assert_eq!(
         ids(&q(Query::new().order_by("at", Direction::Desc)).await),
         ["o4", "o1", "o3", "o2"],
         "query: order desc leaves out documents without the field"
     );
     assert_eq!(
-        ids(&q(Query::new().eq("user", "ann").order_by("at", Direction::Asc).limit(2)).await),
+        ids(&q(Query::new()
+            .eq("user", "ann")
+            .order_by("at", Direction::Asc)
+            .limit(2))
+        .await),
         ["o3", "o1"],
         "query: equality + order + limit"
     );
     assert_eq!(
-        ids(&q(Query::new().eq("status", "PENDING").lt("at", "2026-01-04").order_by("at", Direction::Asc)).await),
+        ids(&q(Query::new()
+            .eq("status", "PENDING")
+            .lt("at", "2026-01-04")
+            .order_by("at", Direction::Asc))
+        .await),
         ["o1"],
         "query: equality + range on the order field"
     );
-    assert!(q(Query::new().eq("user", "nobody")).await.documents.is_empty(), "query: no match");
-    assert!(q(Query::new().eq("total", "30")).await.documents.is_empty(), "query: a string never equals a number");
+    assert!(
+        q(Query::new().eq("user", "nobody"))
+            .await
+            .documents
+            .is_empty(),
+        "query: no match"
+    );
+    assert!(
+        q(Query::new().eq("total", "30")).await.documents.is_empty(),
+        "query: a string never equals a number"
+    );
 }
 
 async fn pagination(s: &dyn DocumentStore, c: &str) {
     for i in 0..23 {
-        s.put(c, &format!("d{i:02}"), json!({"rank": i % 4, "i": i})).await.unwrap();
+        s.put(c, &format!("d{i:02}"), json!({"rank": i % 4, "i": i}))
+            .await
+            .unwrap();
     }
     for (query, label) in [
         (Query::new().limit(5), "by id"),
-        (Query::new().order_by("rank", Direction::Asc).limit(4), "ordered with ties"),
-        (Query::new().order_by("rank", Direction::Desc).limit(6), "descending"),
-        (Query::new().gt("rank", 0).order_by("rank", Direction::Asc).limit(3), "ranged"),
+        (
+            Query::new().order_by("rank", Direction::Asc).limit(4),
+            "ordered with ties",
+        ),
+        (
+            Query::new().order_by("rank", Direction::Desc).limit(6),
+            "descending",
+        ),
+        (
+            Query::new()
+                .gt("rank", 0)
+                .order_by("rank", Direction::Asc)
+                .limit(3),
+            "ranged",
+        ),
     ] {
         let expected: Vec<String> = {
-            let all = s.query(c, &Query { limit: Some(1000), cursor: None, ..query.clone() }).await.unwrap();
+            let all = s
+                .query(
+                    c,
+                    &Query {
+                        limit: Some(1000),
+                        cursor: None,
+                        ..query.clone()
+                    },
+                )
+                .await
+                .unwrap();
             all.documents.into_iter().map(|d| d.id).collect()
         };
         let mut seen = Vec::new();
         let mut q = query.clone();
         for _ in 0..100 {
             let page = s.query(c, &q).await.unwrap();
-            assert!(page.documents.len() <= query.limit.unwrap(), "pages ({label}): never more than the limit");
+            assert!(
+                page.documents.len() <= query.limit.unwrap(),
+                "pages ({label}): never more than the limit"
+            );
             seen.extend(page.documents.into_iter().map(|d| d.id));
             match page.next_cursor {
                 Some(cur) => q = q.after(cur),
                 None => break,
             }
         }
-        assert_eq!(seen, expected, "pages ({label}): every document once, in order");
+        assert_eq!(
+            seen, expected,
+            "pages ({label}): every document once, in order"
+        );
     }
 }
 
@@ -204,14 +335,24 @@ async fn concurrent_updates(s: Arc<dyn DocumentStore>, c: &str) {
             Err(e) => panic!("race: unexpected error {e}"),
         }
     }
-    assert_eq!(wins, 1, "race: exactly one of eight updates at the same version wins");
+    assert_eq!(
+        wins, 1,
+        "race: exactly one of eight updates at the same version wins"
+    );
 }
 
 async fn collections_are_separate(s: &dyn DocumentStore, a: &str, b: &str) {
     s.put(a, "same", json!({"in": "a"})).await.unwrap();
     s.put(b, "same", json!({"in": "b"})).await.unwrap();
-    assert_eq!(s.get(a, "same").await.unwrap().unwrap().value, json!({"in": "a"}));
+    assert_eq!(
+        s.get(a, "same").await.unwrap().unwrap().value,
+        json!({"in": "a"})
+    );
     let page = s.query(b, &Query::new()).await.unwrap();
-    assert_eq!(page.documents.len(), 1, "collections: a query sees its own collection only");
+    assert_eq!(
+        page.documents.len(),
+        1,
+        "collections: a query sees its own collection only"
+    );
     let _: Value = page.documents[0].value.clone();
 }

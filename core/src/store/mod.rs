@@ -138,8 +138,12 @@ pub trait DocumentStore: Send + Sync + fmt::Debug + 'static {
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;
 
     /// Stores a new document; [`StoreError::Conflict`] if the id exists.
-    async fn create(&self, collection: &str, id: &str, value: Value)
-    -> Result<Document, StoreError>;
+    async fn create(
+        &self,
+        collection: &str,
+        id: &str,
+        value: Value,
+    ) -> Result<Document, StoreError>;
 
     /// Creates or replaces a document unconditionally.
     async fn put(&self, collection: &str, id: &str, value: Value) -> Result<Document, StoreError>;

@@ -275,7 +275,10 @@ fn compare_numbers(x: &serde_json::Number, y: &serde_json::Number) -> Ordering {
         _ => match (x.as_u64(), y.as_u64()) {
             (Some(a), Some(b)) => a.cmp(&b),
             _ => {
-                let (a, b) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+                let (a, b) = (
+                    x.as_f64().unwrap_or(f64::NAN),
+                    y.as_f64().unwrap_or(f64::NAN),
+                );
                 a.partial_cmp(&b).unwrap_or(Ordering::Equal)
             }
         },

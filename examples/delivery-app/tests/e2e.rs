@@ -28,7 +28,10 @@ impl App {
             .stderr(Stdio::null())
             .spawn()
             .expect("the delivery-app binary starts");
-        App { child, base: format!("http://127.0.0.1:{port}") }
+        App {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -62,17 +65,28 @@ impl Drop for App {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
 }
 
-async fn poll(client: &reqwest::Client, url: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+async fn poll(
+    client: &reqwest::Client,
+    url: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(30) {
         if let Ok(r) = client.get(url).send().await
@@ -90,36 +104,106 @@ async fn poll(client: &reqwest::Client, url: &str, what: &str, ok: impl Fn(&Valu
 
 async fn curl_session(app: &App, c: &reqwest::Client) {
     // todos
-    let created = c.post(app.url("/todos")).json(&json!({"title": "buy milk"})).send().await.unwrap();
+    let created = c
+        .post(app.url("/todos"))
+        .json(&json!({"title": "buy milk"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let todo: Value = created.json().await.unwrap();
     assert_eq!(todo["completed"], false);
     assert!(todo["createdAt"].is_string());
     let id = todo["id"].as_str().unwrap();
-    let bad = c.post(app.url("/todos")).json(&json!({"title": ""})).send().await.unwrap();
+    let bad = c
+        .post(app.url("/todos"))
+        .json(&json!({"title": ""}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     assert!(bad.json::<Value>().await.unwrap()["error"]["message"].is_string());
-    let not_json = c.post(app.url("/todos")).header("content-type", "text/plain").body("hi").send().await.unwrap();
+    let not_json = c
+        .post(app.url("/todos"))
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let updated = c.put(app.url(&format!("/todos/{id}"))).json(&json!({"completed": true})).send().await.unwrap();
+    let updated = c
+        .put(app.url(&format!("/todos/{id}")))
+        .json(&json!({"completed": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(updated.status(), StatusCode::OK);
     assert_eq!(updated.json::<Value>().await.unwrap()["completed"], true);
-    let list: Value = c.get(app.url("/todos")).send().await.unwrap().json().await.unwrap();
+    let list: Value = c
+        .get(app.url("/todos"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(c.delete(app.url(&format!("/todos/{id}"))).send().await.unwrap().status(), StatusCode::NO_CONTENT);
-    assert_eq!(c.delete(app.url(&format!("/todos/{id}"))).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.delete(app.url(&format!("/todos/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.delete(app.url(&format!("/todos/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
 
     // an image upload through to its thumbnail
-    let up = c.put(app.url("/uploads/beach.png")).header("content-type", "image/png").body(png(1200, 600)).send().await.unwrap();
+    let up = c
+        .put(app.url("/uploads/beach.png"))
+        .header("content-type", "image/png")
+        .body(png(1200, 600))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(up.status(), StatusCode::ACCEPTED);
-    let doc = poll(c, &app.url("/images/beach.png"), "the image document", |v| v["status"] == "ready").await;
-    assert_eq!((doc["width"].as_u64(), doc["height"].as_u64()), (Some(1200), Some(600)));
-    let thumb = c.get(app.url("/images/beach.png/thumbnail")).send().await.unwrap();
+    let doc = poll(
+        c,
+        &app.url("/images/beach.png"),
+        "the image document",
+        |v| v["status"] == "ready",
+    )
+    .await;
+    assert_eq!(
+        (doc["width"].as_u64(), doc["height"].as_u64()),
+        (Some(1200), Some(600))
+    );
+    let thumb = c
+        .get(app.url("/images/beach.png/thumbnail"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(thumb.status(), StatusCode::OK);
     assert_eq!(thumb.headers()["content-type"], "image/jpeg");
     let thumb = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
     assert_eq!((thumb.width(), thumb.height()), (200, 200));
-    let medium = image::load_from_memory(&c.get(app.url("/images/beach.png/medium")).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    let medium = image::load_from_memory(
+        &c.get(app.url("/images/beach.png/medium"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!((medium.width(), medium.height()), (800, 400));
 
     // an order through to CONFIRMED
@@ -133,11 +217,29 @@ async fn curl_session(app: &App, c: &reqwest::Client) {
     let order: Value = order.json().await.unwrap();
     assert_eq!(order["status"], "PENDING");
     let oid = order["orderId"].as_str().unwrap();
-    let state = poll(c, &app.url(&format!("/orders/{oid}")), "the order to be confirmed", |v| v["status"] == "CONFIRMED").await;
+    let state = poll(
+        c,
+        &app.url(&format!("/orders/{oid}")),
+        "the order to be confirmed",
+        |v| v["status"] == "CONFIRMED",
+    )
+    .await;
     assert!(state["estimatedDeliveryAt"].is_string());
-    let mine: Value = c.get(app.url("/users/ana/orders")).send().await.unwrap().json().await.unwrap();
+    let mine: Value = c
+        .get(app.url("/users/ana/orders"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(mine.as_array().unwrap()[0]["orderId"], oid);
-    let invalid = c.post(app.url("/orders")).json(&json!({"userId": "ana", "restaurantId": "r1", "items": []})).send().await.unwrap();
+    let invalid = c
+        .post(app.url("/orders"))
+        .json(&json!({"userId": "ana", "restaurantId": "r1", "items": []}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -171,10 +273,22 @@ async fn curl_session_then_crash_and_restart_loses_nothing() {
         order_ids.push(r["orderId"].as_str().unwrap().to_owned());
     }
     for i in 0..IMAGES {
-        let r = c.put(app.url(&format!("/uploads/p{i}.png"))).body(png(900, 700)).send().await.unwrap();
+        let r = c
+            .put(app.url(&format!("/uploads/p{i}.png")))
+            .body(png(900, 700))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::ACCEPTED);
     }
-    let pending_at_kill: Value = c.get(app.url("/_nube/status")).send().await.unwrap().json().await.unwrap();
+    let pending_at_kill: Value = c
+        .get(app.url("/_nube/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     app.kill9();
     assert!(
         pending_at_kill["pending"].as_u64().unwrap() > 0,
@@ -185,29 +299,79 @@ async fn curl_session_then_crash_and_restart_loses_nothing() {
     app.ready(&c).await;
     let t0 = Instant::now();
     loop {
-        let s: Value = c.get(app.url("/_nube/status")).send().await.unwrap().json().await.unwrap();
+        let s: Value = c
+            .get(app.url("/_nube/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if s["pending"] == 0 {
             assert_eq!(s["deadLetters"], 0, "nothing failed for good: {s}");
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "events still pending after restart: {s}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "events still pending after restart: {s}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for id in &order_ids {
-        let state: Value = c.get(app.url(&format!("/orders/{id}"))).send().await.unwrap().json().await.unwrap();
-        assert_eq!(state["status"], "CONFIRMED", "order {id} after the crash: {state}");
-        assert_eq!(state["version"], 2, "order {id} has exactly two events: {state}");
+        let state: Value = c
+            .get(app.url(&format!("/orders/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            state["status"], "CONFIRMED",
+            "order {id} after the crash: {state}"
+        );
+        assert_eq!(
+            state["version"], 2,
+            "order {id} has exactly two events: {state}"
+        );
     }
     for i in 0..IMAGES {
-        let doc: Value = c.get(app.url(&format!("/images/p{i}.png"))).send().await.unwrap().json().await.unwrap();
+        let doc: Value = c
+            .get(app.url(&format!("/images/p{i}.png")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(doc["status"], "ready", "image p{i}: {doc}");
     }
     drop(app);
 
     let db = rusqlite::Connection::open(dir.path().join("nube.db")).unwrap();
     let orders = ORDERS as i64 + 1;
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM documents WHERE collection = 'order-events'"), 2 * orders, "one OrderCreated and one OrderConfirmed per order");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM documents WHERE collection = 'notifications'"), orders, "one notification per order");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM documents WHERE collection = 'images'"), IMAGES as i64 + 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM documents WHERE collection = 'order-events'"
+        ),
+        2 * orders,
+        "one OrderCreated and one OrderConfirmed per order"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM documents WHERE collection = 'notifications'"
+        ),
+        orders,
+        "one notification per order"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM documents WHERE collection = 'images'"
+        ),
+        IMAGES as i64 + 1
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM outbox"), 0);
 }

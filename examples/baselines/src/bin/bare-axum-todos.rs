@@ -32,8 +32,14 @@ async fn list(State(db): State<Db>) -> Result<Json<Vec<Value>>, StatusCode> {
     .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
 }
 
-async fn create(State(db): State<Db>, Json(body): Json<Value>) -> Result<(StatusCode, Json<Value>), StatusCode> {
-    let title = body["title"].as_str().filter(|t| !t.trim().is_empty()).ok_or(StatusCode::BAD_REQUEST)?;
+async fn create(
+    State(db): State<Db>,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<Value>), StatusCode> {
+    let title = body["title"]
+        .as_str()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or(StatusCode::BAD_REQUEST)?;
     let id = uuid::Uuid::new_v4().to_string();
     let todo = json!({
         "id": id, "title": title, "description": body.get("description"),
@@ -64,8 +70,15 @@ async fn main() {
     )
     .expect("schema");
     let db: Db = Arc::new(Mutex::new(conn));
-    let app = Router::new().route("/todos", get(list).post(create)).with_state(db);
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3001);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    let app = Router::new()
+        .route("/todos", get(list).post(create))
+        .with_state(db);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3001);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
     axum::serve(listener, app).await.expect("serve");
 }

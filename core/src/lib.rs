@@ -35,6 +35,7 @@
 
 pub mod app;
 pub mod blob;
+mod blocking;
 pub mod context;
 pub mod error;
 pub mod event;
@@ -48,9 +49,14 @@ pub mod testing;
 
 pub use app::{App, AppError, Function, Trigger, TriggerKind};
 pub use blob::Bucket;
+pub use blocking::run_blocking;
 pub use context::{Context, Resources};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{BlobCreated, DocumentCreated, Event, Provider, RawEvent, TimerTick};
 pub use invoke::panic_message;
 pub use schedule::{Schedule, ScheduleError};
 pub use store::{Collection, Document, DocumentStore, Query, Version};
+
+/// axum, re-exported: HTTP functions are axum handlers, and function crates can use
+/// its extractors (`nube::axum::extract::Path`) without a dependency of their own.
+pub use axum;

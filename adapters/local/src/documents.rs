@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use nube::store::{
-    Document, DocumentStore, Page, Query, StoreError, Version, evaluate, validate_write,
+    Document, DocumentStore, Page, Query, StoreError, Version, evaluate, validate_key,
+    validate_write,
 };
 use nube::{App, DocumentCreated, Event, Provider, RawEvent};
 
@@ -149,6 +150,7 @@ impl DocumentStore for EmbeddedStore {
     }
 
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
+        validate_key(collection, id)?;
         let (collection, id) = (collection.to_owned(), id.to_owned());
         self.db
             .call(move |c| {
@@ -196,6 +198,7 @@ impl DocumentStore for EmbeddedStore {
         id: &str,
         expected: Option<&Version>,
     ) -> Result<bool, StoreError> {
+        validate_key(collection, id)?;
         let (collection, id, expected) = (collection.to_owned(), id.to_owned(), expected.cloned());
         self.db
             .call(move |c| {

@@ -129,6 +129,18 @@ async fn validation(s: &dyn DocumentStore, c: &str) {
             other => panic!("validation: id {id:?} must be InvalidDocument, got {other:?}"),
         }
     }
+    for id in ["a#b", ""] {
+        match s.get(c, id).await {
+            Err(StoreError::InvalidDocument(_)) => {}
+            other => panic!("validation: get of id {id:?} must be InvalidDocument, got {other:?}"),
+        }
+        match s.delete(c, id, None).await {
+            Err(StoreError::InvalidDocument(_)) => {}
+            other => {
+                panic!("validation: delete of id {id:?} must be InvalidDocument, got {other:?}")
+            }
+        }
+    }
     match s.put(c, "x", json!([1, 2])).await {
         Err(StoreError::InvalidDocument(_)) => {}
         other => panic!("validation: a non-object value must be InvalidDocument, got {other:?}"),

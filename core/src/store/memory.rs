@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{Document, DocumentStore, Page, Query, StoreError, Version, evaluate, validate_write};
+use super::{
+    Document, DocumentStore, Page, Query, StoreError, Version, evaluate, validate_key,
+    validate_write,
+};
 
 /// A document was created in a [`MemoryStore`] (by `create`, or by `put` of a new id).
 #[derive(Debug, Clone)]
@@ -105,6 +108,7 @@ impl DocumentStore for MemoryStore {
     }
 
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
+        validate_key(collection, id)?;
         let docs = self.docs.lock().expect("memory store poisoned");
         Ok(docs
             .get(&(collection.to_owned(), id.to_owned()))
@@ -152,6 +156,7 @@ impl DocumentStore for MemoryStore {
         id: &str,
         expected: Option<&Version>,
     ) -> Result<bool, StoreError> {
+        validate_key(collection, id)?;
         let mut docs = self.docs.lock().expect("memory store poisoned");
         let key = (collection.to_owned(), id.to_owned());
         let current = docs.get(&key).map(|(v, _)| *v);

@@ -8,13 +8,15 @@
 //!   [`StoreError::PreconditionFailed`] when the version is no longer current and with
 //!   [`StoreError::NotFound`] when the document is gone;
 //! - `query` filters by equality and by a range on one field, orders by one field
-//!   (ties broken by id), pages with an opaque cursor; see [`Query`].
+//!   (ties broken by id), pages with an opaque cursor; see [`Query`];
+//! - ids and collection names follow [`validate_key`] in reads as in writes.
 
 mod collection;
 #[cfg(feature = "testing")]
 pub mod contract;
 mod memory;
 mod query;
+pub mod timestamp;
 
 use std::fmt;
 
@@ -24,7 +26,7 @@ use serde_json::Value;
 
 pub use collection::Collection;
 pub use memory::{DocumentWritten, MemoryStore};
-pub use query::{Direction, Filter, Op, Page, Query, compare_values, evaluate};
+pub use query::{Direction, Filter, Op, Page, Query, compare_values, evaluate, field};
 
 /// An opaque version of a stored document (a counter, an ETag, an update time):
 /// pass it back to [`DocumentStore::update`] to write only if nobody wrote since.
@@ -207,6 +209,13 @@ pub fn validate_id(id: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Checks the collection name and id of a read or delete: the same rules as writes,
+/// so a request no backend could store fails the same way everywhere.
+pub fn validate_key(collection: &str, id: &str) -> Result<(), StoreError> {
+    validate_collection_name(collection)?;
+    validate_id(id)
+}
+
 /// Checks that a value is storable as a document: a JSON object.
 pub fn validate_value(value: &Value) -> Result<(), StoreError> {
     if value.is_object() {
@@ -228,8 +237,7 @@ pub fn validate_value(value: &Value) -> Result<(), StoreError> {
 
 /// Runs all three checks; backends call this first in every write.
 pub fn validate_write(collection: &str, id: &str, value: &Value) -> Result<(), StoreError> {
-    validate_collection_name(collection)?;
-    validate_id(id)?;
+    validate_key(collection, id)?;
     validate_value(value)
 }
 

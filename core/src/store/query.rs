@@ -70,6 +70,9 @@ pub struct Filter {
 /// documents that lack it; ties are broken by id, and an unordered query is ordered by
 /// id. A range filter only matches values of the same JSON type as its operand.
 ///
+/// Strings compare byte by byte: store times with [`timestamp`](super::timestamp)
+/// so that their text order is their time order.
+///
 /// ```
 /// use nube::store::{Direction, Query};
 ///

@@ -28,15 +28,15 @@ pub use process::{
     format_name, process,
 };
 
-use axum::body::Bytes;
-use axum::extract::Path;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
+use nube::axum::body::Bytes;
+use nube::axum::extract::Path;
+use nube::axum::extract::rejection::BytesRejection;
+use nube::axum::http::{HeaderMap, StatusCode, header};
+use nube::axum::response::{IntoResponse, Response};
 use nube::http::{Json, Routes};
 use nube::{App, BlobCreated, Bucket, Context, Error, ErrorKind};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The bucket uploads, thumbnails and medium renditions live in.
 pub const BUCKET: &str = "uploads";
@@ -89,17 +89,13 @@ pub struct ImageRecord {
     /// Size of the original, in bytes.
     pub size: u64,
     /// When the original was written (the blob event's time).
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(with = "nube::store::timestamp")]
     pub uploaded_at: DateTime<Utc>,
     /// `ready` or `failed`.
     pub status: ImageStatus,
     /// Why processing failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-}
-
-fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
 /// Adds bucket `uploads`, collection `images`, the HTTP function `images-api` and
@@ -248,17 +244,13 @@ async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
         return Ok(());
     };
     let size = original.len() as u64;
-    let outcome = tokio::task::spawn_blocking(move || process(&original))
+    let outcome = nube::run_blocking(move || process(&original))
         .await
         .unwrap_or_else(|e| {
-            if e.is_panic() {
-                Err(format!(
-                    "the image could not be processed: {}",
-                    nube::panic_message(&*e.into_panic())
-                ))
-            } else {
-                Err("image processing was cancelled".to_owned())
-            }
+            Err(format!(
+                "the image could not be processed: {}",
+                e.operator_message()
+            ))
         });
     let record = match outcome {
         Ok(done) => {

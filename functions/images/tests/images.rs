@@ -2,9 +2,9 @@
 
 use std::io::Cursor;
 
-use axum::body::Body;
-use axum::http::{Method, StatusCode};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+use nube::axum::body::Body;
+use nube::axum::http::{Method, StatusCode};
 use nube::testing::{Delivery, TestApp, TestResponse};
 use nube::{BlobCreated, Event};
 use nube_images::{ImageRecord, ImageStatus};

@@ -40,15 +40,13 @@ pub use model::{
 
 use std::time::Duration;
 
-use axum::extract::Path;
-use axum::http::StatusCode;
 use chrono::{DateTime, TimeDelta, Utc};
+use nube::axum::extract::Path;
+use nube::axum::http::StatusCode;
 use nube::http::{Json, Routes};
 use nube::store::{Direction, Query, StoreError};
 use nube::{App, Collection, Context, DocumentCreated, Error, TimerTick};
 use serde::{Deserialize, Serialize};
-
-use model::ts;
 
 /// The event stream.
 pub const EVENTS: &str = "order-events";
@@ -76,7 +74,7 @@ pub struct Notification {
     /// What it says.
     pub message: String,
     /// When it was raised (the time of the event it reports).
-    #[serde(serialize_with = "ts::serialize")]
+    #[serde(with = "nube::store::timestamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -365,7 +363,7 @@ async fn cleanup_expired_orders(
     };
     let query = Query::new()
         .eq("status", OrderStatus::Pending.as_str())
-        .lt("createdAt", ts::text(&cutoff))
+        .lt("createdAt", nube::store::timestamp::text(&cutoff))
         .order_by("createdAt", Direction::Asc);
     let candidates = orders(&ctx).query_all(&query).await?;
     let reason = format!(
@@ -384,7 +382,7 @@ async fn cleanup_expired_orders(
             }
         }
     }
-    tracing::info!(cancelled, skipped, cutoff = %ts::text(&cutoff), "expired pending orders cleaned up");
+    tracing::info!(cancelled, skipped, cutoff = %nube::store::timestamp::text(&cutoff), "expired pending orders cleaned up");
     // The other orders were handled; the next run (or a retry) picks this one up.
     failure.map_or(Ok(()), Err)
 }

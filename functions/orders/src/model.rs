@@ -1,34 +1,13 @@
 //! The order domain, free of any store: events, the state they fold into, request
 //! validation and the delivery estimate. Everything here is pure.
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, TimeDelta, Utc};
-use serde::{Deserialize, Serialize, Serializer};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// Timestamps are written as RFC 3339 UTC with a fixed number of fraction digits,
-/// so that their text order (what store queries compare) is their time order.
-pub(crate) mod ts {
-    use super::{DateTime, SecondsFormat, Serializer, Utc};
-
-    pub fn text(t: &DateTime<Utc>) -> String {
-        t.to_rfc3339_opts(SecondsFormat::Micros, true)
-    }
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&text(t))
-    }
-
-    pub fn option<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_some(&text(t)),
-            None => s.serialize_none(),
-        }
-    }
-}
 
 /// The current time at the precision timestamps are stored with (microseconds).
 pub fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
+    nube::store::timestamp::now()
 }
 
 /// One line of an order.
@@ -59,7 +38,7 @@ pub enum OrderEventData {
     /// The restaurant accepted the order.
     OrderConfirmed {
         /// When it should arrive.
-        #[serde(serialize_with = "ts::serialize")]
+        #[serde(with = "nube::store::timestamp")]
         estimated_delivery_at: DateTime<Utc>,
     },
     /// The order was cancelled.
@@ -93,7 +72,7 @@ pub struct OrderEvent {
     #[serde(flatten)]
     pub data: OrderEventData,
     /// When it was recorded.
-    #[serde(serialize_with = "ts::serialize")]
+    #[serde(with = "nube::store::timestamp")]
     pub at: DateTime<Utc>,
 }
 
@@ -143,12 +122,12 @@ pub struct Order {
     /// Where it stands.
     pub status: OrderStatus,
     /// When it was placed.
-    #[serde(serialize_with = "ts::serialize")]
+    #[serde(with = "nube::store::timestamp")]
     pub created_at: DateTime<Utc>,
     /// When it should arrive, once confirmed.
     #[serde(
         default,
-        serialize_with = "ts::option",
+        with = "nube::store::timestamp::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub estimated_delivery_at: Option<DateTime<Utc>>,

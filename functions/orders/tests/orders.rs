@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
 use chrono::{DateTime, TimeDelta, Utc};
+use nube::axum::http::{Method, StatusCode};
 use nube::testing::TestApp;
 use nube_orders::{
     Notification, Order, OrderEvent, OrderEventData, OrderItem, OrderStatus, OrdersConfig,
@@ -193,7 +193,7 @@ async fn invalid_orders_are_400() {
             Method::POST,
             "/orders",
             Some("text/plain"),
-            axum::body::Body::from("{}"),
+            nube::axum::body::Body::from("{}"),
         )
         .await;
     assert_eq!(resp.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);

@@ -20,13 +20,13 @@
 //! assert!(app.function("todos").is_some());
 //! ```
 
-use axum::extract::Path;
-use axum::http::StatusCode;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use nube::axum::extract::Path;
+use nube::axum::http::StatusCode;
 use nube::http::{Json, Routes};
 use nube::store::{Direction, Query, StoreError};
 use nube::{App, Context, Error};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The name of the HTTP function.
 pub const FUNCTION: &str = "todos";
@@ -49,14 +49,8 @@ pub struct Todo {
     /// Whether it is done.
     pub completed: bool,
     /// When it was created (RFC 3339, UTC, fixed width so it sorts as text).
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(with = "nube::store::timestamp")]
     pub created_at: DateTime<Utc>,
-}
-
-/// Timestamps are written with a fixed number of fraction digits so that the text
-/// order (what a store's `order_by` compares) is the time order.
-fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
 /// The body of `POST /todos`.

@@ -4,8 +4,8 @@ use nube::testing::TestApp;
 use nube_todos::Todo;
 use serde_json::{Value, json};
 
-use axum::body::Body;
-use axum::http::{Method, StatusCode};
+use nube::axum::body::Body;
+use nube::axum::http::{Method, StatusCode};
 
 fn harness() -> TestApp {
     TestApp::new(nube_todos::app())

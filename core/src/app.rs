@@ -515,7 +515,13 @@ impl App {
         let mut owners: BTreeMap<(String, String), &str> = BTreeMap::new();
         for f in &self.functions {
             if let Trigger::Http(routes) = &f.trigger {
-                if routes.declared().is_empty() {
+                problems.extend(
+                    routes
+                        .problems()
+                        .iter()
+                        .map(|p| format!("HTTP function {:?}: {p}", f.name)),
+                );
+                if routes.declared().is_empty() && routes.problems().is_empty() {
                     problems.push(format!("HTTP function {:?} has no routes", f.name));
                 }
                 for r in routes.declared() {
@@ -529,6 +535,21 @@ impl App {
                         ));
                     }
                 }
+            }
+        }
+        if problems.is_empty() {
+            // Whatever else axum refuses when the functions' routers are merged (a
+            // path two functions route differently, ANY beside GET...).
+            let resources =
+                crate::Resources::new(std::sync::Arc::new(crate::store::MemoryStore::new()));
+            let merge = std::panic::AssertUnwindSafe(|| {
+                self.http_service(crate::Provider::Test, resources)
+            });
+            if let Err(panic) = std::panic::catch_unwind(merge) {
+                problems.push(format!(
+                    "the HTTP functions' routes conflict: {}",
+                    crate::panic_message(&*panic)
+                ));
             }
         }
         if problems.is_empty() {

@@ -72,10 +72,18 @@ pub struct BlobInfo {
 /// the write and arms the event after it, so a crash between the two loses nothing.
 #[async_trait]
 pub trait BlobEvents: Send + Sync + std::fmt::Debug + 'static {
-    /// Called before an object is written; the returned token goes to `written`.
-    async fn will_write(&self, bucket: &str, key: &str) -> Result<u64, BlobError>;
+    /// Called before an object is written; the returned token goes to `written` or
+    /// `abandoned`.
+    async fn will_write(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: Option<&str>,
+    ) -> Result<u64, BlobError>;
     /// Called after the object was written.
     async fn written(&self, token: u64, bucket: &str, info: &BlobInfo) -> Result<(), BlobError>;
+    /// Called when the write failed: nothing was created.
+    async fn abandoned(&self, token: u64) -> Result<(), BlobError>;
 }
 
 /// A bucket of blobs, by its logical name.
@@ -177,31 +185,19 @@ impl Bucket {
         let bytes: Bytes = bytes.into();
         let size = bytes.len() as u64;
         let token = match &self.events {
-            Some(ev) => Some(ev.will_write(&self.name, key).await?),
+            Some(ev) => Some(ev.will_write(&self.name, key, content_type).await?),
             None => None,
         };
-        let payload = PutPayload::from(bytes);
-        let mut result = None;
-        if let Some(ct) = content_type {
-            let mut attributes = Attributes::new();
-            attributes.insert(Attribute::ContentType, ct.to_owned().into());
-            let opts = PutOptions {
-                attributes,
-                ..Default::default()
-            };
-            match self.store.put_opts(&path, payload.clone(), opts).await {
-                Ok(r) => result = Some(r),
-                Err(object_store::Error::NotImplemented { .. }) => {}
-                Err(e) => return Err(self.store_err(key, e)),
+        let put = match self.write(&path, key, bytes, content_type).await {
+            Ok(put) => put,
+            Err(e) => {
+                if let (Some(ev), Some(token)) = (&self.events, token)
+                    && let Err(abandon) = ev.abandoned(token).await
+                {
+                    tracing::warn!(error = %abandon, "could not clear a blob-write intent");
+                }
+                return Err(e);
             }
-        }
-        let put = match result {
-            Some(r) => r,
-            None => self
-                .store
-                .put(&path, payload)
-                .await
-                .map_err(|e| self.store_err(key, e))?,
         };
         let info = BlobInfo {
             key: key.to_owned(),
@@ -214,6 +210,34 @@ impl Bucket {
             ev.written(token, &self.name, &info).await?;
         }
         Ok(info)
+    }
+
+    async fn write(
+        &self,
+        path: &Path,
+        key: &str,
+        bytes: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<object_store::PutResult, BlobError> {
+        let payload = PutPayload::from(bytes);
+        if let Some(ct) = content_type {
+            let mut attributes = Attributes::new();
+            attributes.insert(Attribute::ContentType, ct.to_owned().into());
+            let opts = PutOptions {
+                attributes,
+                ..Default::default()
+            };
+            match self.store.put_opts(path, payload.clone(), opts).await {
+                Ok(r) => return Ok(r),
+                // Stores without attributes (the local file system) still take the bytes.
+                Err(object_store::Error::NotImplemented { .. }) => {}
+                Err(e) => return Err(self.store_err(key, e)),
+            }
+        }
+        self.store
+            .put(path, payload)
+            .await
+            .map_err(|e| self.store_err(key, e))
     }
 
     /// The bytes at `key`; [`BlobError::NotFound`] when there are none.

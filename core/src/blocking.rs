@@ -19,17 +19,20 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        if e.is_panic() {
-            Error::new(
-                ErrorKind::Panic,
-                format!(
-                    "blocking work panicked: {}",
-                    panic_message(&*e.into_panic())
-                ),
-            )
-        } else {
-            Error::internal("blocking work was cancelled")
-        }
-    })
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| {
+            if e.is_panic() {
+                Error::new(
+                    ErrorKind::Panic,
+                    format!(
+                        "blocking work panicked: {}",
+                        panic_message(&*e.into_panic())
+                    ),
+                )
+            } else {
+                Error::internal("blocking work was cancelled")
+            }
+        })
 }

@@ -2,7 +2,8 @@
 //!
 //! An [`Error`] carries two messages: the operator message (logged, never sent to a
 //! client) and, for errors the caller caused, a client-safe message. Server-side
-//! failures answer HTTP clients with a fixed text and the invocation id, nothing else.
+//! failures answer HTTP clients with a fixed text; the `x-nube-invocation-id` response
+//! header names the invocation whose log lines hold the detail.
 
 use std::fmt;
 
@@ -20,12 +21,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// The request or event was malformed or invalid (HTTP 400). Not retried.
     BadRequest,
+    /// The caller may not do this (HTTP 403). Not retried.
+    Forbidden,
     /// The addressed thing does not exist (HTTP 404). Not retried.
     NotFound,
     /// The thing already exists (HTTP 409). Not retried.
     Conflict,
-    /// An optimistic-concurrency precondition did not hold (HTTP 412).
+    /// An optimistic-concurrency precondition did not hold (HTTP 412). Retried.
     PreconditionFailed,
+    /// The path exists but not for this method (HTTP 405). Not retried.
+    MethodNotAllowed,
     /// The body is larger than allowed (HTTP 413). Not retried.
     PayloadTooLarge,
     /// The media type is not accepted (HTTP 415). Not retried.
@@ -45,9 +50,11 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -60,15 +67,23 @@ impl ErrorKind {
     pub fn code(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::PreconditionFailed => "precondition_failed",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Timeout => "timeout",
             Self::Panic | Self::Internal => "internal",
             Self::Unavailable => "unavailable",
         }
+    }
+
+    /// Whether running the same event again could succeed: server-side failures and
+    /// lost optimistic-concurrency races.
+    pub fn is_retryable(self) -> bool {
+        !self.is_client_error() || self == Self::PreconditionFailed
     }
 
     /// Whether the caller caused the failure (a 4xx). Such messages are safe to show
@@ -167,9 +182,10 @@ impl Error {
         }
     }
 
-    /// Whether delivering the same event again could succeed (server-side failures).
+    /// Whether delivering the same event again could succeed: server-side failures,
+    /// and lost optimistic-concurrency races ([`ErrorKind::PreconditionFailed`]).
     pub fn is_retryable(&self) -> bool {
-        !self.kind.is_client_error()
+        self.kind.is_retryable()
     }
 }
 
@@ -203,7 +219,11 @@ impl From<crate::store::StoreError> for Error {
             S::NotFound { .. } => ErrorKind::NotFound,
             S::Conflict { .. } => ErrorKind::Conflict,
             S::PreconditionFailed { .. } => ErrorKind::PreconditionFailed,
-            S::InvalidQuery(_) | S::InvalidDocument(_) => ErrorKind::BadRequest,
+            // Ids usually come from the request (a path segment).
+            S::InvalidDocument(_) => ErrorKind::BadRequest,
+            // A query the handler built, or stored data that no longer fits its type:
+            // the server's fault, and not the client's business.
+            S::InvalidQuery(_) | S::Decode(_) => ErrorKind::Internal,
             S::Backend { .. } => ErrorKind::Unavailable,
         };
         // Store messages name collections and ids; for client kinds they are safe.
@@ -222,9 +242,11 @@ impl From<crate::blob::BlobError> for Error {
     }
 }
 
+/// JSON errors inside a handler are the server's (client input goes through the
+/// [`Json`](crate::http::Json) extractor, which answers 400 itself).
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::bad_request(format!("invalid JSON: {e}"))
+        Error::internal("JSON (de)serialisation failed").with_source(e)
     }
 }
 

@@ -6,12 +6,15 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, rejection::JsonRejection};
+use axum::extract::{
+    DefaultBodyLimit, FromRequest, FromRequestParts, Request, rejection::JsonRejection,
+};
 use axum::handler::Handler;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use futures::FutureExt;
+use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
@@ -45,6 +48,30 @@ pub struct Route {
 pub struct Routes {
     router: Router,
     declared: Vec<Route>,
+    problems: Vec<String>,
+}
+
+/// The path prefix runtimes keep for themselves (the local runtime's `/_nube/...`).
+pub const RESERVED_PREFIX: &str = "/_nube";
+
+fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("route {path:?} must start with '/'"));
+    }
+    if path == RESERVED_PREFIX || path.starts_with(&format!("{RESERVED_PREFIX}/")) {
+        return Err(format!(
+            "route {path:?} is under {RESERVED_PREFIX}/, which runtimes keep for themselves"
+        ));
+    }
+    if let Some(seg) = path
+        .split('/')
+        .find(|s| s.starts_with(':') || s.starts_with('*'))
+    {
+        return Err(format!(
+            "route {path:?}: segment {seg:?} uses the old syntax; write parameters as {{name}} and wildcards as {{*name}}"
+        ));
+    }
+    Ok(())
 }
 
 macro_rules! method {
@@ -67,7 +94,21 @@ impl Routes {
     }
 
     fn add(mut self, path: &str, method: &str, router: MethodRouter) -> Self {
-        self.router = self.router.route(path, router);
+        if let Err(p) = check_path(path) {
+            self.problems.push(p);
+            return self;
+        }
+        // axum panics on a path it cannot route or a method routed twice; report that
+        // through App::validate instead.
+        let before = self.router.clone();
+        match std::panic::catch_unwind(AssertUnwindSafe(move || before.route(path, router))) {
+            Ok(router) => self.router = router,
+            Err(panic) => {
+                self.problems
+                    .push(format!("route {method} {path}: {}", panic_message(&*panic)));
+                return self;
+            }
+        }
         self.declared.push(Route {
             method: method.to_owned(),
             path: path.to_owned(),
@@ -102,6 +143,11 @@ impl Routes {
     /// The routes, in declaration order.
     pub fn declared(&self) -> &[Route] {
         &self.declared
+    }
+
+    /// Problems found while adding routes (reported by [`App::validate`]).
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 
     /// The axum Router.
@@ -159,6 +205,26 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// Path parameters with nube's error body: a segment that does not parse as `T`
+/// answers 400 `{"error":{"code":"bad_request","message":...}}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| Error::bad_request(e.body_text()))
+    }
+}
+
 #[derive(Clone)]
 struct Invocation {
     function: String,
@@ -169,6 +235,9 @@ struct Invocation {
 
 /// The header whose value becomes the invocation id of an HTTP request, when set.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The response header naming the invocation (find its log lines by this id).
+pub const INVOCATION_ID_HEADER: &str = "x-nube-invocation-id";
 
 async fn invocation(
     axum::extract::State(inv): axum::extract::State<Invocation>,
@@ -192,6 +261,7 @@ async fn invocation(
         builder = builder.invocation_id(id);
     }
     let ctx = builder.build();
+    let invocation_id = http::HeaderValue::from_str(ctx.invocation_id()).ok();
     let span = ctx.span().clone();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     req.extensions_mut().insert(ctx);
@@ -213,6 +283,10 @@ async fn invocation(
         )
         .into_response(),
     };
+    let mut response = response;
+    if let Some(id) = invocation_id {
+        response.headers_mut().insert(INVOCATION_ID_HEADER, id);
+    }
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
@@ -229,6 +303,24 @@ async fn invocation(
 /// invocation id (Lambda request id, Azure invocation id).
 #[derive(Debug, Clone)]
 pub struct InvocationId(pub String);
+
+async fn method_not_allowed(response: Response) -> Response {
+    if response.status() == http::StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(http::header::CONTENT_TYPE)
+    {
+        let allow = response.headers().get(http::header::ALLOW).cloned();
+        let mut r = Error::new(
+            ErrorKind::MethodNotAllowed,
+            "this path does not take that method",
+        )
+        .into_response();
+        if let Some(allow) = allow {
+            r.headers_mut().insert(http::header::ALLOW, allow);
+        }
+        return r;
+    }
+    response
+}
 
 async fn not_found() -> Error {
     Error::not_found("no route matches this path")
@@ -273,6 +365,7 @@ impl App {
         }
         router
             .fallback(not_found)
+            .layer(middleware::map_response(method_not_allowed))
             .layer(DefaultBodyLimit::max(self.settings().max_body_bytes))
     }
 }

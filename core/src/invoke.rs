@@ -69,7 +69,9 @@ impl App {
         let span = ctx.span().clone();
         let event_id = event.event_id().to_owned();
         let started = Instant::now();
-        let run = AssertUnwindSafe(handler(event, ctx)).catch_unwind();
+        // The handler is called inside the async block so that a panic while it builds
+        // its future is caught too.
+        let run = AssertUnwindSafe(async move { handler(event, ctx).await }).catch_unwind();
         let outcome = match tokio::time::timeout(limit, run)
             .instrument(span.clone())
             .await
@@ -96,5 +98,65 @@ impl App {
             ),
         });
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::document_created;
+    use crate::{App, Context, DocumentCreated, ErrorKind};
+
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[allow(dead_code)]
+        n: u32,
+    }
+
+    #[tokio::test]
+    async fn panics_while_building_the_future_are_caught() {
+        let app = App::new("t").on_document_created(
+            "f",
+            "c",
+            |_e: DocumentCreated<serde_json::Value>,
+             _c: Context|
+             -> std::future::Ready<crate::Result<()>> { panic!("before any await") },
+        );
+        let t = crate::testing::TestApp::new(app);
+        let e = t
+            .invoke("f", document_created("c", "1", serde_json::json!({})))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Panic);
+    }
+
+    #[tokio::test]
+    async fn events_a_function_does_not_take_are_refused() {
+        let app = App::new("t").on_document_created(
+            "f",
+            "c",
+            |_e: DocumentCreated<Typed>, _c: Context| async { Ok(()) },
+        );
+        let t = crate::testing::TestApp::new(app);
+        let wrong_collection = t
+            .invoke(
+                "f",
+                document_created("other", "1", serde_json::json!({"n": 1})),
+            )
+            .await;
+        assert_eq!(wrong_collection.unwrap_err().kind(), ErrorKind::BadRequest);
+        let wrong_shape = t
+            .invoke(
+                "f",
+                document_created("c", "1", serde_json::json!({"n": "x"})),
+            )
+            .await;
+        assert_eq!(wrong_shape.unwrap_err().kind(), ErrorKind::BadRequest);
+        let timer = t.invoke("f", crate::testing::timer_tick("@daily")).await;
+        assert_eq!(timer.unwrap_err().kind(), ErrorKind::BadRequest);
+        assert!(
+            t.invoke("f", document_created("c", "1", serde_json::json!({"n": 1})))
+                .await
+                .is_ok()
+        );
     }
 }

@@ -17,12 +17,27 @@
 //!
 //! # Day-of-month and day-of-week
 //!
-//! A day field is *restricted* unless it is exactly `*`. As in standard cron,
-//! when both day fields are restricted a day matches if **either** matches
-//! (`"0 0 1 * 1"` fires on the 1st of every month and on every Monday). AWS
-//! cannot express that at all, and Azure's NCRONTAB requires **both** to
-//! match, so both refuse such a schedule (unless one of the two fields covers
-//! every day anyway, which makes the schedule daily).
+//! The two day fields combine as in Vixie cron, the cron of most Linux
+//! systems, which Google Cloud Scheduler's documentation follows. A day field
+//! whose text begins with `*` is *star-flagged*: `*`, but also `*/2`.
+//!
+//! * When either day field is star-flagged, a day matches if **both** match.
+//!   `"0 0 13 * *"` fires on every 13th (`*` matches every weekday), and
+//!   `"0 0 */2 * 1"` fires only on odd-numbered days that are Mondays, because
+//!   `*/2` still restricts by its own values.
+//! * Only when neither day field begins with `*` does a day match if
+//!   **either** matches: `"0 0 1 * 1"` fires on the 1st of every month and on
+//!   every Monday.
+//!
+//! AWS EventBridge needs `?` in one of the two day fields, so it takes a
+//! schedule only when one of them is exactly `*`. It refuses both kinds of
+//! schedule that restrict both fields: "either" ones such as `"0 0 1 * 1"`
+//! and "both" ones such as `"0 0 */2 * 1"`. Azure's NCRONTAB requires
+//! **both** fields to match, so it takes "both" schedules as they are but
+//! refuses "either" ones. Both targets make one exception: a restricting
+//! field that covers every day anyway (`0-6`, `1-31`) is treated like `*`.
+//! With "either" the schedule is then daily, and with "both" the other field
+//! alone decides.
 //!
 //! ```
 //! use nube::Schedule;
@@ -48,6 +63,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// How many years ahead [`Schedule::next_after`] searches. Eight years is the
 /// longest gap between two February 29ths (2096 to 2104).
 const SEARCH_YEARS: i32 = 9;
+
+/// How many years ahead [`Schedule::next_after`] searches when day-of-month
+/// and day-of-week both restrict and must both match. A date can fall on a
+/// given weekday as rarely as once in 40 years (February 29th). After the
+/// 400 years of the Gregorian cycle the calendar repeats, so a schedule that
+/// has not fired by then never will.
+const CYCLE_YEARS: i32 = 400;
 
 /// The accepted macros and their 5-field expansions.
 const MACROS: [(&str, &str); 7] = [
@@ -224,8 +246,11 @@ impl Schedule {
     /// is converted to AWS numbering (1-7 = SUN-SAT), names become numbers,
     /// `*/n` becomes `0/n` (or `1/n` for day-of-month and month), and steps
     /// AWS cannot write (stepped day-of-week, `a-b/n` short of the field's
-    /// end) are spelled out as lists. Fails when both day fields are
-    /// restricted, which AWS cannot express.
+    /// end) are spelled out as lists. Fails when both day fields restrict,
+    /// which AWS cannot express. That covers both unix cron cases: either
+    /// field may match (neither begins with `*`, as in `"0 0 1 * 1"`), or both
+    /// must match (one begins with `*` but is not exactly `*`, as in
+    /// `"0 0 */2 * 1"`). See the [module documentation](crate::schedule).
     ///
     /// Note that AWS starts a `rate(...)` from the moment the rule is
     /// created, not from the epoch.
@@ -237,6 +262,25 @@ impl Schedule {
                     DayMode::Every => ("*".to_string(), "?".to_string()),
                     DayMode::DomOnly => (render_aws(FieldKind::DayOfMonth, &c.dom), "?".into()),
                     DayMode::DowOnly => ("?".into(), render_aws(FieldKind::DayOfWeek, &c.dow)),
+                    DayMode::Both => {
+                        let (name, field) = if c.dom.star_flagged() {
+                            ("day-of-month", render_std(FieldKind::DayOfMonth, &c.dom))
+                        } else {
+                            ("day-of-week", render_std(FieldKind::DayOfWeek, &c.dow))
+                        };
+                        return Err(ScheduleError::render(
+                            AWS,
+                            format!(
+                                "cron \"{}\": AWS EventBridge cannot express a schedule that \
+                                 restricts both day-of-month and day-of-week and needs both to \
+                                 match (unix cron requires both when either day field begins \
+                                 with *, as {name} \"{field}\" does); AWS takes a restriction in \
+                                 only one of the two, so restrict just one day field and check \
+                                 the other inside the function",
+                                c.text
+                            ),
+                        ));
+                    }
                     DayMode::Either => {
                         return Err(ScheduleError::render(
                             AWS,
@@ -269,8 +313,10 @@ impl Schedule {
     /// A rate renders only when cron steps keep it fixed: N minutes where N
     /// divides 60 (`0 */N * * * *`), N hours where N divides 24
     /// (`0 0 */N * * *`), or exactly one day (`0 0 0 * * *`). NCRONTAB
-    /// requires day-of-month **and** day-of-week to match, so a cron
-    /// restricting both (which in unix cron means either) is refused.
+    /// requires day-of-month **and** day-of-week to match. Unix cron does the
+    /// same when either day field begins with `*`, so such schedules map
+    /// directly (`"0 0 */2 * 1"` becomes `0 0 0 */2 * 1`). A cron where neither
+    /// begins with `*` and both restrict means "either" and is refused.
     pub fn to_azure(&self) -> Result<String, ScheduleError> {
         match self {
             Schedule::Rate(rate) => match rate.as_cron() {
@@ -282,6 +328,10 @@ impl Schedule {
                     DayMode::Every => ("*".to_string(), "*".to_string()),
                     DayMode::DomOnly => (render_std(FieldKind::DayOfMonth, &c.dom), "*".into()),
                     DayMode::DowOnly => ("*".into(), render_std(FieldKind::DayOfWeek, &c.dow)),
+                    DayMode::Both => (
+                        render_std(FieldKind::DayOfMonth, &c.dom),
+                        render_std(FieldKind::DayOfWeek, &c.dow),
+                    ),
                     DayMode::Either => {
                         return Err(ScheduleError::render(
                             AZURE,
@@ -330,11 +380,14 @@ impl Schedule {
 
     /// The first fire time strictly after `after`.
     ///
-    /// Cron schedules fire on whole minutes, with standard cron day
-    /// semantics (see the [module documentation](crate::schedule)). The search looks
+    /// Cron schedules fire on whole minutes, with Vixie cron day semantics
+    /// (see the [module documentation](crate::schedule)). The search looks
     /// about nine years ahead, enough to reach any February 29th, and returns
-    /// `None` for a date that never occurs, such as `"0 0 30 2 *"`. Rates
-    /// fire at the multiples of the period counted from the Unix epoch.
+    /// `None` for a date that never occurs, such as `"0 0 30 2 *"`. When both
+    /// day fields restrict and must both match (`"0 0 29 2 */6"`, February
+    /// 29th on a weekend), it looks through a whole 400-year Gregorian cycle
+    /// instead, as such a day can come only once in 40 years. Rates fire at
+    /// the multiples of the period counted from the Unix epoch.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Schedule::Cron(c) => c.next_after(after),
@@ -721,6 +774,14 @@ impl Field {
         self.items == [Item::Star { step: 1 }]
     }
 
+    /// Whether the field's text begins with `*` (`*`, `*/2`, `*,5`). This is
+    /// Vixie cron's DOM_STAR/DOW_STAR flag, which decides how the two day
+    /// fields combine. A valid field begins with `*` exactly when its first
+    /// item is a star.
+    fn star_flagged(&self) -> bool {
+        matches!(self.items.first(), Some(Item::Star { .. }))
+    }
+
     fn contains(&self, value: u32) -> bool {
         value < 64 && self.mask & (1 << value) != 0
     }
@@ -909,17 +970,21 @@ fn parse_value(kind: FieldKind, field: &str, token: &str) -> Result<u32, String>
 // ---------------------------------------------------------------------------
 // Cron expressions
 
-/// How the two day fields combine.
+/// How the two day fields combine, for rendering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DayMode {
-    /// Every day matches (neither restricted, or both restricted with one of
-    /// them covering every day).
+    /// Every day matches. Either both fields are exactly `*`, or a day may
+    /// match either field and one of them covers every day.
     Every,
-    /// Only day-of-month restricts.
+    /// Only day-of-month restricts (day-of-week matches every day).
     DomOnly,
-    /// Only day-of-week restricts.
+    /// Only day-of-week restricts (day-of-month matches every day).
     DowOnly,
-    /// Both restrict: a day matches if either matches.
+    /// Both restrict and a day must match both. One field begins with `*`
+    /// without being exactly `*` (`*/2`), and neither covers every day.
+    Both,
+    /// Both restrict and a day matches if either matches. Neither field
+    /// begins with `*`, and neither covers every day.
     Either,
 }
 
@@ -1007,36 +1072,51 @@ impl CronExpr {
         &self.text
     }
 
+    /// Vixie cron: when either day field begins with `*`, a day must match
+    /// both fields; when neither does, it may match either.
+    fn days_must_both_match(&self) -> bool {
+        self.dom.star_flagged() || self.dow.star_flagged()
+    }
+
     fn day_mode(&self) -> DayMode {
+        let dom_full = self.dom.is_full(FieldKind::DayOfMonth);
+        let dow_full = self.dow.is_full(FieldKind::DayOfWeek);
+        if !self.days_must_both_match() {
+            return if dom_full || dow_full {
+                DayMode::Every
+            } else {
+                DayMode::Either
+            };
+        }
         match (self.dom.is_star(), self.dow.is_star()) {
             (true, true) => DayMode::Every,
             (false, true) => DayMode::DomOnly,
             (true, false) => DayMode::DowOnly,
-            (false, false) => {
-                if self.dom.is_full(FieldKind::DayOfMonth) || self.dow.is_full(FieldKind::DayOfWeek)
-                {
-                    DayMode::Every
-                } else {
-                    DayMode::Either
-                }
-            }
+            // One begins with `*` but is not exactly `*` ("*/2"). A field that
+            // covers every day leaves the other to decide alone.
+            (false, false) => match (dom_full, dow_full) {
+                (true, true) => DayMode::Every,
+                (false, true) => DayMode::DomOnly,
+                (true, false) => DayMode::DowOnly,
+                (false, false) => DayMode::Both,
+            },
         }
     }
 
     fn day_matches(&self, date: NaiveDate) -> bool {
         let dom = self.dom.contains(date.day());
         let dow = self.dow.contains(date.weekday().num_days_from_sunday());
-        if !self.dom.is_star() && !self.dow.is_star() {
-            dom || dow
-        } else {
+        if self.days_must_both_match() {
             dom && dow
+        } else {
+            dom || dow
         }
     }
 
-    /// Only day-of-month restricts and no selected month is long enough for
-    /// any selected day ("0 0 30 2 *").
+    /// Day-of-month must match and no selected month is long enough for any
+    /// selected day ("0 0 30 2 *", "0 0 31 4 */2").
     fn never_fires(&self) -> bool {
-        if self.dom.is_star() || !self.dow.is_star() {
+        if !self.days_must_both_match() {
             return false;
         }
         let first_day = self.dom.mask.trailing_zeros();
@@ -1047,8 +1127,8 @@ impl CronExpr {
 
     /// The next day after `date` that could match.
     fn next_day(&self, date: NaiveDate) -> Option<NaiveDate> {
-        if self.dow.is_star() {
-            // Only day-of-month counts: jump straight to the next selected day.
+        if self.days_must_both_match() {
+            // Day-of-month must match: jump straight to the next selected day.
             if let Some(day) = self.dom.next_from(date.day() + 1)
                 && let Some(next) = date.with_day(day)
             {
@@ -1067,7 +1147,12 @@ impl CronExpr {
             .with_nanosecond(0)?
             .with_second(0)?
             .checked_add_signed(TimeDelta::minutes(1))?;
-        let last_year = start.year().checked_add(SEARCH_YEARS)?;
+        let years = if self.day_mode() == DayMode::Both {
+            CYCLE_YEARS
+        } else {
+            SEARCH_YEARS
+        };
+        let last_year = start.year().checked_add(years)?;
         let mut date = start.date_naive();
         let mut hour = start.hour();
         let mut minute = start.minute();
@@ -1307,7 +1392,50 @@ mod tests {
         // Unix cron has the same OR semantics: passes through.
         assert_eq!(sched.to_unix_cron().unwrap(), "0 0 1 * 1");
         assert!(s("0 0 1 * 1").to_aws().is_err());
-        assert!(s("0 0 */2 * 1").to_aws().is_err());
+        assert!(s("0 0 1-15 * 1,3").to_azure().is_err());
+    }
+
+    #[test]
+    fn star_flagged_day_field_needs_both() {
+        // "*/2" begins with *, so the two day fields are ANDed: odd days that
+        // are Mondays. AWS cannot express that.
+        let sched = s("0 0 */2 * 1");
+        let err = sched.to_aws().unwrap_err();
+        assert_eq!(err.target(), Some("aws"));
+        assert_eq!(
+            err.to_string(),
+            "cron \"0 0 */2 * 1\": AWS EventBridge cannot express a schedule that restricts \
+             both day-of-month and day-of-week and needs both to match (unix cron requires both \
+             when either day field begins with *, as day-of-month \"*/2\" does); AWS takes a \
+             restriction in only one of the two, so restrict just one day field and check the \
+             other inside the function"
+        );
+        // NCRONTAB ANDs the fields too: maps directly.
+        assert_eq!(sched.to_azure().unwrap(), "0 0 0 */2 * 1");
+        assert_eq!(sched.to_unix_cron().unwrap(), "0 0 */2 * 1");
+
+        // The same with day-of-week star-flagged.
+        let e = s("0 0 1 * */2").to_aws().unwrap_err();
+        assert!(e.to_string().contains("as day-of-week \"*/2\" does"), "{e}");
+        assert_eq!(azure("0 0 1 * */2"), "0 0 0 1 * */2");
+        assert_eq!(azure("0 0 1-7 * */3"), "0 0 0 1-7 * */3");
+        assert!(s("0 0 */2 * */3").to_aws().is_err());
+        assert_eq!(azure("0 0 */2 * */3"), "0 0 0 */2 * */3");
+        assert_eq!(azure("0 0 */10 JAN MON-FRI"), "0 0 0 */10 1 1-5");
+
+        // Exactly * becomes ? for AWS.
+        assert_eq!(aws("0 0 */2 * *"), "cron(0 0 1/2 * ? *)");
+        assert_eq!(azure("0 0 */2 * *"), "0 0 0 */2 * *");
+        assert_eq!(aws("0 0 * * */2"), "cron(0 0 ? * 1,3,5,7 *)");
+
+        // A restricting field that covers every day leaves the other alone
+        // (with AND, not OR: "1-31" and "*/2" is every other weekday).
+        assert_eq!(aws("0 0 */2 * 0-6"), "cron(0 0 1/2 * ? *)");
+        assert_eq!(azure("0 0 */2 * 0-7"), "0 0 0 */2 * *");
+        assert_eq!(aws("0 0 1-31 * */2"), "cron(0 0 ? * 1,3,5,7 *)");
+        assert_eq!(azure("0 0 1-31 * */2"), "0 0 0 * * */2");
+        assert_eq!(aws("0 0 *,15 * 1"), "cron(0 0 ? * 2 *)");
+        assert_eq!(azure("0 0 *,15 * 1"), "0 0 0 * * 1");
     }
 
     #[test]
@@ -1723,12 +1851,98 @@ mod tests {
             next("0 0 13 * *", at(2024, 5, 13, 0, 0)),
             Some(at(2024, 6, 13, 0, 0))
         );
-        // */2 in dom (odd days) is restricted, so it ORs with Monday: Monday
-        // the 6th matches although it is even.
+        // Neither day field begins with *, even when one is a step.
         assert_eq!(
-            next("0 0 */2 * 1", at(2024, 5, 5, 0, 0)),
+            next("0 0 1-31/2 * 1", at(2024, 5, 5, 0, 0)),
             Some(at(2024, 5, 6, 0, 0))
         );
+    }
+
+    #[test]
+    fn next_star_flagged_dom_and_dow() {
+        // */2 in dom (odd days) begins with *, so both must match: odd days
+        // that are Mondays. Monday the 6th is even and does not match.
+        let odd_mondays = [
+            at(2024, 5, 13, 0, 0),
+            at(2024, 5, 27, 0, 0),
+            at(2024, 6, 3, 0, 0),
+            at(2024, 6, 17, 0, 0),
+            at(2024, 7, 1, 0, 0),
+        ];
+        let mut t = at(2024, 5, 5, 0, 0);
+        for expected in odd_mondays {
+            t = next("0 0 */2 * 1", t).unwrap();
+            assert_eq!(t, expected);
+        }
+        // The 1st of the month when it is a Sunday, Tuesday, Thursday or
+        // Saturday: June 1st 2024 is a Saturday, July 1st a Monday.
+        assert_eq!(
+            next("0 0 1 * */2", at(2024, 5, 10, 0, 0)),
+            Some(at(2024, 6, 1, 0, 0))
+        );
+        assert_eq!(
+            next("0 0 1 * */2", at(2024, 6, 1, 0, 0)),
+            Some(at(2024, 8, 1, 0, 0))
+        );
+        // "1-31" covers every day but ANDs with "*/2": not daily. 2024-05-10
+        // is a Friday.
+        assert_eq!(
+            next("0 0 1-31 * */2", at(2024, 5, 10, 0, 0)),
+            Some(at(2024, 5, 11, 0, 0))
+        );
+        assert_eq!(
+            next("0 0 1-31 * */2", at(2024, 5, 12, 0, 0)),
+            Some(at(2024, 5, 14, 0, 0))
+        );
+        // "*,15" begins with *: every Monday, not also the 15th.
+        assert_eq!(
+            next("0 0 *,15 * 1", at(2024, 5, 13, 0, 0)),
+            Some(at(2024, 5, 20, 0, 0))
+        );
+    }
+
+    #[test]
+    fn next_star_flagged_rare_days() {
+        // February 29th on a Saturday or Sunday: 2032, then 16 years later.
+        assert_eq!(
+            next("0 0 29 2 */6", at(2024, 3, 1, 0, 0)),
+            Some(at(2032, 2, 29, 0, 0))
+        );
+        assert_eq!(
+            next("0 0 29 2 */6", at(2032, 2, 29, 0, 0)),
+            Some(at(2048, 2, 29, 0, 0))
+        );
+        // "*/30" is the 1st and 31st: February 1st on a Monday, 11 years on.
+        assert_eq!(
+            next("0 0 */30 2 1", at(2027, 2, 1, 0, 0)),
+            Some(at(2038, 2, 1, 0, 0))
+        );
+        // Rare days across the 40-year gaps around 2100, against a day-by-day
+        // reference: February 29th on a Sunday, Wednesday or Saturday; on a
+        // Saturday or Sunday; and February 1st or 29th on a Sunday or Thursday.
+        let fires_on = |expr: &str, d: NaiveDate| {
+            let weekday = d.weekday().num_days_from_sunday();
+            d.month() == 2
+                && match expr {
+                    "0 0 29 2 */3" => d.day() == 29 && [0, 3, 6].contains(&weekday),
+                    "0 0 29 2 */6" => d.day() == 29 && [0, 6].contains(&weekday),
+                    _ => [1, 29].contains(&d.day()) && [0, 4].contains(&weekday),
+                }
+        };
+        for expr in ["0 0 29 2 */3", "0 0 29 2 */6", "0 0 */28 2 */4"] {
+            let sched = s(expr);
+            let mut t = at(2060, 1, 1, 0, 0);
+            for _ in 0..10 {
+                let mut day = t.date_naive().succ_opt().unwrap();
+                while !fires_on(expr, day) {
+                    assert!(day.year() < 2500, "{expr}");
+                    day = day.succ_opt().unwrap();
+                }
+                let expected = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap());
+                assert_eq!(sched.next_after(t), Some(expected), "{expr} after {t}");
+                t = expected;
+            }
+        }
     }
 
     #[test]
@@ -1774,6 +1988,9 @@ mod tests {
             next("0 0 30 2 1", at(2024, 1, 31, 0, 0)),
             Some(at(2024, 2, 5, 0, 0))
         );
+        // But not when day-of-week begins with *: then both must match.
+        assert_eq!(next("0 0 30 2 */2", at(2024, 1, 31, 0, 0)), None);
+        assert_eq!(next("0 0 31 4,6 */3", at(2024, 1, 1, 0, 0)), None);
     }
 
     #[test]
@@ -1827,17 +2044,27 @@ mod tests {
         }
     }
 
-    /// Minute-by-minute reference implementation of standard cron matching.
+    /// Minute-by-minute reference implementation of Vixie cron matching: the
+    /// day fields are ANDed when either one's text begins with '*' (taken
+    /// from the expression text, not from the parsed fields) and ORed
+    /// otherwise.
     fn brute_next(c: &CronExpr, after: DateTime<Utc>, limit: u32) -> Option<DateTime<Utc>> {
+        let text = MACROS
+            .iter()
+            .find(|(name, _)| *name == c.text)
+            .map_or(c.text.as_str(), |(_, expansion)| expansion);
+        let fields: Vec<&str> = text.split(' ').collect();
+        let star_flagged = fields[2].starts_with('*') || fields[4].starts_with('*');
         let mut t = after.with_second(0).unwrap().with_nanosecond(0).unwrap();
         for _ in 0..limit {
             t += TimeDelta::minutes(1);
             let date = t.date_naive();
             let dom_ok = c.dom.contains(date.day());
             let dow_ok = c.dow.contains(date.weekday().num_days_from_sunday());
-            let day_ok = match (c.dom.is_star(), c.dow.is_star()) {
-                (false, false) => dom_ok || dow_ok,
-                _ => dom_ok && dow_ok,
+            let day_ok = if star_flagged {
+                dom_ok && dow_ok
+            } else {
+                dom_ok || dow_ok
             };
             if day_ok
                 && c.minute.contains(t.minute())
@@ -1868,6 +2095,17 @@ mod tests {
             "0 */4 * JAN,JUL *",
             "10 10 1-7 * 2",
             "0 0 * * */2",
+            "0 0 */2 * 1",
+            "0 0 1 * */2",
+            "0 0 */3 * MON-FRI",
+            "0 12 1-7 * */3",
+            "0 0 */2 * */2",
+            "0 0 */2 * 0-6",
+            "0 0 1-31 * */2",
+            "0 0 *,15 * 1",
+            "0 0 1-31/2 * 1",
+            "0 0 31 * */4",
+            "0 0 29 2 */6",
             "@weekly",
             "@monthly",
         ];

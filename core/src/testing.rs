@@ -91,8 +91,17 @@ struct BlobQueue(Mutex<VecDeque<BlobCreated>>);
 
 #[async_trait]
 impl BlobEvents for BlobQueue {
-    async fn will_write(&self, _bucket: &str, _key: &str) -> Result<u64, BlobError> {
+    async fn will_write(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _content_type: Option<&str>,
+    ) -> Result<u64, BlobError> {
         Ok(0)
+    }
+
+    async fn abandoned(&self, _token: u64) -> Result<(), BlobError> {
+        Ok(())
     }
 
     async fn written(&self, _token: u64, bucket: &str, info: &BlobInfo) -> Result<(), BlobError> {
@@ -293,7 +302,14 @@ impl TestApp {
             let mut events: Vec<Event> = Vec::new();
             {
                 let mut rx = self.created.lock().expect("receiver");
-                while let Ok(w) = rx.try_recv() {
+                loop {
+                    let w = match rx.try_recv() {
+                        Ok(w) => w,
+                        Err(broadcast::error::TryRecvError::Lagged(n)) => panic!(
+                            "settle: {n} document-created events were dropped; call settle() at least every 4096 creations"
+                        ),
+                        Err(_) => break,
+                    };
                     events.push(Event::DocumentCreated(DocumentCreated {
                         event_id: format!(
                             "{}/{}@{}",

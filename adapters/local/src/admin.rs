@@ -41,11 +41,40 @@ pub(crate) fn router(app: Arc<App>, resources: Resources, outbox: Outbox) -> Rou
         .route("/_nube/status", get(status))
         .route("/_nube/dead-letters", get(dead_letters))
         .route("/_nube/dead-letters/{seq}/retry", post(retry))
+        .layer(axum::middleware::from_fn(same_machine_only))
         .with_state(Admin {
             app,
             resources,
             outbox,
         })
+}
+
+/// Web pages from other origins could otherwise POST to these endpoints through a
+/// browser on this machine: requests whose `Origin` is not local are refused.
+async fn same_machine_only(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let local = |origin: &str| {
+        let host = origin.split("://").nth(1).unwrap_or("");
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    };
+    let origin = req
+        .headers()
+        .get(axum::http::header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or(""));
+    match origin {
+        Some(origin) if !local(origin) => Error::new(
+            nube::ErrorKind::Forbidden,
+            "the /_nube endpoints only answer requests from this machine",
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Error> {

@@ -132,13 +132,22 @@ impl LocalBlobEvents {
 
 #[async_trait]
 impl BlobEvents for LocalBlobEvents {
-    async fn will_write(&self, bucket: &str, key: &str) -> Result<u64, BlobError> {
-        let (b, k) = (bucket.to_owned(), key.to_owned());
+    async fn will_write(
+        &self,
+        bucket: &str,
+        key: &str,
+        content_type: Option<&str>,
+    ) -> Result<u64, BlobError> {
+        let (b, k, ct) = (
+            bucket.to_owned(),
+            key.to_owned(),
+            content_type.map(str::to_owned),
+        );
         self.db
             .call(move |c| {
                 c.execute(
-                    "INSERT INTO blob_intents (bucket, key, created_ms) VALUES (?1, ?2, ?3)",
-                    params![b, k, now_ms()],
+                    "INSERT INTO blob_intents (bucket, key, content_type, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![b, k, ct, now_ms()],
                 )
                 .map_err(backend_err)?;
                 Ok(c.last_insert_rowid() as u64)
@@ -146,6 +155,20 @@ impl BlobEvents for LocalBlobEvents {
             .await
             .map_err(|e: nube::store::StoreError| BlobError::Events {
                 bucket: bucket.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
+    async fn abandoned(&self, token: u64) -> Result<(), BlobError> {
+        self.db
+            .call(move |c| {
+                c.execute("DELETE FROM blob_intents WHERE token = ?1", [token as i64])
+                    .map_err(backend_err)?;
+                Ok(())
+            })
+            .await
+            .map_err(|e: nube::store::StoreError| BlobError::Events {
+                bucket: "*".into(),
                 message: e.to_string(),
             })
     }

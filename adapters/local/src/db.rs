@@ -10,7 +10,7 @@ use nube::store::StoreError;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
+PRAGMA synchronous = FULL;
 PRAGMA busy_timeout = 5000;
 CREATE TABLE IF NOT EXISTS documents (
     collection TEXT NOT NULL,
@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     event TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_ms INTEGER NOT NULL,
+    claimed INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     created_ms INTEGER NOT NULL
 );
@@ -52,6 +53,28 @@ CREATE TABLE IF NOT EXISTS timers (
 );
 ";
 
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+fn prepare(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let has_tables: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'documents'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_tables && version != SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "the database was written by another nube version (schema {version}, this build uses {SCHEMA_VERSION}); move it away or point NUBE_DATA_DIR elsewhere"
+            )),
+        ));
+    }
+    conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+}
+
 /// A shared handle to the database; every call runs on the blocking pool.
 #[derive(Clone, Debug)]
 pub struct Database {
@@ -66,7 +89,7 @@ impl Database {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, rusqlite::Error> {
         let conn = Connection::open(path)?;
-        conn.execute_batch(SCHEMA)?;
+        prepare(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -75,7 +98,7 @@ impl Database {
     /// An in-memory database, for tests.
     pub fn in_memory() -> Result<Self, rusqlite::Error> {
         let conn = Connection::open_in_memory()?;
-        conn.execute_batch(SCHEMA)?;
+        prepare(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -1,11 +1,11 @@
 //! The delivery loop: takes due events from the outbox, runs their functions, and
 //! deletes, reschedules (exponential backoff with jitter) or dead-letters them.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 use nube::{App, Context, Provider, Resources};
 
@@ -35,7 +35,7 @@ impl RetryPolicy {
     }
 }
 
-/// Runs until the process stops.
+/// Runs until the process stops (aborting it aborts the deliveries it started).
 pub(crate) async fn run(
     app: Arc<App>,
     resources: Resources,
@@ -44,52 +44,41 @@ pub(crate) async fn run(
     policy: RetryPolicy,
     concurrency: usize,
 ) {
-    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
-    let permits = Arc::new(Semaphore::new(concurrency));
+    // A claimed event is not handed out again before its lease ends: longer than any
+    // function may run, so only a crashed process's claims ever expire.
+    let lease = app
+        .functions()
+        .iter()
+        .map(|f| app.timeout_of(f))
+        .max()
+        .unwrap_or_default()
+        + Duration::from_secs(30);
+    let mut deliveries = JoinSet::new();
     loop {
-        let skip: Vec<i64> = in_flight
-            .lock()
-            .expect("in-flight set")
-            .iter()
-            .copied()
-            .collect();
-        let free = permits.available_permits();
-        let due = if free == 0 {
-            Vec::new()
-        } else {
-            match outbox.due(free, skip).await {
-                Ok(due) => due,
+        while deliveries.try_join_next().is_some() {}
+        let free = concurrency.saturating_sub(deliveries.len());
+        if free > 0 {
+            match outbox.claim(free, lease).await {
+                Ok(due) => {
+                    for pending in due {
+                        let (app, resources, outbox, wake) =
+                            (app.clone(), resources.clone(), outbox.clone(), wake.clone());
+                        deliveries.spawn(async move {
+                            deliver(&app, resources, &outbox, pending, policy).await;
+                            wake.notify_one();
+                        });
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "could not read the outbox; retrying in 1 s");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             }
-        };
-        for pending in due {
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore open");
-            in_flight.lock().expect("in-flight set").insert(pending.seq);
-            let (app, resources, outbox, in_flight, wake) = (
-                app.clone(),
-                resources.clone(),
-                outbox.clone(),
-                in_flight.clone(),
-                wake.clone(),
-            );
-            tokio::spawn(async move {
-                let seq = pending.seq;
-                deliver(&app, resources, &outbox, pending, policy).await;
-                in_flight.lock().expect("in-flight set").remove(&seq);
-                drop(permit);
-                wake.notify_one();
-            });
         }
+        // Claimed rows are leased into the future, so this is the next retry or new event.
         let wait = match outbox.next_due_ms().await {
-            Ok(Some(ms)) => Duration::from_millis((ms - now_ms()).clamp(5, 1000) as u64),
+            Ok(Some(ms)) => Duration::from_millis((ms - now_ms()).clamp(1, 1000) as u64),
             _ => Duration::from_secs(1),
         };
         tokio::select! {
@@ -107,27 +96,31 @@ async fn deliver(
     policy: RetryPolicy,
 ) {
     let attempt = pending.attempts + 1;
+    let mut builder =
+        Context::builder(pending.function.clone(), Provider::Local, resources).attempt(attempt);
+    if let Some(f) = app.function(&pending.function) {
+        builder = builder.timeout(app.timeout_of(f));
+    }
+    let ctx = builder.build();
+    let span = ctx.span().clone();
     let outcome = match pending.event {
-        Ok(event) => {
-            let ctx = Context::builder(pending.function.clone(), Provider::Local, resources)
-                .attempt(attempt)
-                .build();
-            app.invoke(event, ctx)
-                .await
-                .map_err(|e| (e.is_retryable(), e.operator_message()))
-        }
+        Ok(event) => app
+            .invoke(event, ctx)
+            .await
+            .map_err(|e| (e.is_retryable(), e.operator_message())),
         Err(unreadable) => Err((false, unreadable)),
     };
     let result = match outcome {
         Ok(()) => outbox.delivered(pending.seq).await,
         Err((retryable, error)) if retryable && attempt < policy.max_attempts => {
             let delay = policy.delay(attempt);
-            tracing::warn!(
-                function = pending.function,
-                attempt,
-                retry_in_ms = delay.as_millis() as u64,
-                "delivery failed; will retry"
-            );
+            span.in_scope(|| {
+                tracing::warn!(
+                    attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "delivery failed; will retry"
+                )
+            });
             outbox
                 .retry_later(
                     pending.seq,
@@ -138,16 +131,19 @@ async fn deliver(
                 .await
         }
         Err((_, error)) => {
-            tracing::error!(
-                function = pending.function,
-                attempt,
-                error,
-                "delivery failed for good; the event is in the dead letters (GET /_nube/dead-letters)"
-            );
+            span.in_scope(|| {
+                tracing::error!(
+                    attempt,
+                    error,
+                    "delivery failed for good; the event is in the dead letters (GET /_nube/dead-letters)"
+                )
+            });
             outbox.dead_letter(pending.seq, attempt, error).await
         }
     };
     if let Err(e) = result {
-        tracing::error!(error = %e, "could not record the delivery outcome; the event will be delivered again");
+        span.in_scope(|| {
+            tracing::error!(error = %e, "could not record the delivery outcome; the event will be delivered again")
+        });
     }
 }

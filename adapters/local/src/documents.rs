@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use nube::store::{
-    Document, DocumentStore, Page, Query, StoreError, Version, evaluate, validate_key,
+    Document, DocumentStore, Op, Page, Query, StoreError, Version, evaluate, validate_key,
     validate_write,
 };
 use nube::{App, DocumentCreated, Event, Provider, RawEvent};
@@ -228,17 +228,34 @@ impl DocumentStore for EmbeddedStore {
 
     async fn query(&self, collection: &str, query: &Query) -> Result<Page, StoreError> {
         query.validate()?;
+        // Equality on strings narrows the rows in SQL; `evaluate` then applies the
+        // whole query with the reference semantics.
+        let mut sql =
+            String::from("SELECT id, version, value FROM documents WHERE collection = ?1");
+        let mut args: Vec<String> = vec![collection.to_owned()];
+        for f in &query.filters {
+            if let (Op::Eq, Value::String(v)) = (f.op, &f.value)
+                && f.field
+                    .split('.')
+                    .all(|k| !k.is_empty() && !k.contains('"'))
+            {
+                let path: String = f.field.split('.').map(|k| format!(".\"{k}\"")).collect();
+                args.push(format!("${path}"));
+                args.push(v.clone());
+                sql.push_str(&format!(
+                    " AND json_extract(value, ?{}) = ?{}",
+                    args.len() - 1,
+                    args.len()
+                ));
+            }
+        }
         let collection = collection.to_owned();
         let docs = self
             .db
             .call(move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT id, version, value FROM documents WHERE collection = ?1",
-                    )
-                    .map_err(backend_err)?;
+                let mut stmt = c.prepare_cached(&sql).map_err(backend_err)?;
                 let rows = stmt
-                    .query_map([&collection], |r| {
+                    .query_map(rusqlite::params_from_iter(args.iter()), |r| {
                         Ok((
                             r.get::<_, String>(0)?,
                             r.get::<_, String>(1)?,

@@ -87,6 +87,7 @@ impl Config {
 
 /// A running app: its address and stores; dropped or [`Running::stop`]ped, it stops.
 pub struct Running {
+    _lock: std::fs::File,
     addr: SocketAddr,
     resources: Resources,
     shutdown: Option<oneshot::Sender<()>>,
@@ -154,6 +155,27 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// One runtime per data directory: two would deliver the same events.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StartError(format!("cannot create {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError(format!(
+            "another nube-local process is using {}; stop it, or set NUBE_DATA_DIR to another directory",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StartError(format!("cannot lock {}: {e}", path.display())))
+        }
+    }
+}
+
 /// Starts `app` with `config` and returns once it accepts connections.
 pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
     app.validate().map_err(|e| StartError(e.to_string()))?;
@@ -164,6 +186,7 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
             config.data_dir.display()
         ))
     })?;
+    let lock = lock_data_dir(&config.data_dir)?;
     let db_path = config.data_dir.join("nube.db");
     let db = db::Database::open(&db_path).map_err(|e| {
         StartError(format!(
@@ -191,6 +214,16 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
         })?;
         buckets.push(bucket.clone());
         resources = resources.with_bucket(bucket.with_events(hook.clone()));
+    }
+    let released = outbox
+        .release_claims()
+        .await
+        .map_err(|e| StartError(format!("cannot read the outbox: {e}")))?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "events in flight when the last run stopped will be delivered again"
+        );
     }
     let recovered = hook
         .recover(&buckets)
@@ -246,6 +279,7 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
             .await
     });
     Ok(Running {
+        _lock: lock,
         addr,
         resources,
         shutdown: Some(tx),

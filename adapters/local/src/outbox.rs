@@ -95,33 +95,58 @@ impl Outbox {
         Ok(())
     }
 
-    /// Up to `limit` events due now, oldest first, leaving out rows in `skip`.
-    pub async fn due(&self, limit: usize, skip: Vec<i64>) -> Result<Vec<Pending>, StoreError> {
+    /// Claims up to `limit` events due now, oldest first: each is leased for `lease`
+    /// (it is not handed out again meanwhile) until its outcome is recorded.
+    pub async fn claim(
+        &self,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Pending>, StoreError> {
+        let lease_ms = lease.as_millis() as i64;
         self.db
             .call(move |c| {
-                let mut stmt = c
-                    .prepare_cached(
-                        "SELECT seq, function, event, attempts FROM outbox WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, seq LIMIT ?2",
-                    )
-                    .map_err(backend_err)?;
-                let rows = stmt
-                    .query_map(params![now_ms(), (limit + skip.len()) as i64], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?))
-                    })
-                    .map_err(backend_err)?;
+                let tx = c.transaction().map_err(backend_err)?;
+                let now = now_ms();
                 let mut out = Vec::new();
-                for row in rows {
-                    let (seq, function, text, attempts) = row.map_err(backend_err)?;
-                    if skip.contains(&seq) {
-                        continue;
-                    }
-                    let event = serde_json::from_str(&text).map_err(|e| format!("stored event is unreadable: {e}"));
-                    out.push(Pending { seq, function, event, attempts });
-                    if out.len() == limit {
-                        break;
+                {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "SELECT seq, function, event, attempts FROM outbox WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, seq LIMIT ?2",
+                        )
+                        .map_err(backend_err)?;
+                    let rows = stmt
+                        .query_map(params![now, limit as i64], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?))
+                        })
+                        .map_err(backend_err)?;
+                    for row in rows {
+                        let (seq, function, text, attempts) = row.map_err(backend_err)?;
+                        let event = serde_json::from_str(&text).map_err(|e| format!("stored event is unreadable: {e}"));
+                        out.push(Pending { seq, function, event, attempts });
                     }
                 }
+                for p in &out {
+                    tx.execute(
+                        "UPDATE outbox SET claimed = 1, next_attempt_ms = ?2 WHERE seq = ?1",
+                        params![p.seq, now + lease_ms],
+                    )
+                    .map_err(backend_err)?;
+                }
+                tx.commit().map_err(backend_err)?;
                 Ok(out)
+            })
+            .await
+    }
+
+    /// Makes events claimed by a process that is gone (crashed) due again now.
+    pub async fn release_claims(&self) -> Result<usize, StoreError> {
+        self.db
+            .call(|c| {
+                c.execute(
+                    "UPDATE outbox SET claimed = 0, next_attempt_ms = MIN(next_attempt_ms, ?1) WHERE claimed = 1",
+                    [now_ms()],
+                )
+                .map_err(backend_err)
             })
             .await
     }
@@ -158,7 +183,7 @@ impl Outbox {
         self.db
             .call(move |c| {
                 c.execute(
-                    "UPDATE outbox SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4 WHERE seq = ?1",
+                    "UPDATE outbox SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4, claimed = 0 WHERE seq = ?1",
                     params![seq, attempts, next_ms, error],
                 )
                 .map_err(backend_err)?;

@@ -33,26 +33,78 @@ async fn record(
     event: Option<Event>,
     at: DateTime<Utc>,
 ) {
-    let f = function.to_owned();
-    let result = db
-        .call(move |c| {
-            let tx = c.transaction().map_err(backend_err)?;
-            if let Some(event) = &event {
-                enqueue(&tx, &f, event).map_err(backend_err)?;
+    // A tick is only given up on after the database refused it for a minute.
+    for attempt in 1..=60 {
+        match record_once(db, function, event.clone(), at).await {
+            Ok(()) => {
+                outbox.wake();
+                return;
             }
-            tx.execute(
-                "INSERT INTO timers (function, last_fired_ms) VALUES (?1, ?2)
-                 ON CONFLICT (function) DO UPDATE SET last_fired_ms = excluded.last_fired_ms",
-                params![f, at.timestamp_millis()],
-            )
-            .map_err(backend_err)?;
-            tx.commit().map_err(backend_err)
-        })
-        .await;
-    match result {
-        Ok(()) => outbox.wake(),
-        Err(e) => tracing::error!(function, error = %e, "could not record a timer tick"),
+            Err(e) => {
+                tracing::error!(function, attempt, error = %e, "could not record a timer tick; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
     }
+}
+
+async fn record_once(
+    db: &Database,
+    function: &str,
+    event: Option<Event>,
+    at: DateTime<Utc>,
+) -> Result<(), nube::store::StoreError> {
+    let f = function.to_owned();
+    db.call(move |c| {
+        let tx = c.transaction().map_err(backend_err)?;
+        if let Some(event) = &event {
+            enqueue(&tx, &f, event).map_err(backend_err)?;
+        }
+        tx.execute(
+            "INSERT INTO timers (function, last_fired_ms) VALUES (?1, ?2)
+             ON CONFLICT (function) DO UPDATE SET last_fired_ms = excluded.last_fired_ms",
+            params![f, at.timestamp_millis()],
+        )
+        .map_err(backend_err)?;
+        tx.commit().map_err(backend_err)
+    })
+    .await
+}
+
+/// The latest time the schedule fired in `(last, now]`, if any. Searches growing
+/// windows back from `now`, so a frequent schedule after a long downtime costs a few
+/// steps, not one per missed tick.
+pub fn latest_missed(
+    schedule: &Schedule,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    const MINUTE: i64 = 60;
+    for window in [
+        2 * MINUTE,
+        2 * 60 * MINUTE,
+        2 * 1440 * MINUTE,
+        64 * 1440 * MINUTE,
+        800 * 1440 * MINUTE,
+        4000 * 1440 * MINUTE,
+    ] {
+        let from = (now - chrono::TimeDelta::seconds(window)).max(last);
+        let mut t = from;
+        let mut latest = None;
+        for _ in 0..10_000 {
+            match schedule.next_after(t) {
+                Some(n) if n <= now => {
+                    latest = Some(n);
+                    t = n;
+                }
+                _ => break,
+            }
+        }
+        if latest.is_some() || from == last {
+            return latest;
+        }
+    }
+    None
 }
 
 /// Fires `function` on `schedule` until the process stops.
@@ -76,20 +128,8 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
             record(&db, &outbox, &function, None, now).await;
             now
         }
-        Some(last) => {
-            // Find the latest tick missed while down, if any.
-            let mut missed = None;
-            let mut t = last;
-            for _ in 0..100_000 {
-                match schedule.next_after(t) {
-                    Some(n) if n <= now => {
-                        missed = Some(n);
-                        t = n;
-                    }
-                    _ => break,
-                }
-            }
-            if let Some(at) = missed {
+        Some(last) => match latest_missed(&schedule, last, now) {
+            Some(at) => {
                 tracing::warn!(function, scheduled = %at, "a tick was missed while the runtime was down; delivering it now");
                 record(
                     &db,
@@ -100,10 +140,9 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
                 )
                 .await;
                 at
-            } else {
-                last
             }
-        }
+            None => last,
+        },
     };
     loop {
         let Some(next) = schedule.next_after(last.max(Utc::now())) else {
@@ -121,5 +160,46 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
         )
         .await;
         last = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn latest_missed_tick() {
+        let daily = Schedule::cron("0 2 * * *").unwrap();
+        assert_eq!(
+            latest_missed(&daily, t("2026-01-01T03:00:00Z"), t("2026-01-05T01:00:00Z")),
+            Some(t("2026-01-04T02:00:00Z"))
+        );
+        assert_eq!(
+            latest_missed(&daily, t("2026-01-01T03:00:00Z"), t("2026-01-02T01:00:00Z")),
+            None
+        );
+        let minutely = Schedule::cron("* * * * *").unwrap();
+        assert_eq!(
+            latest_missed(
+                &minutely,
+                t("2020-01-01T00:00:00Z"),
+                t("2026-01-05T01:00:30Z")
+            ),
+            Some(t("2026-01-05T01:00:00Z")),
+            "years of missed minutes cost a few steps"
+        );
+        let yearly = Schedule::cron("0 0 1 1 *").unwrap();
+        assert_eq!(
+            latest_missed(
+                &yearly,
+                t("2020-06-01T00:00:00Z"),
+                t("2026-03-01T00:00:00Z")
+            ),
+            Some(t("2026-01-01T00:00:00Z"))
+        );
     }
 }

@@ -89,13 +89,14 @@ async fn writes_fire_functions_and_http_is_served() {
     items.create("a", &json!({"n": 1})).await.unwrap();
     items.put("a", &json!({"n": 2})).await.unwrap(); // an update fires nothing
     let copies = r.resources().collection::<Value>("copies");
-    eventually("the copy exists", || async {
-        copies.get("a").await.unwrap().is_some()
+    eventually("the copy exists and nothing is pending", || async {
+        copies.get("a").await.unwrap().is_some() && status(&r).await["pending"] == 0
     })
     .await;
     assert_eq!(
         copies.get("a").await.unwrap().unwrap().value,
-        json!({"n": 1})
+        json!({"n": 1}),
+        "the update fired nothing"
     );
 
     let bucket = r.resources().bucket("uploads").unwrap();
@@ -281,4 +282,126 @@ async fn eventually_long(what: &str, check: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_writes_cut_short_by_a_crash_are_recovered_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What a crash between the intent and the event leaves behind: one intent whose
+        // object was written, one whose object never was.
+        let db = nube_local::db::Database::open(&dir.path().join("nube.db")).unwrap();
+        db.call(|c| {
+            c.execute_batch(
+                "INSERT INTO blob_intents (bucket, key, content_type, created_ms) VALUES ('uploads', 'in/done.bin', 'application/x-test', 0);
+                 INSERT INTO blob_intents (bucket, key, content_type, created_ms) VALUES ('uploads', 'in/never.bin', NULL, 0);",
+            )
+            .map_err(|e| nube::store::StoreError::backend("embedded", "test", e))
+        })
+        .await
+        .unwrap();
+        let objects = dir.path().join("blobs/uploads/in");
+        std::fs::create_dir_all(&objects).unwrap();
+        std::fs::write(objects.join("done.bin"), [1, 2, 3]).unwrap();
+    }
+    let app = App::new("t").on_blob_created("note", "uploads", "in/", note_blob);
+    let r = nube_local::start(app, config(dir.path())).await.unwrap();
+    let seen = r.resources().collection::<Value>("seen-blobs");
+    eventually("the interrupted write fired its function", || async {
+        seen.get("in_done.bin").await.unwrap().is_some() && status(&r).await["pending"] == 0
+    })
+    .await;
+    assert_eq!(
+        seen.get("in_done.bin").await.unwrap().unwrap().value["size"],
+        3
+    );
+    assert!(
+        seen.get("in_never.bin").await.unwrap().is_none(),
+        "no event for an object never written"
+    );
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_missed_while_down_is_delivered_once_as_past_due() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = nube_local::db::Database::open(&dir.path().join("nube.db")).unwrap();
+        let three_days_ago = chrono::Utc::now().timestamp_millis() - 3 * 86_400_000;
+        db.call(move |c| {
+            c.execute(
+                "INSERT INTO timers (function, last_fired_ms) VALUES ('nightly', ?1)",
+                [three_days_ago],
+            )
+            .map_err(|e| nube::store::StoreError::backend("embedded", "test", e))
+        })
+        .await
+        .unwrap();
+    }
+    let app = App::new("t").timer(
+        "nightly",
+        "0 2 * * *",
+        |tick: TimerTick, ctx: Context| async move {
+            ctx.collection::<Value>("ticks")
+                .put(
+                    &tick.event_id.replace([':', '+', '.'], "_"),
+                    &json!({"pastDue": tick.past_due}),
+                )
+                .await?;
+            Ok(())
+        },
+    );
+    let r = nube_local::start(app, config(dir.path())).await.unwrap();
+    let ticks = r.resources().collection::<Value>("ticks");
+    eventually("the missed tick", || async {
+        !ticks
+            .query(&nube::Query::new())
+            .await
+            .unwrap()
+            .documents
+            .is_empty()
+            && status(&r).await["pending"] == 0
+    })
+    .await;
+    let all = ticks.query(&nube::Query::new()).await.unwrap().documents;
+    assert_eq!(
+        all.len(),
+        1,
+        "three missed nights give one catch-up tick: {all:?}"
+    );
+    assert_eq!(all[0].value["pastDue"], true);
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_runtime_per_data_directory_and_admin_refuses_foreign_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = || App::new("t").on_document_created("copy", "items", copy_doc);
+    let r = nube_local::start(app(), config(dir.path())).await.unwrap();
+    let second = nube_local::start(app(), config(dir.path())).await;
+    let message = second
+        .err()
+        .expect("a second runtime on the same directory is refused")
+        .to_string();
+    assert!(message.contains("another nube-local"), "{message}");
+    let foreign = reqwest::Client::new()
+        .post(format!("{}/_nube/functions/copy", r.url()))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let local = reqwest::Client::new()
+        .get(format!("{}/_nube/status", r.url()))
+        .header("origin", &r.url())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(local.status(), 200);
+    r.stop().await;
+    nube_local::start(app(), config(dir.path()))
+        .await
+        .expect("free again after stop")
+        .stop()
+        .await;
 }

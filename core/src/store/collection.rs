@@ -61,7 +61,7 @@ impl<T> std::fmt::Debug for Collection<T> {
 
 fn decode<T: DeserializeOwned>(collection: &str, d: Document) -> Result<Document<T>, StoreError> {
     let value = serde_json::from_value(d.value).map_err(|e| {
-        StoreError::InvalidDocument(format!(
+        StoreError::Decode(format!(
             "document {collection}/{} does not match the expected type: {e}",
             d.id
         ))
@@ -94,9 +94,8 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     }
 
     fn encode(&self, value: &T) -> Result<Value, StoreError> {
-        serde_json::to_value(value).map_err(|e| {
-            StoreError::InvalidDocument(format!("cannot serialise into {}: {e}", self.name))
-        })
+        serde_json::to_value(value)
+            .map_err(|e| StoreError::Decode(format!("cannot serialise into {}: {e}", self.name)))
     }
 
     /// The document with `id`, or `None`.
@@ -138,24 +137,27 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
 
     /// Reads, changes and writes back with a version check, retrying (up to 10
     /// times) when someone else wrote in between. `change` may be called more than
-    /// once; [`StoreError::NotFound`] if there is no such document.
-    pub async fn modify(
+    /// once and may fail with any error that a [`StoreError`] converts into (such as
+    /// [`nube::Error`](crate::Error)); [`StoreError::NotFound`] if there is no such
+    /// document.
+    pub async fn modify<E: From<StoreError>>(
         &self,
         id: &str,
-        mut change: impl FnMut(&mut T) -> Result<(), StoreError>,
-    ) -> Result<Document<T>, StoreError> {
+        mut change: impl FnMut(&mut T) -> Result<(), E>,
+    ) -> Result<Document<T>, E> {
         let mut attempts = 0;
         loop {
             let Some(mut doc) = self.get(id).await? else {
                 return Err(StoreError::NotFound {
                     collection: self.name.to_string(),
                     id: id.to_owned(),
-                });
+                }
+                .into());
             };
             change(&mut doc.value)?;
             match self.update(id, &doc.value, &doc.version).await {
                 Err(StoreError::PreconditionFailed { .. }) if attempts < 10 => attempts += 1,
-                other => return other,
+                other => return other.map_err(E::from),
             }
         }
     }

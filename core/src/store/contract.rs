@@ -80,9 +80,17 @@ async fn crud(s: &dyn DocumentStore, c: &str) {
         s.get(c, "a").await.unwrap().is_none(),
         "crud: deleted is gone"
     );
-    s.create(c, "a", json!({"again": true}))
+    let again = s
+        .create(c, "a", json!({"again": true}))
         .await
         .expect("crud: a deleted id can be created again");
+    match s.update(c, "a", json!({"stale": true}), &put.version).await {
+        Err(StoreError::PreconditionFailed { .. }) => {}
+        other => panic!(
+            "crud: a version from before a delete must not match the re-created document, got {other:?}"
+        ),
+    }
+    assert_eq!(s.get(c, "a").await.unwrap().unwrap().version, again.version);
 }
 
 async fn preconditions(s: &dyn DocumentStore, c: &str) {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -27,6 +28,9 @@ pub struct DocumentWritten {
 #[derive(Debug)]
 pub struct MemoryStore {
     docs: Mutex<BTreeMap<(String, String), (u64, Value)>>,
+    // One counter for the whole store, so a version read before a delete never
+    // matches the document created again under the same id.
+    versions: AtomicU64,
     created: broadcast::Sender<DocumentWritten>,
 }
 
@@ -41,6 +45,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self {
             docs: Mutex::new(BTreeMap::new()),
+            versions: AtomicU64::new(0),
             created: broadcast::channel(4096).0,
         }
     }
@@ -62,7 +67,7 @@ impl MemoryStore {
         let key = (collection.to_owned(), id.to_owned());
         let current = docs.get(&key).map(|(v, _)| *v);
         rule(current)?;
-        let version = current.unwrap_or(0) + 1;
+        let version = self.versions.fetch_add(1, Ordering::Relaxed) + 1;
         docs.insert(key, (version, value.clone()));
         drop(docs);
         let document = Document {

@@ -101,6 +101,10 @@ pub enum StoreError {
     /// The id, collection name or value is not storable.
     #[error("invalid document: {0}")]
     InvalidDocument(String),
+    /// A stored document does not match the type it is read as (or a value cannot be
+    /// serialised): a server-side fault.
+    #[error("{0}")]
+    Decode(String),
     /// The backend itself failed (network, permissions, corrupt data).
     #[error("{backend} store failed: {message}")]
     Backend {

@@ -196,8 +196,18 @@ impl Query {
                 "range filter on {r:?} but order by {order:?}; a ranged query must be ordered by its range field"
             ));
         }
-        if let Some(c) = &self.cursor {
-            Cursor::decode(c)?;
+        if let Some((field, _)) = &self.order_by
+            && (field.is_empty() || field.split('.').any(str::is_empty))
+        {
+            return bad(format!("order field {field:?} is empty or malformed"));
+        }
+        if let Some(c) = &self.cursor
+            && Cursor::decode(c)?.ordering != self.ordering()
+        {
+            return bad(
+                "the cursor belongs to a query with another order; pass next_cursor to the same query"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -219,6 +229,19 @@ struct Cursor {
     order_value: Option<Value>,
     #[serde(rename = "i")]
     id: String,
+    /// The ordering the cursor belongs to, so a cursor is refused by another query.
+    #[serde(rename = "o")]
+    ordering: String,
+}
+
+impl Query {
+    fn ordering(&self) -> String {
+        match &self.order_by {
+            Some((f, Direction::Asc)) => format!("{f}:asc"),
+            Some((f, Direction::Desc)) => format!("{f}:desc"),
+            None => String::new(),
+        }
+    }
 }
 
 impl Cursor {
@@ -346,6 +369,7 @@ pub fn evaluate(
             Cursor {
                 order_value: v.clone(),
                 id: id.clone(),
+                ordering: query.ordering(),
             }
             .encode()
         })
@@ -414,5 +438,44 @@ mod tests {
         }
         assert_eq!(seen.len(), 25);
         assert_eq!(&seen[..5], &["d24", "d19", "d14", "d09", "d04"]);
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_only_fits_its_own_ordering() {
+        let docs: Vec<Document> = (0..5)
+            .map(|i| Document {
+                id: format!("d{i}"),
+                version: crate::store::Version::new("1"),
+                value: serde_json::json!({"n": i}),
+            })
+            .collect();
+        let page = evaluate(
+            docs.clone(),
+            &Query::new().order_by("n", Direction::Asc).limit(2),
+        )
+        .unwrap();
+        let cursor = page.next_cursor.unwrap();
+        assert!(
+            evaluate(
+                docs.clone(),
+                &Query::new()
+                    .order_by("n", Direction::Asc)
+                    .limit(2)
+                    .after(cursor.clone())
+            )
+            .is_ok()
+        );
+        assert!(matches!(
+            evaluate(
+                docs,
+                &Query::new().order_by("n", Direction::Desc).after(cursor)
+            ),
+            Err(StoreError::InvalidQuery(_))
+        ));
     }
 }

@@ -374,4 +374,19 @@ async fn curl_session_then_crash_and_restart_loses_nothing() {
         IMAGES as i64 + 1
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM outbox"), 0);
+    // The read model itself (GET /orders/{id} could fall back to replaying the stream).
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM documents WHERE collection = 'orders' AND json_extract(value, '$.status') = 'CONFIRMED' AND json_extract(value, '$.version') = 2"
+        ),
+        orders,
+        "every order's read model is CONFIRMED at version 2"
+    );
+    for i in 0..IMAGES {
+        for folder in ["original", "thumbnails", "medium"] {
+            let path = dir.path().join(format!("blobs/uploads/{folder}/p{i}.png"));
+            assert!(path.exists(), "{} exists", path.display());
+        }
+    }
 }

@@ -13,7 +13,9 @@
 //!   crop) and `medium/{name}` (fit inside 800×800, never upscaled), then records
 //!   the result in collection [`COLLECTION`] (`images`), document id `{name}`.
 //!   Bytes that are not an image are recorded as `failed` with a reason rather than
-//!   retried; processing the same event twice writes the same result.
+//!   retried; processing the same event twice writes the same result. An event
+//!   whose upload has since been replaced (a late or reordered delivery) writes
+//!   nothing: the replacement's own event does the work.
 //!
 //! ```
 //! let app = nube_images::register(nube::App::new("my-app"));
@@ -34,6 +36,7 @@ use nube::axum::extract::Path;
 use nube::axum::extract::rejection::BytesRejection;
 use nube::axum::http::{HeaderMap, StatusCode, header};
 use nube::axum::response::{IntoResponse, Response};
+use nube::blob::{BlobError, BlobInfo};
 use nube::http::{Json, Routes};
 use nube::{App, BlobCreated, Bucket, Context, Error, ErrorKind};
 use serde::{Deserialize, Serialize};
@@ -224,8 +227,9 @@ async fn medium(ctx: Context, Path(name): Path<String>) -> nube::Result<Response
 }
 
 /// The blob-created handler: renders, stores, records. Returns `Ok` for uploads
-/// that cannot be used (recorded as failed) and for originals that are gone, so
-/// that only store failures are retried.
+/// that cannot be used (recorded as failed), for originals that are gone and for
+/// events describing an upload that has since been replaced, so that only store
+/// failures are retried.
 async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
     let Some(name) = event.key_after(ORIGINAL_PREFIX).map(str::to_owned) else {
         return Ok(());
@@ -239,11 +243,17 @@ async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
         return Ok(());
     }
     let bucket = ctx.bucket(BUCKET)?;
+    // Before the download: a stale event is not worth reading the bytes for.
+    if !is_still_the_event_version(&bucket, &event).await? {
+        return Ok(());
+    }
     let Some(original) = bucket.try_get(&event.key).await? else {
         tracing::info!(key = event.key, "the upload is gone; nothing to do");
         return Ok(());
     };
+    // Size and time both describe the version these bytes are (checked again below).
     let size = original.len() as u64;
+    let uploaded_at = event.time.trunc_subsecs(6);
     let outcome = nube::run_blocking(move || process(&original))
         .await
         .unwrap_or_else(|e| {
@@ -252,6 +262,12 @@ async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
                 e.operator_message()
             ))
         });
+    // The upload may have been replaced between the check above and the read, or
+    // while it was processed: then the bytes may not be the event's, and writing
+    // would put an older upload's results over (or mixed with) the newer one's.
+    if !is_still_the_event_version(&bucket, &event).await? {
+        return Ok(());
+    }
     let record = match outcome {
         Ok(done) => {
             write_renditions(&bucket, &name, &done).await?;
@@ -264,7 +280,7 @@ async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
                 height: Some(done.height),
                 format: Some(done.format),
                 size,
-                uploaded_at: event.time.trunc_subsecs(6),
+                uploaded_at,
                 status: ImageStatus::Ready,
                 reason: None,
             }
@@ -282,7 +298,7 @@ async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
                 height: None,
                 format: None,
                 size,
-                uploaded_at: event.time.trunc_subsecs(6),
+                uploaded_at,
                 status: ImageStatus::Failed,
                 reason: Some(reason),
             }
@@ -292,6 +308,62 @@ async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
         .put(&name, &record)
         .await?;
     Ok(())
+}
+
+/// Whether the object at `event.key` is still the version `event` describes; logs
+/// (at info) why not when it is gone or was replaced since.
+async fn is_still_the_event_version(bucket: &Bucket, event: &BlobCreated) -> nube::Result<bool> {
+    let stored = match bucket.head(&event.key).await {
+        Ok(info) => info,
+        Err(BlobError::NotFound { .. }) => {
+            tracing::info!(key = event.key, "the upload is gone; nothing to do");
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if describes(event, &stored) {
+        return Ok(true);
+    }
+    tracing::info!(
+        key = event.key,
+        event_id = event.event_id,
+        event_etag = event.etag,
+        event_size = event.size,
+        event_time = %event.time,
+        stored_etag = stored.etag,
+        stored_size = stored.size,
+        stored_last_modified = %stored.last_modified,
+        "the upload was replaced after this event; skipping it (the newer upload's event does the work)"
+    );
+    Ok(false)
+}
+
+/// Whether `stored` (what the bucket holds now) is the version `event` describes.
+///
+/// Entity tags decide when both sides have one. Otherwise the sizes must agree and
+/// the stored object must not be newer than the event. Anything else is an object
+/// written after the event's (buckets read their own writes), so the event is
+/// stale.
+fn describes(event: &BlobCreated, stored: &BlobInfo) -> bool {
+    match (
+        event.etag.as_deref().and_then(bare_etag),
+        stored.etag.as_deref().and_then(bare_etag),
+    ) {
+        (Some(ours), Some(theirs)) => ours == theirs,
+        _ => stored.size == event.size && stored.last_modified <= event.time,
+    }
+}
+
+/// An entity tag without the weak prefix and the quotes, which providers give or
+/// leave off differently in events and in metadata; `None` when empty.
+fn bare_etag(tag: &str) -> Option<&str> {
+    let tag = tag.trim();
+    let tag = tag.strip_prefix("W/").unwrap_or(tag);
+    let tag = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(tag);
+    (!tag.is_empty()).then_some(tag)
 }
 
 async fn write_renditions(bucket: &Bucket, name: &str, done: &Processed) -> nube::Result<()> {
@@ -306,4 +378,80 @@ async fn write_renditions(bucket: &Bucket, name: &str, done: &Processed) -> nube
         .put_with_content_type(&medium_key(name), done.medium.clone(), Some("image/jpeg"))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+    use nube::{Provider, RawEvent};
+
+    fn event(etag: Option<&str>, size: u64, time: DateTime<Utc>) -> BlobCreated {
+        BlobCreated {
+            event_id: "e".into(),
+            bucket: BUCKET.into(),
+            key: original_key("a.png"),
+            size,
+            content_type: None,
+            etag: etag.map(str::to_owned),
+            time,
+            raw: RawEvent::new(Provider::Test, serde_json::json!({})),
+        }
+    }
+
+    fn stored(etag: Option<&str>, size: u64, last_modified: DateTime<Utc>) -> BlobInfo {
+        BlobInfo {
+            key: original_key("a.png"),
+            size,
+            etag: etag.map(str::to_owned),
+            last_modified,
+            content_type: None,
+        }
+    }
+
+    #[test]
+    fn etags_decide_when_both_sides_have_one() {
+        let t = Utc::now();
+        let later = t + TimeDelta::seconds(5);
+        // Same tag, quoted on one side only: the same version, whatever the times say.
+        assert!(describes(
+            &event(Some("abc-2"), 10, t),
+            &stored(Some("\"abc-2\""), 10, later)
+        ));
+        assert!(describes(
+            &event(Some("W/\"x\""), 10, t),
+            &stored(Some("x"), 10, t)
+        ));
+        // Another tag: replaced, even with the same size and an older time.
+        assert!(!describes(
+            &event(Some("\"1\""), 10, later),
+            &stored(Some("\"2\""), 10, t)
+        ));
+    }
+
+    #[test]
+    fn without_etags_size_and_time_decide() {
+        let t = Utc::now();
+        let later = t + TimeDelta::milliseconds(1);
+        for (ev_tag, st_tag) in [
+            (None, None),
+            (Some("1"), None),
+            (None, Some("1")),
+            (Some("\"\""), Some("1")),
+        ] {
+            // The event is written up after the store stamps the object.
+            assert!(describes(&event(ev_tag, 10, later), &stored(st_tag, 10, t)));
+            assert!(describes(&event(ev_tag, 10, t), &stored(st_tag, 10, t)));
+            // A newer object of the same size.
+            assert!(!describes(
+                &event(ev_tag, 10, t),
+                &stored(st_tag, 10, later)
+            ));
+            // Another size: another object.
+            assert!(!describes(
+                &event(ev_tag, 10, later),
+                &stored(st_tag, 11, t)
+            ));
+        }
+    }
 }

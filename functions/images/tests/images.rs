@@ -196,6 +196,157 @@ async fn processing_the_same_event_twice_writes_the_same_result() {
     assert!(settle(&t).await.is_empty());
 }
 
+/// The record, thumbnail and medium image of `name`, as stored.
+async fn stored_results(t: &TestApp, name: &str) -> (Value, Vec<u8>, Vec<u8>) {
+    let bucket = t.bucket("uploads");
+    (
+        t.collection::<Value>("images")
+            .get(name)
+            .await
+            .unwrap()
+            .expect("a record")
+            .value,
+        bucket
+            .get(&format!("thumbnails/{name}"))
+            .await
+            .unwrap()
+            .to_vec(),
+        bucket
+            .get(&format!("medium/{name}"))
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+}
+
+/// Checks that `name`'s record and renditions are still `before`.
+async fn assert_unchanged(t: &TestApp, name: &str, before: &(Value, Vec<u8>, Vec<u8>)) {
+    let now = stored_results(t, name).await;
+    assert_eq!(now.0, before.0, "the record changed");
+    assert!(now.1 == before.1, "the thumbnail changed");
+    assert!(now.2 == before.2, "the medium image changed");
+}
+
+/// Checks that `doc` describes the upload of `bytes` that `event` announced.
+fn assert_record_of(doc: &Value, bytes: &[u8], event: &BlobCreated, size: (u32, u32)) {
+    assert_eq!(doc["status"], "ready", "{doc}");
+    assert_eq!(doc["size"], bytes.len(), "{doc}");
+    assert_eq!(
+        (doc["width"].as_u64(), doc["height"].as_u64()),
+        (Some(size.0.into()), Some(size.1.into())),
+        "{doc}"
+    );
+    let uploaded =
+        chrono::DateTime::parse_from_rfc3339(doc["uploadedAt"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        uploaded.to_utc(),
+        chrono::SubsecRound::trunc_subsecs(event.time, 6),
+        "{doc}"
+    );
+}
+
+#[tokio::test]
+async fn an_older_upload_s_event_delivered_after_a_newer_one_changes_nothing() {
+    let t = TestApp::new(nube_images::app());
+    let (a, b) = (png(1000, 500), png(300, 600));
+    assert_ne!(a.len(), b.len());
+    upload(&t, "same.png", Some("image/png"), a.clone()).await;
+    upload(&t, "same.png", Some("image/png"), b.clone()).await;
+    // Both events are delivered after B is stored: A's finds B and leaves it alone.
+    let runs = settle(&t).await;
+    assert_eq!(runs.len(), 2);
+    let (event_a, event_b) = (blob_event(&runs[0]), blob_event(&runs[1]));
+    assert_eq!(event_a.size, a.len() as u64);
+    assert_eq!(event_b.size, b.len() as u64);
+    let before = stored_results(&t, "same.png").await;
+    assert_record_of(&before.0, &b, &event_b, (300, 600));
+    assert_eq!(
+        jpeg_dimensions(&t.get("/images/same.png/medium").await),
+        (300, 600)
+    );
+
+    // A's event again, after B's (a redelivery, or a queue that reordered them),
+    // with and without an entity tag to go by: still B's results.
+    let mut untagged = event_a.clone();
+    untagged.etag = None;
+    for event in [event_a, untagged] {
+        t.invoke("make-thumbnails", Event::BlobCreated(event))
+            .await
+            .unwrap();
+        assert_unchanged(&t, "same.png", &before).await;
+    }
+    // B's event again is idempotent, with or without its tag.
+    let mut untagged = event_b.clone();
+    untagged.etag = None;
+    for event in [event_b, untagged] {
+        t.invoke("make-thumbnails", Event::BlobCreated(event))
+            .await
+            .unwrap();
+        assert_unchanged(&t, "same.png", &before).await;
+    }
+}
+
+#[tokio::test]
+async fn a_late_event_does_not_mix_into_the_newer_upload_s_record() {
+    let t = TestApp::new(nube_images::app());
+    let (a, b) = (png(1000, 500), png(300, 600));
+    upload(&t, "late.png", Some("image/png"), a.clone()).await;
+    let runs = settle(&t).await;
+    let event_a = blob_event(&runs[0]);
+    assert_record_of(
+        &stored_results(&t, "late.png").await.0,
+        &a,
+        &event_a,
+        (1000, 500),
+    );
+
+    upload(&t, "late.png", Some("image/png"), b.clone()).await;
+    let runs = settle(&t).await;
+    let event_b = blob_event(&runs[0]);
+    let newer = stored_results(&t, "late.png").await;
+    assert_record_of(&newer.0, &b, &event_b, (300, 600));
+
+    // Processing B's bytes under A's event would record B's size with A's time.
+    t.invoke("make-thumbnails", Event::BlobCreated(event_a))
+        .await
+        .unwrap();
+    assert_unchanged(&t, "late.png", &newer).await;
+}
+
+#[tokio::test]
+async fn a_stale_event_writes_nothing() {
+    let t = TestApp::new(nube_images::app());
+    let bucket = t.bucket("uploads");
+    let a = png(40, 20);
+    let info_a = bucket
+        .put_with_content_type("original/new.png", a, Some("image/png"))
+        .await
+        .unwrap();
+    bucket
+        .put_with_content_type("original/new.png", b"not yet an image".to_vec(), None)
+        .await
+        .unwrap();
+    let Event::BlobCreated(mut event_a) =
+        nube::testing::blob_created("uploads", "original/new.png", info_a.size)
+    else {
+        unreachable!()
+    };
+    event_a.etag = info_a.etag;
+    event_a.time = info_a.last_modified;
+    t.invoke("make-thumbnails", Event::BlobCreated(event_a))
+        .await
+        .unwrap();
+    assert!(
+        t.collection::<Value>("images")
+            .get("new.png")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(bucket.list("thumbnails/").await.unwrap().is_empty());
+    assert!(bucket.list("medium/").await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn bytes_that_are_not_an_image_are_recorded_as_failed() {
     let t = TestApp::new(nube_images::app());

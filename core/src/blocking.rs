@@ -7,6 +7,10 @@ use crate::invoke::panic_message;
 /// Runs `work` on the blocking thread pool. A panic inside it becomes an
 /// [`ErrorKind::Panic`] error instead of tearing down the invocation.
 ///
+/// Blocking work cannot be interrupted: when the invocation's deadline passes, the
+/// invocation fails but `work` runs to its end. Keep it bounded (size limits on
+/// decoders, for instance).
+///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let sum = nube::run_blocking(|| (1..=100u64).sum::<u64>()).await?;

@@ -20,6 +20,15 @@ use crate::store::{Collection, DocumentStore};
 pub struct Resources {
     documents: Arc<dyn DocumentStore>,
     buckets: Arc<HashMap<String, Bucket>>,
+    declared: Option<Arc<Declared>>,
+}
+
+/// The collections an app declared, and what to do about others.
+#[derive(Debug)]
+struct Declared {
+    collections: std::collections::BTreeSet<String>,
+    strict: bool,
+    warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Resources {
@@ -28,7 +37,24 @@ impl Resources {
         Self {
             documents,
             buckets: Arc::new(HashMap::new()),
+            declared: None,
         }
+    }
+
+    /// Checks [`Resources::collection`] against the app's declared collections: a
+    /// collection the app did not declare would work here but not be provisioned on a
+    /// cloud. `strict` panics (for tests); otherwise it is logged once per name.
+    pub fn with_declared_collections<'a>(
+        mut self,
+        names: impl IntoIterator<Item = &'a str>,
+        strict: bool,
+    ) -> Self {
+        self.declared = Some(Arc::new(Declared {
+            collections: names.into_iter().map(str::to_owned).collect(),
+            strict,
+            warned: Default::default(),
+        }));
+        self
     }
 
     /// Adds a bucket.
@@ -44,6 +70,23 @@ impl Resources {
 
     /// The typed collection `name`.
     pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
+        if let Some(d) = &self.declared
+            && !d.collections.contains(name)
+        {
+            let message = format!(
+                "collection {name:?} is not declared in this app, so no cloud will provision it; add .collection({name:?}) to the App"
+            );
+            if d.strict {
+                panic!("{message}");
+            }
+            if d.warned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_owned())
+            {
+                tracing::warn!("{message}");
+            }
+        }
         Collection::new(name, self.documents.clone())
     }
 

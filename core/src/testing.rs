@@ -16,7 +16,8 @@
 //! let t = TestApp::new(
 //!     App::new("demo")
 //!         .http("api", Routes::new().get("/ping", ping))
-//!         .on_document_created("count", "items", count),
+//!         .on_document_created("count", "items", count)
+//!         .collection("counts"),
 //! );
 //! assert_eq!(t.get("/ping").await.text(), "pong");
 //! t.collection::<Value>("items").create("a", &json!({})).await.unwrap();
@@ -179,7 +180,8 @@ impl TestApp {
         let store = Arc::new(MemoryStore::new());
         let created = Mutex::new(store.subscribe());
         let blobs = Arc::new(BlobQueue::default());
-        let mut resources = Resources::new(store);
+        let mut resources =
+            Resources::new(store).with_declared_collections(app.collections(), true);
         for name in app.buckets() {
             resources = resources.with_bucket(
                 Bucket::new(name, Arc::new(InMemory::new())).with_events(blobs.clone()),

@@ -32,11 +32,11 @@ pub use process::{
 
 use chrono::{DateTime, SubsecRound, Utc};
 use nube::axum::body::Bytes;
-use nube::axum::extract::Path;
 use nube::axum::extract::rejection::BytesRejection;
 use nube::axum::http::{HeaderMap, StatusCode, header};
 use nube::axum::response::{IntoResponse, Response};
 use nube::blob::{BlobError, BlobInfo};
+use nube::http::Path;
 use nube::http::{Json, Routes};
 use nube::{App, BlobCreated, Bucket, Context, Error, ErrorKind};
 use serde::{Deserialize, Serialize};

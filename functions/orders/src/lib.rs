@@ -41,8 +41,8 @@ pub use model::{
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use nube::axum::extract::Path;
 use nube::axum::http::StatusCode;
+use nube::http::Path;
 use nube::http::{Json, Routes};
 use nube::store::{Direction, Query, StoreError};
 use nube::{App, Collection, Context, DocumentCreated, Error, TimerTick};

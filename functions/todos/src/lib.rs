@@ -21,8 +21,8 @@
 //! ```
 
 use chrono::{DateTime, Utc};
-use nube::axum::extract::Path;
 use nube::axum::http::StatusCode;
+use nube::http::Path;
 use nube::http::{Json, Routes};
 use nube::store::{Direction, Query, StoreError};
 use nube::{App, Context, Error};

@@ -29,8 +29,7 @@ enum Verb {
     #[command(
         long_about = "Run every check CI runs, in order: `cargo fmt --check`, `cargo clippy \
         --workspace --all-targets -D warnings`, and the whole test suite (unit, contract, end-to-end). \
-        Tools the tests need are installed into ./.tools on first use and reused after.\n\n\
-        Vendor payload samples are read from $NUBE_CONFORMANCE_DIR when it is set."
+        Give a filter to run only the tests whose name contains it, and --no-lint to skip fmt and clippy."
     )]
     Test(test::Args),
     /// Measure the local runtime (latency, throughput, trigger delay, start-up).

@@ -106,19 +106,14 @@ impl BlobEvents for BlobQueue {
     }
 
     async fn written(&self, _token: u64, bucket: &str, info: &BlobInfo) -> Result<(), BlobError> {
-        self.0.lock().expect("queue").push_back(BlobCreated {
-            event_id: uuid::Uuid::now_v7().to_string(),
-            bucket: bucket.to_owned(),
-            key: info.key.clone(),
-            size: info.size,
-            content_type: info.content_type.clone(),
-            etag: info.etag.clone(),
-            time: info.last_modified,
-            raw: RawEvent::new(
-                Provider::Test,
-                serde_json::to_value(info).unwrap_or_default(),
-            ),
-        });
+        let raw = RawEvent::new(
+            Provider::Test,
+            serde_json::to_value(info).unwrap_or_default(),
+        );
+        self.0
+            .lock()
+            .expect("queue")
+            .push_back(BlobCreated::written(bucket, info, raw));
         Ok(())
     }
 }

@@ -26,19 +26,11 @@ pub struct LocalBlobEvents {
 }
 
 fn event_for(bucket: &str, info: &BlobInfo) -> Event {
-    Event::BlobCreated(BlobCreated {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        bucket: bucket.to_owned(),
-        key: info.key.clone(),
-        size: info.size,
-        content_type: info.content_type.clone(),
-        etag: info.etag.clone(),
-        time: info.last_modified,
-        raw: RawEvent::new(
-            Provider::Local,
-            json!({"source": "local-fs", "bucket": bucket, "object": info}),
-        ),
-    })
+    let raw = RawEvent::new(
+        Provider::Local,
+        json!({"source": "local-fs", "bucket": bucket, "object": info}),
+    );
+    Event::BlobCreated(BlobCreated::written(bucket, info, raw))
 }
 
 impl LocalBlobEvents {

@@ -28,6 +28,21 @@ pub struct BlobCreated {
 }
 
 impl BlobCreated {
+    /// The event for an object a runtime just wrote through a [`Bucket`](crate::Bucket),
+    /// with a new event id.
+    pub fn written(bucket: &str, info: &crate::blob::BlobInfo, raw: RawEvent) -> Self {
+        Self {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            bucket: bucket.to_owned(),
+            key: info.key.clone(),
+            size: info.size,
+            content_type: info.content_type.clone(),
+            etag: info.etag.clone(),
+            time: info.last_modified,
+            raw,
+        }
+    }
+
     /// The key's last path segment (`red flower.jpg` for `original/red flower.jpg`).
     pub fn file_name(&self) -> &str {
         self.key.rsplit('/').next().unwrap_or(&self.key)

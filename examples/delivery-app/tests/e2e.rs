@@ -139,14 +139,7 @@ async fn curl_session(app: &App, c: &reqwest::Client) {
         .unwrap();
     assert_eq!(updated.status(), StatusCode::OK);
     assert_eq!(updated.json::<Value>().await.unwrap()["completed"], true);
-    let list: Value = c
-        .get(app.url("/todos"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(c, &app.url("/todos")).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(
         c.delete(app.url(&format!("/todos/{id}")))
@@ -225,14 +218,7 @@ async fn curl_session(app: &App, c: &reqwest::Client) {
     )
     .await;
     assert!(state["estimatedDeliveryAt"].is_string());
-    let mine: Value = c
-        .get(app.url("/users/ana/orders"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = get_json(c, &app.url("/users/ana/orders")).await;
     assert_eq!(mine.as_array().unwrap()[0]["orderId"], oid);
     let invalid = c
         .post(app.url("/orders"))
@@ -241,6 +227,10 @@ async fn curl_session(app: &App, c: &reqwest::Client) {
         .await
         .unwrap();
     assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
@@ -281,14 +271,7 @@ async fn curl_session_then_crash_and_restart_loses_nothing() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::ACCEPTED);
     }
-    let pending_at_kill: Value = c
-        .get(app.url("/_nube/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pending_at_kill: Value = get_json(&c, &app.url("/_nube/status")).await;
     app.kill9();
     assert!(
         pending_at_kill["pending"].as_u64().unwrap() > 0,
@@ -299,14 +282,7 @@ async fn curl_session_then_crash_and_restart_loses_nothing() {
     app.ready(&c).await;
     let t0 = Instant::now();
     loop {
-        let s: Value = c
-            .get(app.url("/_nube/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s: Value = get_json(&c, &app.url("/_nube/status")).await;
         if s["pending"] == 0 {
             assert_eq!(s["deadLetters"], 0, "nothing failed for good: {s}");
             break;
@@ -318,14 +294,7 @@ async fn curl_session_then_crash_and_restart_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for id in &order_ids {
-        let state: Value = c
-            .get(app.url(&format!("/orders/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let state: Value = get_json(&c, &app.url(&format!("/orders/{id}"))).await;
         assert_eq!(
             state["status"], "CONFIRMED",
             "order {id} after the crash: {state}"
@@ -336,14 +305,7 @@ async fn curl_session_then_crash_and_restart_loses_nothing() {
         );
     }
     for i in 0..IMAGES {
-        let doc: Value = c
-            .get(app.url(&format!("/images/p{i}.png")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc: Value = get_json(&c, &app.url(&format!("/images/p{i}.png"))).await;
         assert_eq!(doc["status"], "ready", "image p{i}: {doc}");
     }
     drop(app);

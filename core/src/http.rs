@@ -244,8 +244,14 @@ async fn invocation(
     mut req: Request,
     next: Next,
 ) -> Response {
+    let by_timeout = std::time::Instant::now() + inv.timeout;
+    let deadline = match req.extensions().get::<Deadline>() {
+        Some(Deadline(d)) => by_timeout.min(*d),
+        None => by_timeout,
+    };
+    let limit = deadline.saturating_duration_since(std::time::Instant::now());
     let mut builder = Context::builder(inv.function.clone(), inv.provider, inv.resources.clone())
-        .timeout(inv.timeout);
+        .deadline(deadline);
     if let Some(id) = req
         .extensions()
         .get::<InvocationId>()
@@ -267,7 +273,7 @@ async fn invocation(
     req.extensions_mut().insert(ctx);
     let run = AssertUnwindSafe(next.run(req)).catch_unwind();
     let started = std::time::Instant::now();
-    let response = match tokio::time::timeout(inv.timeout, run)
+    let response = match tokio::time::timeout(limit, run)
         .instrument(span.clone())
         .await
     {
@@ -279,7 +285,7 @@ async fn invocation(
         .into_response(),
         Err(_) => Error::new(
             ErrorKind::Timeout,
-            format!("the handler did not finish within {:?}", inv.timeout),
+            format!("the handler did not finish within {limit:?}"),
         )
         .into_response(),
     };
@@ -303,6 +309,12 @@ async fn invocation(
 /// invocation id (Lambda request id, Azure invocation id).
 #[derive(Debug, Clone)]
 pub struct InvocationId(pub String);
+
+/// A request extension a runtime sets when the provider gives the invocation a
+/// deadline (Lambda): the request's [`Context`] deadline is the earlier of this and
+/// the function's timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub std::time::Instant);
 
 async fn method_not_allowed(response: Response) -> Response {
     if response.status() == http::StatusCode::METHOD_NOT_ALLOWED

@@ -193,3 +193,18 @@ fn retryability() {
     assert!(!nube::Error::conflict("exists").is_retryable());
     assert!(nube::Error::internal("x").is_retryable());
 }
+
+#[tokio::test]
+async fn a_runtime_deadline_shortens_the_function_timeout() {
+    let t = app();
+    let mut req = http::Request::get("/slow").body(Body::empty()).unwrap();
+    let soon = std::time::Instant::now() + Duration::from_millis(50);
+    req.extensions_mut().insert(nube::http::Deadline(soon));
+    let started = std::time::Instant::now();
+    let r = t.request(req).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        started.elapsed() < Duration::from_millis(180),
+        "the 50 ms deadline won over the 200 ms timeout"
+    );
+}

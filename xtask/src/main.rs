@@ -2,7 +2,9 @@
 
 mod bench;
 mod manifest;
+mod package;
 mod test;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -15,8 +17,8 @@ use clap::{Parser, Subcommand};
     bin_name = "cargo xtask",
     about = "nube's project commands",
     long_about = "nube's project commands.\n\nRun the whole test suite with `cargo xtask test` (what CI runs), \
-                  measure the local runtime with `cargo xtask bench local`, and print an app's declaration \
-                  with `cargo xtask manifest`."
+                  measure the local runtime with `cargo xtask bench local`, print an app's declaration \
+                  with `cargo xtask manifest`, and build an app for a cloud with `cargo xtask package --target aws`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,7 +30,9 @@ enum Verb {
     /// Run every check CI runs: formatting, clippy, and the whole test suite.
     #[command(
         long_about = "Run every check CI runs, in order: `cargo fmt --check`, `cargo clippy \
-        --workspace --all-targets -D warnings`, and the whole test suite (unit, contract, end-to-end). \
+        --workspace --all-targets --all-features -D warnings`, and the whole test suite with every \
+        feature on (unit, contract, end-to-end, the AWS backends against moto, which it installs into \
+        .tools/venv). \
         Give a filter to run only the tests whose name contains it, and --no-lint to skip fmt and clippy."
     )]
     Test(test::Args),
@@ -36,6 +40,17 @@ enum Verb {
     Bench(bench::Args),
     /// Print an example app's manifest (its functions, triggers and resources) as JSON.
     Manifest(manifest::Args),
+    /// Build an app for a cloud: `--target aws` writes bootstrap.zip and a SAM template.
+    #[command(long_about = package::LONG_ABOUT)]
+    Package(package::Args),
+    /// Install the test tools (moto, cfn-lint, sam, zig) into .tools/venv and print `NUBE_MOTO_SERVER=<path>`.
+    #[command(
+        long_about = "Install the Python tools the tests need (moto in server mode, cfn-lint, the SAM \
+        CLI, and zig for `cargo xtask package`; pinned) into .tools/venv, unless they are there already, and print `NUBE_MOTO_SERVER=<path>` for running \
+        the AWS backends' tests by hand: `export $(cargo xtask tools)` then \
+        `cargo test -p nube-aws --features dynamodb,s3`. `cargo xtask test` does this by itself."
+    )]
+    Tools,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +59,10 @@ fn main() -> ExitCode {
         Verb::Test(a) => test::run(a),
         Verb::Bench(a) => bench::run(a),
         Verb::Manifest(a) => manifest::run(a),
+        Verb::Package(a) => package::run(a),
+        Verb::Tools => tools::ensure_python_tools().map(|venv| {
+            println!("NUBE_MOTO_SERVER={}", tools::moto_server(&venv).display());
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

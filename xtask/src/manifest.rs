@@ -11,19 +11,26 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
+    check_app(&args.app)?;
+    run_cmd(cargo().args(["run", "--quiet", "-p", &args.app, "--", "--nube-manifest"]))
+}
+
+/// Checks that `app` is a package under examples/; the error lists the ones there are.
+pub fn check_app(app: &str) -> Result<(), String> {
     let examples = crate::root().join("examples");
-    let known: Vec<String> = std::fs::read_dir(&examples)
+    let mut known: Vec<String> = std::fs::read_dir(&examples)
         .map_err(|e| format!("cannot read {}: {e}", examples.display()))?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("Cargo.toml").exists())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    if !known.contains(&args.app) {
-        return Err(format!(
-            "no app {:?} under examples/ (there is: {})",
-            args.app,
+    known.sort();
+    if known.iter().any(|k| k == app) {
+        Ok(())
+    } else {
+        Err(format!(
+            "no app {app:?} under examples/ (there is: {})",
             known.join(", ")
-        ));
+        ))
     }
-    run_cmd(cargo().args(["run", "--quiet", "-p", &args.app, "--", "--nube-manifest"]))
 }

@@ -218,8 +218,13 @@ async fn curl_session(app: &App, c: &reqwest::Client) {
     )
     .await;
     assert!(state["estimatedDeliveryAt"].is_string());
-    let mine: Value = get_json(c, &app.url("/users/ana/orders")).await;
-    assert_eq!(mine.as_array().unwrap()[0]["orderId"], oid);
+    // The user's list is the read model, which the projection writes just after
+    // the stream shows the confirmation: eventually consistent, as CQRS is.
+    let mine = poll(c, &app.url("/users/ana/orders"), "the read model", |v| {
+        v[0]["orderId"] == oid && v[0]["status"] == "CONFIRMED"
+    })
+    .await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
     let invalid = c
         .post(app.url("/orders"))
         .json(&json!({"userId": "ana", "restaurantId": "r1", "items": []}))

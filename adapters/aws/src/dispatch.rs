@@ -1,0 +1,614 @@
+//! The Lambda runtime: [`run`] (a bootstrap's `main`), [`Dispatcher`] (one nube
+//! function behind one Lambda function) and [`handle`] (one payload, without a
+//! Runtime API, for tests).
+//!
+//! **Which function.** Lambda's handler setting (`_HANDLER`) is the nube function's
+//! name, exactly (`api`, `nightly`): every Lambda function of the app runs the same
+//! `bootstrap` binary with a different handler. A missing or unknown handler fails
+//! the init with a message listing the app's functions.
+//!
+//! **One handler for every trigger.** The payload is decoded according to the
+//! selected function's trigger:
+//!
+//! | trigger | payload | result |
+//! |---|---|---|
+//! | HTTP | API Gateway REST/HTTP API, Function URL, ALB ([`crate::http`]) | the HTTP response, in the request's shape |
+//! | timer | EventBridge scheduled event ([`crate::timer`]) | `null`, or an error (EventBridge retries) |
+//! | blob created | S3 notification ([`crate::blob`]); one invocation per record, in order | `null`, or an error naming every failed key (S3 invokes asynchronously, so Lambda retries the whole event) |
+//! | document created | DynamoDB Streams batch ([`crate::document`]); `INSERT` records in order, the rest skipped | `{"batchItemFailures": [...]}` naming the first failed record's `SequenceNumber` (the stream retries from there) |
+//!
+//! A payload of another kind fails with `errorType` `nube.EventMismatch` and a
+//! message saying what it is and what the function takes. Function failures fail
+//! with `nube.<ErrorKind>` (`nube.Timeout`, `nube.Panic`...): the deadline is the
+//! Lambda deadline less [`REPORT_MARGIN`], so an overrun is reported before Lambda
+//! stops the sandbox, and the next invocation is served as usual.
+
+use std::panic::AssertUnwindSafe;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures::FutureExt;
+use lambda_runtime::LambdaEvent;
+use nube::axum::Router;
+use nube::store::{Document, DocumentStore, Page, Query, StoreError};
+use nube::{App, Context, Event, Function, Provider, Resources, Trigger};
+use serde_json::Value;
+
+use crate::blob::S3Record;
+use crate::document::StreamRecord;
+use crate::error::HandlerError;
+use crate::names::ResourceNames;
+use crate::shape::{EventShape, classify};
+
+/// Time kept back from the Lambda deadline so that a function running past it is
+/// stopped, and its failure reported, before Lambda ends the invocation.
+pub const REPORT_MARGIN: Duration = Duration::from_millis(100);
+
+/// Why the runtime could not start; the message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError(pub String);
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InitError {}
+
+fn function_list(app: &App) -> String {
+    app.functions()
+        .iter()
+        .map(|f| format!("{} ({})", f.name(), f.trigger().kind()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The function named by the handler setting (`_HANDLER`): the nube function's name.
+pub fn select_function<'a>(app: &'a App, handler: Option<&str>) -> Result<&'a Function, InitError> {
+    let handler = handler.map(str::trim).filter(|h| !h.is_empty());
+    let Some(name) = handler else {
+        return Err(InitError(format!(
+            "the Lambda handler (_HANDLER) is not set; set it to the nube function this Lambda function runs, one of: {}",
+            function_list(app)
+        )));
+    };
+    if let Some(f) = app.function(name) {
+        return Ok(f);
+    }
+    let hint = name
+        .rsplit_once('.')
+        .filter(|(_, last)| app.function(last).is_some())
+        .map(|(_, last)| {
+            format!(" (the handler is the bare function name: did you mean {last:?}?)")
+        })
+        .unwrap_or_default();
+    Err(InitError(format!(
+        "the Lambda handler (_HANDLER) is {name:?}, and app {} has no such function{hint}; set it to one of: {}",
+        app.name(),
+        function_list(app)
+    )))
+}
+
+/// The Lambda deadline (epoch milliseconds, as the Runtime API gives it) as an
+/// `Instant`, less [`REPORT_MARGIN`]. `None` for `0` (no deadline known).
+pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+        .saturating_sub(REPORT_MARGIN);
+    Some(Instant::now() + left)
+}
+
+enum Kind {
+    Http(Router),
+    Timer(String),
+    Blob,
+    Document,
+}
+
+/// One nube function behind one Lambda function: decodes each payload for its
+/// trigger and runs it.
+pub struct Dispatcher {
+    app: Arc<App>,
+    function: String,
+    kind: Kind,
+    resources: Resources,
+    names: ResourceNames,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("app", &self.app.name())
+            .field("function", &self.function)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// The dispatcher for `app`'s function `function`, using `resources` and mapping
+    /// physical resource names back with `names`.
+    pub fn new(
+        app: Arc<App>,
+        function: &str,
+        resources: Resources,
+        names: ResourceNames,
+    ) -> Result<Self, InitError> {
+        let f = select_function(&app, Some(function))?;
+        let kind = match f.trigger() {
+            Trigger::Http(_) => {
+                Kind::Http(app.http_service_for(Some(function), Provider::Aws, resources.clone()))
+            }
+            Trigger::Timer(schedule) => Kind::Timer(schedule.to_string()),
+            Trigger::BlobCreated { .. } => Kind::Blob,
+            Trigger::DocumentCreated { .. } => Kind::Document,
+        };
+        let function = f.name().to_owned();
+        Ok(Self {
+            app,
+            function,
+            kind,
+            resources,
+            names,
+        })
+    }
+
+    /// The nube function this dispatcher runs.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// Handles one Lambda invocation.
+    pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+        let (payload, context) = event.into_parts();
+        let deadline = deadline_from_epoch_ms(context.deadline);
+        self.handle(payload, context, deadline).await
+    }
+
+    /// Handles one payload: `lambda` is the invocation's context (its request id is
+    /// the invocation id), `deadline` when the function must be done. Panics anywhere
+    /// become this invocation's error.
+    pub async fn handle(
+        &self,
+        payload: Value,
+        lambda: lambda_runtime::Context,
+        deadline: Option<Instant>,
+    ) -> Result<Value, HandlerError> {
+        match AssertUnwindSafe(self.dispatch(payload, lambda, deadline))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => Err(HandlerError::new(
+                HandlerError::RUNTIME,
+                format!(
+                    "the nube-aws runtime panicked: {}",
+                    nube::panic_message(&*panic)
+                ),
+            )),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        payload: Value,
+        lambda: lambda_runtime::Context,
+        deadline: Option<Instant>,
+    ) -> Result<Value, HandlerError> {
+        let request_id = lambda.request_id.clone();
+        match &self.kind {
+            Kind::Http(router) => crate::http::serve(router, payload, lambda, deadline)
+                .await
+                .map_err(|e| self.explain(e)),
+            Kind::Timer(schedule) => {
+                self.expect(&payload, EventShape::ScheduledEvent)?;
+                let tick = crate::timer::decode(&payload, schedule)
+                    .map_err(|e| HandlerError::invalid(&e))?;
+                self.app
+                    .invoke(Event::Timer(tick), self.context(&request_id, deadline))
+                    .await
+                    .map_err(|e| HandlerError::from_nube(&e))?;
+                Ok(Value::Null)
+            }
+            Kind::Blob => self.blobs(&payload, &request_id, deadline).await,
+            Kind::Document => self.documents(&payload, &request_id, deadline).await,
+        }
+    }
+
+    fn explain(&self, mut e: HandlerError) -> HandlerError {
+        if e.error_type == HandlerError::EVENT_MISMATCH {
+            e.error_message = format!("function {:?}: {}", self.function, e.error_message);
+        }
+        e
+    }
+
+    fn expect(&self, payload: &Value, wanted: EventShape) -> Result<(), HandlerError> {
+        let shape = classify(payload);
+        if shape == wanted {
+            return Ok(());
+        }
+        let takes = match self.kind {
+            Kind::Http(_) => "HTTP requests (API Gateway, Function URL, ALB)",
+            Kind::Timer(_) => "timer events (EventBridge scheduled events)",
+            Kind::Blob => "blob-created events (S3 ObjectCreated notifications)",
+            Kind::Document => "document-created events (DynamoDB Streams batches)",
+        };
+        Err(HandlerError::mismatch(format!(
+            "function {:?} takes {takes}, and the payload is {}; check the Lambda function's trigger and its handler setting",
+            self.function,
+            shape.describe()
+        )))
+    }
+
+    fn context(&self, request_id: &str, deadline: Option<Instant>) -> Context {
+        let mut builder =
+            Context::builder(self.function.clone(), Provider::Aws, self.resources.clone());
+        if !request_id.is_empty() {
+            builder = builder.invocation_id(request_id);
+        }
+        if let Some(deadline) = deadline {
+            builder = builder.deadline(deadline);
+        }
+        builder.build()
+    }
+
+    async fn blobs(
+        &self,
+        payload: &Value,
+        request_id: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Value, HandlerError> {
+        if classify(payload) == EventShape::S3TestEvent {
+            tracing::info!("S3 test event (s3:TestEvent) acknowledged");
+            return Ok(Value::Null);
+        }
+        self.expect(payload, EventShape::S3)?;
+        let records =
+            crate::blob::decode(payload, &self.names).map_err(|e| HandlerError::invalid(&e))?;
+        let total = records.len();
+        let mut failures: Vec<(String, HandlerError)> = Vec::new();
+        for record in records {
+            match record {
+                S3Record::Created(blob) => {
+                    let key = format!("{}/{}", blob.bucket, blob.key);
+                    let ctx = self.context(request_id, deadline);
+                    if let Err(e) = self.app.invoke(Event::BlobCreated(blob), ctx).await {
+                        failures.push((key, HandlerError::from_nube(&e)));
+                    }
+                }
+                S3Record::Skipped { event_name, key } => {
+                    tracing::info!(
+                        event_name,
+                        key,
+                        "S3 record skipped: not an ObjectCreated event"
+                    );
+                }
+                S3Record::Invalid { key, error } => {
+                    tracing::error!(key, %error, "S3 record could not be decoded");
+                    failures.push((key, HandlerError::invalid(&error)));
+                }
+            }
+        }
+        let Some((_, first)) = failures.first() else {
+            return Ok(Value::Null);
+        };
+        let detail = failures
+            .iter()
+            .map(|(key, e)| format!("{key:?} ({e})"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(HandlerError::new(
+            first.error_type.clone(),
+            format!("{} of {total} objects failed: {detail}", failures.len()),
+        ))
+    }
+
+    async fn documents(
+        &self,
+        payload: &Value,
+        request_id: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Value, HandlerError> {
+        self.expect(payload, EventShape::DynamoDbStream)?;
+        let records =
+            crate::document::decode(payload, &self.names).map_err(|e| HandlerError::invalid(&e))?;
+        for record in records {
+            let sequence_number = record.sequence_number().map(str::to_owned);
+            let failure = match record {
+                StreamRecord::Created { event, .. } => {
+                    let ctx = self.context(request_id, deadline);
+                    let what = format!("{}/{} ({})", event.collection, event.id, event.event_id);
+                    match self.app.invoke(Event::DocumentCreated(event), ctx).await {
+                        Ok(()) => continue,
+                        Err(e) => (what, HandlerError::from_nube(&e)),
+                    }
+                }
+                StreamRecord::Skipped { event_name, .. } => {
+                    tracing::debug!(
+                        event_name,
+                        sequence_number,
+                        "stream record skipped: not an INSERT"
+                    );
+                    continue;
+                }
+                StreamRecord::Invalid {
+                    event_id, error, ..
+                } => (
+                    format!(
+                        "record {}",
+                        event_id.as_deref().unwrap_or("without eventID")
+                    ),
+                    HandlerError::invalid(&error),
+                ),
+            };
+            let (what, error) = failure;
+            let Some(sequence_number) = sequence_number else {
+                return Err(HandlerError::new(
+                    error.error_type,
+                    format!(
+                        "{what} failed and has no SequenceNumber to report as a batch item failure, so the whole batch fails: {}",
+                        error.error_message
+                    ),
+                ));
+            };
+            tracing::error!(
+                sequence_number,
+                error.kind = error.error_type,
+                error = error.error_message,
+                "{what} failed; the stream resumes from this record"
+            );
+            let mut response = DynamoDbEventResponse::default();
+            let mut item = DynamoDbBatchItemFailure::default();
+            item.item_identifier = Some(sequence_number);
+            response.batch_item_failures.push(item);
+            return Ok(batch_response(&response));
+        }
+        Ok(batch_response(&DynamoDbEventResponse::default()))
+    }
+}
+
+fn batch_response(response: &DynamoDbEventResponse) -> Value {
+    serde_json::to_value(response).expect("a batch response serialises")
+}
+
+/// Handles one Lambda payload for `app`'s function `function` without a Runtime API:
+/// what [`run`] does per invocation, for tests and other hosts. `request_id` is the
+/// invocation id; `deadline` the instant the function must be done by.
+pub async fn handle(
+    app: &App,
+    function: &str,
+    resources: &Resources,
+    payload: Value,
+    request_id: &str,
+    deadline: Option<Instant>,
+) -> Result<Value, HandlerError> {
+    let dispatcher = Dispatcher::new(
+        Arc::new(app.clone()),
+        function,
+        resources.clone(),
+        ResourceNames::from_env(app),
+    )
+    .map_err(|e| HandlerError::new(HandlerError::RUNTIME, e.0))?;
+    let mut lambda = lambda_runtime::Context::default();
+    lambda.request_id = request_id.to_owned();
+    dispatcher.handle(payload, lambda, deadline).await
+}
+
+/// A document store for apps that declare no collections: every call fails, saying
+/// how to declare one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDocumentStore;
+
+impl NoDocumentStore {
+    fn refuse(collection: &str) -> StoreError {
+        StoreError::Backend {
+            backend: "none",
+            message: format!(
+                "collection {collection:?} has no store: this app declares no collections; declare it with .collection({collection:?}) and build nube-aws with the \"dynamodb\" feature"
+            ),
+            source: None,
+        }
+    }
+}
+
+#[async_trait]
+impl DocumentStore for NoDocumentStore {
+    fn backend(&self) -> &'static str {
+        "none"
+    }
+
+    async fn get(&self, collection: &str, _id: &str) -> Result<Option<Document>, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn create(
+        &self,
+        collection: &str,
+        _id: &str,
+        _value: Value,
+    ) -> Result<Document, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn put(
+        &self,
+        collection: &str,
+        _id: &str,
+        _value: Value,
+    ) -> Result<Document, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn update(
+        &self,
+        collection: &str,
+        _id: &str,
+        _value: Value,
+        _expected: &nube::Version,
+    ) -> Result<Document, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn delete(
+        &self,
+        collection: &str,
+        _id: &str,
+        _expected: Option<&nube::Version>,
+    ) -> Result<bool, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn query(&self, collection: &str, _query: &Query) -> Result<Page, StoreError> {
+        Err(Self::refuse(collection))
+    }
+}
+
+#[cfg(feature = "dynamodb")]
+async fn document_store(
+    app: &App,
+    _names: &ResourceNames,
+) -> Result<Arc<dyn DocumentStore>, InitError> {
+    if app.collections().next().is_none() {
+        return Ok(Arc::new(NoDocumentStore));
+    }
+    let store = crate::dynamodb::DynamoDbStore::from_env()
+        .await
+        .map_err(|e| InitError(format!("cannot set up the DynamoDB store: {e}")))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn document_store(
+    app: &App,
+    _names: &ResourceNames,
+) -> Result<Arc<dyn DocumentStore>, InitError> {
+    let collections: Vec<&str> = app.collections().collect();
+    if collections.is_empty() {
+        return Ok(Arc::new(NoDocumentStore));
+    }
+    Err(InitError(format!(
+        "app {} declares collections ({}), and this build of nube-aws has no document store: enable the \"dynamodb\" feature of nube-aws",
+        app.name(),
+        collections.join(", ")
+    )))
+}
+
+#[cfg(feature = "s3")]
+async fn add_buckets(
+    app: &App,
+    mut resources: Resources,
+    _names: &ResourceNames,
+) -> Result<Resources, InitError> {
+    for logical in app.buckets() {
+        let bucket = crate::s3::bucket(logical).map_err(|e| InitError(e.to_string()))?;
+        resources = resources.with_bucket(bucket);
+    }
+    Ok(resources)
+}
+
+#[cfg(not(feature = "s3"))]
+async fn add_buckets(
+    app: &App,
+    resources: Resources,
+    _names: &ResourceNames,
+) -> Result<Resources, InitError> {
+    let buckets: Vec<&str> = app.buckets().collect();
+    if buckets.is_empty() {
+        return Ok(resources);
+    }
+    Err(InitError(format!(
+        "app {} declares buckets ({}), and this build of nube-aws has no blob store: enable the \"s3\" feature of nube-aws",
+        app.name(),
+        buckets.join(", ")
+    )))
+}
+
+/// The app's stores on AWS: DynamoDB tables for its collections (feature
+/// `dynamodb`) and S3 buckets for its buckets (feature `s3`), named by
+/// `NUBE_TABLE_*` / `NUBE_BUCKET_*` ([`crate::names`]). An app that declares
+/// collections or buckets in a build without the matching feature fails here,
+/// naming the feature; an app without collections gets a [`NoDocumentStore`].
+pub async fn resources_from_env(app: &App) -> Result<Resources, InitError> {
+    let names = ResourceNames::from_env(app);
+    let documents = document_store(app, &names).await?;
+    let resources = Resources::new(documents).with_declared_collections(app.collections(), false);
+    add_buckets(app, resources, &names).await
+}
+
+/// Runs `app` on Lambda: the `main` of an app's `bootstrap`.
+///
+/// Prints the manifest instead when asked (`--nube-manifest`, `NUBE_MANIFEST=1`);
+/// otherwise sets up logging ([`crate::logging`], panics included), checks the app, picks the
+/// function named by `_HANDLER`, builds its resources ([`resources_from_env`]) and
+/// serves invocations until the sandbox ends. Init failures are logged with what to
+/// change and end the process with a failure code (Lambda reports an init error).
+///
+/// ```no_run
+/// # fn app() -> nube::App { unimplemented!() }
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     nube_aws::run(app()).await
+/// }
+/// ```
+pub async fn run(app: App) -> ExitCode {
+    if nube::manifest::print_if_requested(&app) {
+        return ExitCode::SUCCESS;
+    }
+    crate::logging::init();
+    crate::logging::log_panics();
+    match start(app).await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the Lambda runtime stopped");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "nube-aws could not start");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(app: App) -> Result<Result<(), lambda_runtime::Error>, InitError> {
+    app.validate().map_err(|e| InitError(e.to_string()))?;
+    let handler = std::env::var("_HANDLER").ok();
+    let function = select_function(&app, handler.as_deref())?.name().to_owned();
+    let resources = resources_from_env(&app).await?;
+    let names = ResourceNames::from_env(&app);
+    let dispatcher = Arc::new(Dispatcher::new(Arc::new(app), &function, resources, names)?);
+    tracing::info!(function, "nube-aws is serving");
+    let service = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+        let dispatcher = dispatcher.clone();
+        async move { dispatcher.handle_event(event).await }
+    });
+    Ok(lambda_runtime::run(service).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_keep_a_margin() {
+        assert_eq!(deadline_from_epoch_ms(0), None);
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let left = deadline_from_epoch_ms(now_ms + 1_000)
+            .unwrap()
+            .saturating_duration_since(Instant::now());
+        assert!(left <= Duration::from_millis(900), "{left:?}");
+        assert!(left >= Duration::from_millis(700), "{left:?}");
+        let past = deadline_from_epoch_ms(now_ms - 5_000).unwrap();
+        assert!(past <= Instant::now());
+    }
+}

@@ -1,0 +1,564 @@
+//! HTTP functions: API Gateway REST (payload 1.0), HTTP API (payload 2.0),
+//! Function URL and ALB requests to `http::Request`, and the Router's response back
+//! in the shape its request came in.
+//!
+//! **Requests** are lambda_http's: its event types (from `aws_lambda_events`) and its
+//! conversion to `http::Request` (multi-value maps read first (with a fix: lambda_http
+//! would let the single-value `headers` replace them), v2 `cookies` joined
+//! into a `cookie` header, ALB query values decoded, base64 bodies decoded, a
+//! missing Host tolerated, and the API Gateway stage prepended to the path unless the
+//! stage is `$default` or `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` is set). The
+//! request also gets the Lambda request id as [`nube::http::InvocationId`], the
+//! Lambda context as an extension, and the X-Ray trace id as `x-amzn-trace-id`.
+//!
+//! **Responses** follow lambda_http's rules (its encoder is not public):
+//!
+//! | origin | headers | cookies | extra |
+//! |---|---|---|---|
+//! | REST API | `multiValueHeaders` only (API Gateway would merge and duplicate two maps) | `Set-Cookie` values in `multiValueHeaders` | |
+//! | HTTP API, Function URL | `headers`, repeated headers joined with `, ` | `Set-Cookie` values in `cookies`, not in `headers` | |
+//! | ALB | both maps (the target group setting decides which is read) | in both maps | `statusDescription` (`200 OK`) |
+//!
+//! Bodies are byte-exact: a body goes out as text only when its content type is
+//! textual (`text/*`, JSON, XML, YAML, JavaScript, `+json`/`+xml`/`+yaml`, or
+//! `x-lambda-http-content-encoding: text`) or absent, it has no `Content-Encoding`,
+//! and it is valid UTF-8; anything else goes out base64 with `isBase64Encoded: true`.
+//!
+//! A request lambda_http cannot convert (a body marked base64 that is not, a method
+//! that is not one) is answered 400 in its own shape; a handler running past the
+//! Lambda deadline answers 504.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpResponse,
+};
+use aws_lambda_events::encodings::Body as LambdaBody;
+use base64::Engine;
+use futures::FutureExt;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use lambda_http::request::LambdaRequest;
+use nube::axum::Router;
+use nube::axum::body::Body;
+use nube::{Error, ErrorKind};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::error::{DecodeError, HandlerError};
+use crate::shape::{EventShape, classify};
+
+/// Where an HTTP request came from; its response goes back in the same shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpOrigin {
+    /// API Gateway REST API (payload format 1.0).
+    RestApi,
+    /// API Gateway HTTP API (payload format 2.0).
+    HttpApi,
+    /// Lambda Function URL (payload format 2.0).
+    FunctionUrl,
+    /// Application Load Balancer.
+    Alb,
+}
+
+impl HttpOrigin {
+    /// The origin of `payload`, when it is an HTTP request ([`crate::shape::classify`]).
+    pub fn of(payload: &Value) -> Option<Self> {
+        Self::from_shape(classify(payload))
+    }
+
+    /// The origin of an HTTP [`EventShape`].
+    pub fn from_shape(shape: EventShape) -> Option<Self> {
+        match shape {
+            EventShape::ApiGatewayRest => Some(Self::RestApi),
+            EventShape::ApiGatewayHttp => Some(Self::HttpApi),
+            EventShape::FunctionUrl => Some(Self::FunctionUrl),
+            EventShape::Alb => Some(Self::Alb),
+            _ => None,
+        }
+    }
+}
+
+fn decode_error(origin: &str, e: impl std::fmt::Display) -> DecodeError {
+    DecodeError::new(format!("the {origin} request is malformed: {e}"))
+}
+
+/// Deserialises `payload` as a request of `origin` with lambda_http's event types.
+/// With `origin` `None`, lambda_http's own guess (REST, then 2.0, then ALB) decides.
+pub fn parse_request(
+    origin: Option<HttpOrigin>,
+    payload: Value,
+) -> Result<(HttpOrigin, LambdaRequest), DecodeError> {
+    Ok(match origin {
+        Some(HttpOrigin::RestApi) => (
+            HttpOrigin::RestApi,
+            LambdaRequest::ApiGatewayV1(
+                serde_json::from_value::<ApiGatewayProxyRequest>(payload)
+                    .map_err(|e| decode_error("API Gateway REST", e))?,
+            ),
+        ),
+        Some(o @ (HttpOrigin::HttpApi | HttpOrigin::FunctionUrl)) => (
+            o,
+            LambdaRequest::ApiGatewayV2(
+                serde_json::from_value::<ApiGatewayV2httpRequest>(payload)
+                    .map_err(|e| decode_error("payload 2.0", e))?,
+            ),
+        ),
+        Some(HttpOrigin::Alb) => (
+            HttpOrigin::Alb,
+            LambdaRequest::Alb(
+                serde_json::from_value::<AlbTargetGroupRequest>(payload)
+                    .map_err(|e| decode_error("ALB", e))?,
+            ),
+        ),
+        None => {
+            let text = payload.to_string();
+            let request: LambdaRequest =
+                serde_json::from_str(&text).map_err(|e| DecodeError::new(e.to_string()))?;
+            let origin = match &request {
+                LambdaRequest::ApiGatewayV1(_) => HttpOrigin::RestApi,
+                LambdaRequest::ApiGatewayV2(_) => HttpOrigin::HttpApi,
+                LambdaRequest::Alb(_) => HttpOrigin::Alb,
+                _ => {
+                    return Err(DecodeError::new(
+                        "lambda_http decoded a request kind nube does not serve",
+                    ));
+                }
+            };
+            (origin, request)
+        }
+    })
+}
+
+/// `payload` (a request of `origin`) as an `http::Request`, through lambda_http.
+pub fn decode_request(
+    origin: HttpOrigin,
+    mut payload: Value,
+) -> Result<http::Request<lambda_http::Body>, DecodeError> {
+    check_base64_body(&payload)?;
+    check_host(&payload)?;
+    prefer_multi_value_headers(&mut payload);
+    let (_, request) = parse_request(Some(origin), payload)?;
+    into_http(request)
+}
+
+/// REST and ALB requests may carry a header in both `headers` (last value) and
+/// `multiValueHeaders` (every value). lambda_http merges the two with
+/// `HeaderMap::extend`, which replaces, so every repeated header would keep only its
+/// last value; dropping the single-value copies first keeps them all.
+fn prefer_multi_value_headers(payload: &mut Value) {
+    let multi: std::collections::HashSet<String> =
+        match payload.get("multiValueHeaders").and_then(Value::as_object) {
+            Some(m) => m
+                .iter()
+                .filter(|(_, v)| v.as_array().is_some_and(|a| a.len() > 1))
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .collect(),
+            None => return,
+        };
+    if multi.is_empty() {
+        return;
+    }
+    if let Some(single) = payload.get_mut("headers").and_then(Value::as_object_mut) {
+        single.retain(|k, _| !multi.contains(&k.to_ascii_lowercase()));
+    }
+}
+
+/// lambda_http builds the URI from the Host header (or `requestContext.domainName`)
+/// and panics on a host its URL parser refuses; such a request is refused here first.
+fn check_host(payload: &Value) -> Result<(), DecodeError> {
+    let plausible = |host: &str| {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+            && host.parse::<http::uri::Authority>().is_ok()
+    };
+    let mut hosts: Vec<&str> = Vec::new();
+    for map in ["headers", "multiValueHeaders"] {
+        if let Some(headers) = payload.get(map).and_then(Value::as_object) {
+            for (name, value) in headers {
+                if name.eq_ignore_ascii_case("host") {
+                    match value {
+                        Value::String(h) => hosts.push(h),
+                        Value::Array(hs) => hosts.extend(hs.iter().filter_map(Value::as_str)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    if let Some(domain) = payload
+        .pointer("/requestContext/domainName")
+        .and_then(Value::as_str)
+    {
+        hosts.push(domain);
+    }
+    match hosts.into_iter().find(|h| !plausible(h)) {
+        Some(bad) => Err(DecodeError::new(format!(
+            "the request's host {bad:?} is not a valid host name"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn check_base64_body(payload: &Value) -> Result<(), DecodeError> {
+    if payload.get("isBase64Encoded").and_then(Value::as_bool) == Some(true)
+        && let Some(body) = payload.get("body").and_then(Value::as_str)
+        && base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .is_err()
+    {
+        return Err(DecodeError::new(
+            "isBase64Encoded is true but the body is not valid base64",
+        ));
+    }
+    Ok(())
+}
+
+fn into_http(request: LambdaRequest) -> Result<http::Request<lambda_http::Body>, DecodeError> {
+    // lambda_http panics on what it cannot convert (a body that is not base64, a URI
+    // that does not parse); that is the request's fault, not the process's.
+    std::panic::catch_unwind(AssertUnwindSafe(|| http::Request::from(request))).map_err(|p| {
+        DecodeError::new(format!(
+            "lambda_http could not convert the request: {}",
+            nube::panic_message(&*p)
+        ))
+    })
+}
+
+/// Serves one HTTP request payload through `router` and encodes its response for
+/// the request's origin.
+///
+/// `lambda` is the invocation's Lambda context (its request id becomes the
+/// invocation id; the context is put in the request's extensions). A request that is
+/// not an HTTP event fails with [`HandlerError::EVENT_MISMATCH`]; a malformed one is
+/// answered 400 in its own shape; past `deadline` the answer is 504.
+pub async fn serve(
+    router: &Router,
+    payload: Value,
+    lambda: lambda_runtime::Context,
+    deadline: Option<Instant>,
+) -> Result<Value, HandlerError> {
+    let shape = classify(&payload);
+    let request_id = lambda.request_id.clone();
+    let origin = HttpOrigin::from_shape(shape);
+    if origin.is_none() && !shape.is_http() && shape != EventShape::Unknown {
+        return Err(HandlerError::mismatch(format!(
+            "this is an HTTP function, and the payload is {}, not an API Gateway, Function URL or ALB request",
+            shape.describe()
+        )));
+    }
+    let mut payload = payload;
+    prefer_multi_value_headers(&mut payload);
+    let refused = check_base64_body(&payload)
+        .and_then(|()| check_host(&payload))
+        .err();
+    let not_http = |e: DecodeError| {
+        HandlerError::mismatch(format!(
+            "this is an HTTP function, and the payload is not an API Gateway, Function URL or ALB request: {e}"
+        ))
+    };
+    let (origin, request) = match (origin, refused) {
+        (Some(origin), Some(e)) => (origin, Err(e)),
+        (None, Some(e)) => return Err(not_http(e)),
+        (known, None) => match parse_request(known, payload) {
+            Ok((origin, request)) => (origin, into_http(request)),
+            Err(e) => match known {
+                Some(origin) => (origin, Err(e)),
+                None => return Err(not_http(e)),
+            },
+        },
+    };
+    let response = match request {
+        Ok(request) => {
+            let mut request = request.map(Body::new);
+            request
+                .extensions_mut()
+                .insert(nube::http::InvocationId(request_id.clone()));
+            if let Some(d) = deadline {
+                request.extensions_mut().insert(nube::http::Deadline(d));
+            }
+            if let Some(trace) = lambda
+                .xray_trace_id
+                .as_deref()
+                .and_then(|t| HeaderValue::from_str(t).ok())
+            {
+                request.headers_mut().insert("x-amzn-trace-id", trace);
+            }
+            request.extensions_mut().insert(lambda);
+            call(router, request, deadline, &request_id).await
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed HTTP request answered 400");
+            with_invocation_id(Error::bad_request(e.to_string()), &request_id)
+        }
+    };
+    Ok(encode_response(origin, response).await)
+}
+
+fn with_invocation_id(error: Error, request_id: &str) -> Response<Body> {
+    let mut response = nube::axum::response::IntoResponse::into_response(error);
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response
+            .headers_mut()
+            .insert(nube::http::INVOCATION_ID_HEADER, v);
+    }
+    response
+}
+
+async fn call(
+    router: &Router,
+    request: http::Request<Body>,
+    deadline: Option<Instant>,
+    request_id: &str,
+) -> Response<Body> {
+    let run = AssertUnwindSafe(router.clone().oneshot(request)).catch_unwind();
+    let outcome = match deadline {
+        Some(d) => tokio::time::timeout_at(tokio::time::Instant::from_std(d), run)
+            .await
+            .ok(),
+        None => Some(run.await),
+    };
+    match outcome {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(never))) => match never {},
+        Some(Err(panic)) => with_invocation_id(
+            Error::new(
+                ErrorKind::Panic,
+                format!(
+                    "the HTTP service panicked: {}",
+                    nube::panic_message(&*panic)
+                ),
+            ),
+            request_id,
+        ),
+        None => {
+            tracing::error!("the request ran past the Lambda deadline");
+            with_invocation_id(
+                Error::new(
+                    ErrorKind::Timeout,
+                    "the request ran past the Lambda invocation's deadline",
+                ),
+                request_id,
+            )
+        }
+    }
+}
+
+const TEXT_PREFIXES: [&str; 5] = [
+    "text",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "application/yaml",
+];
+const TEXT_SUFFIXES: [&str; 3] = ["+xml", "+yaml", "+json"];
+
+/// Whether a body with these headers goes out as text (lambda_http's rule), given
+/// that it is valid UTF-8.
+pub fn is_text(headers: &HeaderMap) -> bool {
+    if headers.contains_key(CONTENT_ENCODING) {
+        return false;
+    }
+    let Some(content_type) = headers.get(CONTENT_TYPE) else {
+        return true;
+    };
+    let content_type = content_type.to_str().unwrap_or_default().trim();
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    TEXT_PREFIXES.iter().any(|p| content_type.starts_with(p))
+        || TEXT_SUFFIXES.iter().any(|s| mime.ends_with(s))
+        || headers
+            .get("x-lambda-http-content-encoding")
+            .is_some_and(|v| v == "text")
+}
+
+/// The body as Lambda carries it: text, or bytes (sent base64).
+pub fn encode_body(headers: &HeaderMap, bytes: Vec<u8>) -> LambdaBody {
+    if is_text(headers) {
+        match String::from_utf8(bytes) {
+            Ok(text) => LambdaBody::Text(text),
+            Err(e) => LambdaBody::Binary(e.into_bytes()),
+        }
+    } else {
+        LambdaBody::Binary(bytes)
+    }
+}
+
+fn utf8_headers(headers: HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in &headers {
+        let value = if value.to_str().is_ok() {
+            value.clone()
+        } else {
+            match HeaderValue::from_str(&String::from_utf8_lossy(value.as_bytes())) {
+                Ok(v) => v,
+                Err(_) => continue,
+            }
+        };
+        out.append(name.clone(), value);
+    }
+    out
+}
+
+/// Repeated headers joined with `, ` (one value per name), `Set-Cookie` left out.
+fn joined_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.keys_len());
+    for name in headers.keys() {
+        if name == SET_COOKIE {
+            continue;
+        }
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&values.join(", ")) {
+            out.insert(name.clone(), v);
+        }
+    }
+    out
+}
+
+/// The Router's response as the Lambda response for a request of `origin`.
+pub async fn encode_response(origin: HttpOrigin, response: Response<Body>) -> Value {
+    let (parts, body) = response.into_parts();
+    let (status, headers, bytes) = match nube::axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => (parts.status, utf8_headers(parts.headers), bytes.to_vec()),
+        Err(e) => {
+            tracing::error!(error = %e, "the response body failed");
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                headers,
+                br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec(),
+            )
+        }
+    };
+    let body = encode_body(&headers, bytes);
+    let is_base64_encoded = matches!(body, LambdaBody::Binary(_));
+    let status_code = i64::from(status.as_u16());
+    let (value, drop_key) = match origin {
+        HttpOrigin::RestApi => {
+            let mut r = ApiGatewayProxyResponse::default();
+            r.status_code = status_code;
+            r.multi_value_headers = headers;
+            r.body = Some(body);
+            r.is_base64_encoded = is_base64_encoded;
+            (serde_json::to_value(r), Some("headers"))
+        }
+        HttpOrigin::HttpApi | HttpOrigin::FunctionUrl => {
+            let mut r = ApiGatewayV2httpResponse::default();
+            r.status_code = status_code;
+            r.cookies = headers
+                .get_all(SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect();
+            r.headers = joined_headers(&headers);
+            r.body = Some(body);
+            r.is_base64_encoded = is_base64_encoded;
+            (serde_json::to_value(r), Some("multiValueHeaders"))
+        }
+        HttpOrigin::Alb => {
+            let mut r = AlbTargetGroupResponse::default();
+            r.status_code = status_code;
+            r.status_description = Some(format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or_default()
+            ));
+            let mut single = joined_headers(&headers);
+            if let Some(cookie) = headers.get(SET_COOKIE) {
+                single.insert(SET_COOKIE, cookie.clone());
+            }
+            r.headers = single;
+            r.multi_value_headers = headers;
+            r.body = Some(body);
+            r.is_base64_encoded = is_base64_encoded;
+            (serde_json::to_value(r), None)
+        }
+    };
+    let mut value = value.expect("Lambda HTTP responses serialise (headers are UTF-8)");
+    if let (Some(key), Some(obj)) = (drop_key, value.as_object_mut()) {
+        obj.remove(key);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn text_or_binary() {
+        assert!(is_text(&headers(&[])));
+        assert!(is_text(&headers(&[("content-type", "application/json")])));
+        assert!(is_text(&headers(&[(
+            "content-type",
+            "application/problem+json; charset=utf-8"
+        )])));
+        assert!(!is_text(&headers(&[("content-type", "image/png")])));
+        assert!(!is_text(&headers(&[
+            ("content-type", "text/plain"),
+            ("content-encoding", "gzip")
+        ])));
+        assert!(matches!(
+            encode_body(
+                &headers(&[("content-type", "text/plain")]),
+                vec![0xff, 0xfe]
+            ),
+            LambdaBody::Binary(_)
+        ));
+        assert!(matches!(
+            encode_body(&headers(&[]), vec![0xff]),
+            LambdaBody::Binary(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn response_shapes() {
+        let response = || {
+            Response::builder()
+                .status(201)
+                .header("content-type", "application/json")
+                .header("set-cookie", "a=1")
+                .header("set-cookie", "b=2")
+                .header("vary", "accept")
+                .header("vary", "origin")
+                .body(Body::from("{}"))
+                .unwrap()
+        };
+        let v1 = encode_response(HttpOrigin::RestApi, response()).await;
+        assert!(v1.get("headers").is_none(), "{v1}");
+        assert_eq!(
+            v1["multiValueHeaders"]["set-cookie"],
+            serde_json::json!(["a=1", "b=2"])
+        );
+        assert_eq!(v1["statusCode"], 201);
+        let v2 = encode_response(HttpOrigin::HttpApi, response()).await;
+        assert_eq!(v2["cookies"], serde_json::json!(["a=1", "b=2"]));
+        assert!(v2["headers"].get("set-cookie").is_none(), "{v2}");
+        assert_eq!(v2["headers"]["vary"], "accept, origin");
+        assert!(v2.get("multiValueHeaders").is_none(), "{v2}");
+        let alb = encode_response(HttpOrigin::Alb, response()).await;
+        assert_eq!(alb["statusDescription"], "201 Created");
+        assert_eq!(
+            alb["multiValueHeaders"]["vary"],
+            serde_json::json!(["accept", "origin"])
+        );
+        assert_eq!(alb["headers"]["vary"], "accept, origin");
+    }
+}

@@ -1,0 +1,206 @@
+//! Logs as JSON lines on stdout, one object per event, the shape CloudWatch Logs
+//! Insights reads without parsing rules:
+//!
+//! ```json
+//! {"timestamp":"2024-05-01T10:00:00.123Z","level":"INFO","target":"nube::invoke",
+//!  "message":"invocation succeeded","requestId":"8f5c...","function":"nightly",
+//!  "invocation_id":"8f5c...","event_id":"...","elapsed_ms":3.2}
+//! ```
+//!
+//! `requestId` is the Lambda request id (from lambda_runtime's invocation span, or
+//! nube's invocation id); the fields of every enclosing span and of the event are
+//! flattened into the object. `RUST_LOG` filters as usual; without it Lambda's
+//! `AWS_LAMBDA_LOG_LEVEL` (advanced logging controls) applies, else `info`.
+//! [`log_panics`] sends panic messages the same way.
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The event format: one JSON object per line with `requestId` at the top level.
+/// Use it with `JsonFields` as the field formatter (as [`init`] does).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LambdaJson;
+
+struct Fields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0
+            .insert(field.name().to_owned(), Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+    }
+}
+
+impl<S> FormatEvent<S, JsonFields> for LambdaJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        let mut line = Map::new();
+        line.insert(
+            "timestamp".into(),
+            Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+        line.insert("level".into(), Value::from(meta.level().as_str()));
+        line.insert("target".into(), Value::from(meta.target()));
+        let mut fields = Map::new();
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                if let Some(formatted) = extensions.get::<FormattedFields<JsonFields>>()
+                    && let Ok(Value::Object(span_fields)) =
+                        serde_json::from_str::<Value>(&formatted.fields)
+                {
+                    fields.extend(span_fields);
+                }
+            }
+        }
+        event.record(&mut Fields(&mut fields));
+        if let Some(message) = fields.remove("message") {
+            line.insert("message".into(), message);
+        }
+        let request_id = fields
+            .remove("requestId")
+            .or_else(|| fields.get("invocation_id").cloned());
+        if let Some(id) = request_id {
+            line.insert("requestId".into(), id);
+        }
+        for (k, v) in fields {
+            line.entry(k).or_insert(v);
+        }
+        let mut text = String::new();
+        write!(text, "{}", Value::Object(line))?;
+        writeln!(writer, "{text}")
+    }
+}
+
+/// The filter: `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`.
+pub fn filter() -> EnvFilter {
+    if let Ok(f) = EnvFilter::try_from_default_env() {
+        return f;
+    }
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .map(|l| match l.to_ascii_uppercase().as_str() {
+            "TRACE" => "trace",
+            "DEBUG" => "debug",
+            "WARN" => "warn",
+            "ERROR" | "FATAL" => "error",
+            _ => "info",
+        })
+        .unwrap_or("info");
+    EnvFilter::new(level)
+}
+
+/// Makes panics log one JSON line (message, location, and a backtrace when
+/// `RUST_BACKTRACE` asks for one) through `tracing`, so they carry the `requestId`
+/// of the invocation that panicked, instead of plain text on stderr.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::capture();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = nube::panic_message(info.payload());
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(panic = message, location, backtrace = %backtrace, "panic");
+        } else {
+            tracing::error!(panic = message, location, "panic");
+        }
+    }));
+}
+
+/// Installs the JSON-lines subscriber on stdout; does nothing if one is installed.
+pub fn init() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .fmt_fields(JsonFields::new())
+        .event_format(LambdaJson)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_carry_the_request_id() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonFields::new())
+            .event_format(LambdaJson)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("Lambda runtime invoke", requestId = "req-1");
+            let _g = span.enter();
+            let inner = tracing::info_span!("invocation", function = "f", invocation_id = "req-1");
+            let _g2 = inner.enter();
+            tracing::info!(count = 3, "hello");
+            drop(_g2);
+            drop(_g);
+            let alone = tracing::info_span!("invocation", invocation_id = "req-2");
+            alone.in_scope(|| tracing::warn!("second"));
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["requestId"], "req-1");
+        assert_eq!(lines[0]["message"], "hello");
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[0]["function"], "f");
+        assert_eq!(lines[0]["count"], 3);
+        assert_eq!(lines[1]["requestId"], "req-2");
+        assert_eq!(lines[1]["level"], "WARN");
+    }
+}

@@ -1,0 +1,163 @@
+//! `cargo xtask package`: turns an example app into what a cloud deploys.
+//!
+//! - `aws.rs`: the AWS Lambda steps (cross-build, glibc check, `bootstrap.zip`, template);
+//! - `sam.rs`: the SAM template rendered from the app's manifest;
+//! - `elf.rs`: reads a binary's CPU and glibc needs.
+
+mod aws;
+mod elf;
+mod sam;
+
+/// The targets `--target` names, and whether they are implemented yet.
+const TARGETS: &[(&str, bool)] = &[("aws", true), ("azure", false), ("gcp", false)];
+
+/// Options of `cargo xtask package`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where the app will run: `aws` (AWS Lambda: bootstrap.zip and a SAM template);
+    /// `azure` and `gcp` are not implemented yet; `all` is every target.
+    #[arg(long, value_name = "TARGET")]
+    pub target: String,
+    /// The app to package: a package under examples/.
+    #[arg(long, value_name = "APP", default_value = "delivery-app")]
+    pub app: String,
+    /// The CPU the functions run on (`arm64` needs the Rust standard library for
+    /// aarch64-unknown-linux-gnu: `rustup target add aarch64-unknown-linux-gnu`).
+    #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+    pub arch: Arch,
+    /// Memory of each function, in MB; Lambda gives CPU in proportion (128-10240).
+    #[arg(long, value_name = "MB", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(128..=10240))]
+    pub memory_mb: u32,
+}
+
+/// A Lambda CPU architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arch {
+    /// Intel/AMD 64-bit.
+    #[value(name = "x86_64", alias = "x86-64", alias = "amd64")]
+    X86_64,
+    /// Graviton (64-bit ARM): about 20% cheaper per GB-second.
+    #[value(name = "arm64", alias = "aarch64")]
+    Arm64,
+}
+
+impl Arch {
+    /// Lambda's name for it (`Architectures` in the template).
+    pub fn lambda(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The Rust target triple.
+    pub fn triple(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Arm64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// `object`'s name for the ELF machine.
+    fn elf_machine(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "X86_64",
+            Arch::Arm64 => "Aarch64",
+        }
+    }
+
+    /// Whether binaries for it run on the machine running xtask.
+    fn is_host(self) -> bool {
+        match self {
+            Arch::X86_64 => cfg!(all(target_arch = "x86_64", target_os = "linux")),
+            Arch::Arm64 => cfg!(all(target_arch = "aarch64", target_os = "linux")),
+        }
+    }
+}
+
+/// The long help of `cargo xtask package`.
+pub const LONG_ABOUT: &str = "\
+Build an example app for a cloud and write what that cloud deploys.
+
+For --target aws, into target/nube/aws/<APP>/:
+  bootstrap.zip       the app as one Lambda `bootstrap` (every function; _HANDLER picks
+                      one), built with the `release-small` profile and the app's `aws`
+                      feature, linked against glibc 2.34 so that it runs on provided.al2023
+  template.yaml       a SAM template from the app's manifest: a function per nube
+                      function, one HTTP API for the routes, EventBridge schedules, S3 and
+                      DynamoDB stream events, a table per collection, a bucket per bucket
+  nube-manifest.json  the manifest it was rendered from
+
+Steps: read the manifest from the host build (`<APP> --nube-manifest`), render the template
+(an unsupported schedule or timeout fails here, in seconds), install the pinned tools once
+(zig from PyPI into .tools/venv, cargo-zigbuild into .tools/cargo), cross-build the
+bootstrap with `cargo zigbuild`, check its glibc needs (GLIBC_2.34 at most), zip it, write
+the template and check it with cfn-lint, as written and after SAM's own transform (which is
+where dependency cycles show).
+
+Then deploy with the SAM CLI (`sam`, also in .tools/venv/bin):
+  cd target/nube/aws/delivery-app && sam deploy --guided
+
+Examples:
+  cargo xtask package --target aws
+  cargo xtask package --target aws --app delivery-app --arch arm64 --memory-mb 512";
+
+/// Runs `cargo xtask package`.
+pub fn run(args: Args) -> Result<(), String> {
+    let targets = selected_targets(&args.target)?;
+    crate::manifest::check_app(&args.app)?;
+    for target in targets {
+        match target {
+            "aws" => aws::package(&args.app, args.arch, args.memory_mb)?,
+            other => unreachable!("target {other} is checked above"),
+        }
+    }
+    Ok(())
+}
+
+/// The targets `--target` selects, or a one-line error saying what exists.
+fn selected_targets(target: &str) -> Result<Vec<&'static str>, String> {
+    let implemented: Vec<&str> = TARGETS.iter().filter(|t| t.1).map(|t| t.0).collect();
+    let missing: Vec<&str> = TARGETS.iter().filter(|t| !t.1).map(|t| t.0).collect();
+    match TARGETS.iter().find(|t| t.0 == target) {
+        Some((name, true)) => Ok(vec![name]),
+        Some((name, false)) => Err(format!(
+            "--target {name} is not implemented yet (implemented: {})",
+            implemented.join(", ")
+        )),
+        None if target == "all" && missing.is_empty() => Ok(implemented),
+        None if target == "all" => Err(format!(
+            "--target all includes {}, which {} not implemented yet; package one target with --target {}",
+            missing.join(" and "),
+            if missing.len() == 1 { "is" } else { "are" },
+            implemented.join(" or --target ")
+        )),
+        None => Err(format!(
+            "unknown target {target:?} (there is: {}, all)",
+            TARGETS.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_say_what_exists() {
+        assert_eq!(selected_targets("aws").unwrap(), ["aws"]);
+        assert_eq!(
+            selected_targets("azure").unwrap_err(),
+            "--target azure is not implemented yet (implemented: aws)"
+        );
+        assert_eq!(
+            selected_targets("all").unwrap_err(),
+            "--target all includes azure and gcp, which are not implemented yet; package one target with --target aws"
+        );
+        assert_eq!(
+            selected_targets("aws-lambda").unwrap_err(),
+            "unknown target \"aws-lambda\" (there is: aws, azure, gcp, all)"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Python tools the tests need, installed into `<workspace>/.tools/venv` (git-ignored).
+//!
+//! - moto in server mode: the AWS adapter's DynamoDB and S3 backends are tested against
+//!   it (`adapters/aws/tests`);
+//! - cfn-lint and the SAM CLI (`sam validate`): the packager's SAM template is checked
+//!   with both (`xtask/src/package`);
+//! - zig (PyPI `ziglang`): the linker `cargo zigbuild` uses to build Lambda bootstraps
+//!   against an old glibc (`cargo xtask package`).
+//!
+//! The install is pinned and idempotent: a marker file in the venv records the
+//! requirements installed, and a run whose requirements match it does nothing.
+//! [`ensure_cargo_zigbuild`] does the same for `cargo-zigbuild` in `.tools/cargo`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{root, run_cmd};
+
+/// What goes into the venv. Change a pin here and the next `cargo xtask test`
+/// reinstalls.
+const REQUIREMENTS: &[&str] = &[
+    "moto[server]==5.2.5",
+    "cfn-lint==1.58.0",
+    "aws-sam-cli==1.170.0",
+    "ziglang==0.15.2",
+];
+
+/// Programs the requirements put in the venv's `bin/`; a venv missing one is reinstalled.
+const PROGRAMS: &[&str] = &["moto_server", "cfn-lint", "sam"];
+
+/// The `cargo-zigbuild` version `cargo xtask package` installs into `.tools/cargo`.
+const CARGO_ZIGBUILD_VERSION: &str = "0.24.1";
+
+/// The file in the venv recording what was installed.
+const MARKER: &str = "nube-requirements.txt";
+
+/// The venv directory: `<workspace>/.tools/venv`.
+pub fn venv_dir() -> PathBuf {
+    root().join(".tools").join("venv")
+}
+
+/// A program installed in the venv (`bin/NAME`, or `Scripts\NAME.exe` on Windows).
+pub fn venv_program(venv: &Path, name: &str) -> PathBuf {
+    if cfg!(windows) {
+        venv.join("Scripts").join(format!("{name}.exe"))
+    } else {
+        venv.join("bin").join(name)
+    }
+}
+
+/// The `moto_server` program inside `venv`.
+pub fn moto_server(venv: &Path) -> PathBuf {
+    venv_program(venv, "moto_server")
+}
+
+/// Makes sure the venv exists and holds exactly the pinned requirements; returns the
+/// venv's directory. Uses `$NUBE_PYTHON` (default `python3`) to create the venv.
+pub fn ensure_python_tools() -> Result<PathBuf, String> {
+    let venv = venv_dir();
+    let wanted = requirements_text();
+    let python = venv_program(&venv, "python");
+    let marker = venv.join(MARKER);
+    if python.exists()
+        && PROGRAMS.iter().all(|p| venv_program(&venv, p).exists())
+        && std::fs::read_to_string(&marker).is_ok_and(|t| t == wanted)
+    {
+        eprintln!(
+            "    Python tools up to date in {} ({})",
+            venv.display(),
+            REQUIREMENTS.join(", ")
+        );
+        return Ok(venv);
+    }
+    if !python.exists() {
+        let base = std::env::var("NUBE_PYTHON").unwrap_or_else(|_| "python3".into());
+        eprintln!("    Creating a Python venv in {}", venv.display());
+        std::fs::create_dir_all(venv.parent().expect("the venv has a parent"))
+            .map_err(|e| format!("could not create {}: {e}", venv.display()))?;
+        run_cmd(
+            Command::new(&base)
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv),
+        )
+        .map_err(|e| {
+            format!(
+                "{e}\n  the tests need Python 3.9+ with the venv module (Debian: apt-get install python3-venv); \
+                 set NUBE_PYTHON to use another interpreter"
+            )
+        })?;
+    }
+    // A stale marker must not survive a failed install.
+    let _ = std::fs::remove_file(&marker);
+    eprintln!("    Installing {} (from PyPI)", REQUIREMENTS.join(", "));
+    run_cmd(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--progress-bar",
+                "off",
+            ])
+            .args(REQUIREMENTS),
+    )
+    .map_err(|e| {
+        format!(
+            "{e}\n  pip could not install the test tools; check the network to PyPI, or delete {} and retry",
+            venv.display()
+        )
+    })?;
+    if let Some(missing) = PROGRAMS
+        .iter()
+        .map(|p| venv_program(&venv, p))
+        .find(|p| !p.exists())
+    {
+        return Err(format!(
+            "pip installed {} but {} is missing",
+            REQUIREMENTS.join(", "),
+            missing.display()
+        ));
+    }
+    std::fs::write(&marker, wanted)
+        .map_err(|e| format!("could not write {}: {e}", marker.display()))?;
+    eprintln!("    Installed the Python tools in {}", venv.display());
+    Ok(venv)
+}
+
+fn requirements_text() -> String {
+    REQUIREMENTS.iter().map(|r| format!("{r}\n")).collect()
+}
+
+/// Makes sure `<workspace>/.tools/cargo/bin/cargo-zigbuild` is the pinned version,
+/// installing it with `cargo install --locked` (a few minutes, once) when it is not;
+/// returns its path. Zig itself comes from the venv ([`ensure_python_tools`]).
+pub fn ensure_cargo_zigbuild() -> Result<PathBuf, String> {
+    let install_root = root().join(".tools").join("cargo");
+    let program = install_root
+        .join("bin")
+        .join(format!("cargo-zigbuild{}", std::env::consts::EXE_SUFFIX));
+    let installed = Command::new(&program)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    if installed
+        .as_deref()
+        .is_some_and(|v| v.split_whitespace().any(|w| w == CARGO_ZIGBUILD_VERSION))
+    {
+        eprintln!(
+            "    cargo-zigbuild {CARGO_ZIGBUILD_VERSION} up to date in {}",
+            install_root.display()
+        );
+        return Ok(program);
+    }
+    eprintln!(
+        "    Installing cargo-zigbuild {CARGO_ZIGBUILD_VERSION} into {} (from crates.io; compiles once, a few minutes)",
+        install_root.display()
+    );
+    run_cmd(
+        crate::cargo()
+            .args([
+                "install",
+                "cargo-zigbuild",
+                "--version",
+                CARGO_ZIGBUILD_VERSION,
+                "--locked",
+                "--root",
+            ])
+            .arg(&install_root),
+    )
+    .map_err(|e| {
+        format!("{e}\n  cargo could not install cargo-zigbuild; check the network to crates.io")
+    })?;
+    if !program.exists() {
+        return Err(format!(
+            "cargo install finished but {} is missing",
+            program.display()
+        ));
+    }
+    Ok(program)
+}

@@ -1,11 +1,18 @@
-//! `cargo xtask bench local`: measures the local runtime against a bare axum +
-//! rusqlite server doing the same work, in the same run, and prints a Markdown table
-//! (also written to `target/nube/bench/local.md`).
+//! `cargo xtask bench`: measures nube against bare baselines doing the same work, in
+//! the same run, and prints a Markdown table (also written to `target/nube/bench/`).
+//!
+//! `cargo xtask bench local` (this file) measures the local runtime against a bare axum
+//! + rusqlite server (`local.md`):
 //!
 //! - `GET /todos` (20 todos stored) under `wrk` for `--seconds`: req/s, p50, p99;
 //! - start-up: exec to the first `200` from `GET /todos`, median of `--starts` runs;
 //! - idle memory (RSS) after start-up;
 //! - write → function start, for a blob and for a document (in-process, release).
+//!
+//! `cargo xtask bench aws` ([`aws`]) measures the Lambda bootstrap against a bare
+//! `lambda_runtime` function through an emulated Runtime API (`aws.md`).
+
+mod aws;
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -18,18 +25,30 @@ use crate::{cargo, root, run_cmd};
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to measure: `local` (the local runtime).
-    #[arg(value_parser = ["local"])]
+    /// What to measure: `local` (the local runtime against bare axum + rusqlite) or
+    /// `aws` (the Lambda bootstrap against bare lambda_runtime: per-invocation time,
+    /// init, bootstrap.zip size).
+    #[arg(value_parser = ["local", "aws"])]
     pub target: String,
-    /// Length of each load run, in seconds.
+    /// local: length of each load run, in seconds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u32,
-    /// Open connections during the load run.
+    /// local: open connections during the load run.
     #[arg(long, default_value_t = 32)]
     pub connections: u32,
-    /// Start-ups timed per server.
+    /// Start-ups timed per server or function (default: 10 for local, 20 for aws).
+    #[arg(long)]
+    pub starts: Option<u32>,
+    /// aws: timed invocations per function, served one at a time.
+    #[arg(long, default_value_t = 10_000)]
+    pub invocations: u64,
+    /// aws: untimed invocations per function before the timed ones.
+    #[arg(long, default_value_t = 1_000)]
+    pub warmup: u64,
+    /// aws: the timed invocations are split in this many rounds, the two functions
+    /// taking turns.
     #[arg(long, default_value_t = 10)]
-    pub starts: u32,
+    pub rounds: u64,
 }
 
 struct Server {
@@ -152,6 +171,15 @@ fn wrk(port: u16, args: &Args) -> Result<Load, String> {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
+    match args.target.as_str() {
+        "aws" => aws::run(&args),
+        _ => local(&args),
+    }
+}
+
+/// `cargo xtask bench local`.
+fn local(args: &Args) -> Result<(), String> {
+    let start_count = args.starts.unwrap_or(10).max(1);
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err(
             "wrk is not installed; install it with `apt-get install wrk` and run again".into(),
@@ -191,7 +219,7 @@ pub fn run(args: Args) -> Result<(), String> {
     for server in &servers {
         eprintln!("    Measuring {}...", server.name);
         let mut starts = Vec::new();
-        for _ in 0..args.starts {
+        for _ in 0..start_count {
             let port = free_port();
             let (mut child, took) = start(server, &scratch, port)?;
             starts.push(took.as_secs_f64() * 1000.0);
@@ -216,7 +244,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 }
             }
         }
-        let load = wrk(port, &args);
+        let load = wrk(port, args);
         let _ = child.kill();
         let _ = child.wait();
         rows.push((server.name, starts[starts.len() / 2], rss, load?));

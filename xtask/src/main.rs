@@ -17,7 +17,8 @@ use clap::{Parser, Subcommand};
     bin_name = "cargo xtask",
     about = "nube's project commands",
     long_about = "nube's project commands.\n\nRun the whole test suite with `cargo xtask test` (what CI runs), \
-                  measure the local runtime with `cargo xtask bench local`, print an app's declaration \
+                  measure nube against bare baselines with `cargo xtask bench local` (the local runtime) and \
+                  `cargo xtask bench aws` (the Lambda bootstrap), print an app's declaration \
                   with `cargo xtask manifest`, and build an app for a cloud with `cargo xtask package --target aws`."
 )]
 struct Cli {
@@ -31,24 +32,27 @@ enum Verb {
     #[command(
         long_about = "Run every check CI runs, in order: `cargo fmt --check`, `cargo clippy \
         --workspace --all-targets --all-features -D warnings`, and the whole test suite with every \
-        feature on (unit, contract, end-to-end, the AWS backends against moto, which it installs into \
-        .tools/venv). \
+        feature on (unit, contract, end-to-end, the AWS backends against moto and the delivery app's \
+        Lambda bootstrap through cargo-lambda's emulator, both of which it installs into .tools/venv). \
         Give a filter to run only the tests whose name contains it, and --no-lint to skip fmt and clippy."
     )]
     Test(test::Args),
-    /// Measure the local runtime (latency, throughput, trigger delay, start-up).
+    /// Measure nube against bare baselines: `local` (the local runtime: latency, throughput,
+    /// trigger delay, start-up) or `aws` (the Lambda bootstrap: per-invocation time, init, zip size).
     Bench(bench::Args),
     /// Print an example app's manifest (its functions, triggers and resources) as JSON.
     Manifest(manifest::Args),
     /// Build an app for a cloud: `--target aws` writes bootstrap.zip and a SAM template.
     #[command(long_about = package::LONG_ABOUT)]
     Package(package::Args),
-    /// Install the test tools (moto, cfn-lint, sam, zig) into .tools/venv and print `NUBE_MOTO_SERVER=<path>`.
+    /// Install the test tools (moto, cfn-lint, sam, zig, cargo-lambda) into .tools/venv and print their variables.
     #[command(
         long_about = "Install the Python tools the tests need (moto in server mode, cfn-lint, the SAM \
-        CLI, and zig for `cargo xtask package`; pinned) into .tools/venv, unless they are there already, and print `NUBE_MOTO_SERVER=<path>` for running \
-        the AWS backends' tests by hand: `export $(cargo xtask tools)` then \
-        `cargo test -p nube-aws --features dynamodb,s3`. `cargo xtask test` does this by itself."
+        CLI, zig for `cargo xtask package`, and cargo-lambda for its Lambda emulator; pinned) into \
+        .tools/venv, unless they are there already, and print `NUBE_MOTO_SERVER=<path>` and \
+        `NUBE_CARGO_LAMBDA=<path>` for running the AWS tests by hand: `export $(cargo xtask tools)` \
+        then `cargo test -p nube-aws --features dynamodb,s3` or \
+        `cargo test -p delivery-app --features aws --test aws_e2e`. `cargo xtask test` does this by itself."
     )]
     Tools,
 }
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Verb::Package(a) => package::run(a),
         Verb::Tools => tools::ensure_python_tools().map(|venv| {
             println!("NUBE_MOTO_SERVER={}", tools::moto_server(&venv).display());
+            println!("NUBE_CARGO_LAMBDA={}", tools::cargo_lambda(&venv).display());
         }),
     };
     match result {

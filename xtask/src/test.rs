@@ -30,11 +30,13 @@ pub fn run(args: Args) -> Result<(), String> {
         ]))
         .map_err(|e| format!("{e}\n  fix the clippy findings above"))?;
     }
-    // The AWS backends' tests run against moto; they fail (never skip) without it.
+    // The AWS backends' tests run against moto, and the delivery app's Lambda end-to-end
+    // test also against cargo-lambda's emulator; they fail (never skip) without them.
     let venv = tools::ensure_python_tools()?;
     let mut test = cargo();
     test.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
     test.env("NUBE_MOTO_SERVER", tools::moto_server(&venv));
+    test.env("NUBE_CARGO_LAMBDA", tools::cargo_lambda(&venv));
     if let Some(f) = &args.filter {
         test.args(["--", f]);
     }

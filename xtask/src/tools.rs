@@ -5,7 +5,10 @@
 //! - cfn-lint and the SAM CLI (`sam validate`): the packager's SAM template is checked
 //!   with both (`xtask/src/package`);
 //! - zig (PyPI `ziglang`): the linker `cargo zigbuild` uses to build Lambda bootstraps
-//!   against an old glibc (`cargo xtask package`).
+//!   against an old glibc (`cargo xtask package`);
+//! - cargo-lambda (its PyPI package ships the binary): its Lambda emulator (`cargo lambda
+//!   watch --only-lambda-apis`) is the Runtime API the delivery app's real `bootstrap` is
+//!   driven through (`examples/delivery-app/tests/aws_e2e.rs`).
 //!
 //! The install is pinned and idempotent: a marker file in the venv records the
 //! requirements installed, and a run whose requirements match it does nothing.
@@ -23,10 +26,11 @@ const REQUIREMENTS: &[&str] = &[
     "cfn-lint==1.58.0",
     "aws-sam-cli==1.170.0",
     "ziglang==0.15.2",
+    "cargo-lambda==1.9.2",
 ];
 
 /// Programs the requirements put in the venv's `bin/`; a venv missing one is reinstalled.
-const PROGRAMS: &[&str] = &["moto_server", "cfn-lint", "sam"];
+const PROGRAMS: &[&str] = &["moto_server", "cfn-lint", "sam", "cargo-lambda"];
 
 /// The `cargo-zigbuild` version `cargo xtask package` installs into `.tools/cargo`.
 const CARGO_ZIGBUILD_VERSION: &str = "0.24.1";
@@ -51,6 +55,11 @@ pub fn venv_program(venv: &Path, name: &str) -> PathBuf {
 /// The `moto_server` program inside `venv`.
 pub fn moto_server(venv: &Path) -> PathBuf {
     venv_program(venv, "moto_server")
+}
+
+/// The `cargo-lambda` program inside `venv` (run as `cargo-lambda lambda watch ...`).
+pub fn cargo_lambda(venv: &Path) -> PathBuf {
+    venv_program(venv, "cargo-lambda")
 }
 
 /// Makes sure the venv exists and holds exactly the pinned requirements; returns the

@@ -93,10 +93,30 @@ pub fn select_function<'a>(app: &'a App, handler: Option<&str>) -> Result<&'a Fu
     )))
 }
 
+/// The smallest `Lambda-Runtime-Deadline-Ms` taken as a time: 10^12 ms after the epoch
+/// (September 2001), long before the Runtime API existed. Smaller values come from
+/// emulators that send a duration instead (cargo-lambda's `cargo lambda watch` sends
+/// `600000` on every invocation); read as a time, that deadline would have passed
+/// decades ago and every invocation would time out at once.
+pub const MIN_EPOCH_DEADLINE_MS: u64 = 1_000_000_000_000;
+
 /// The Lambda deadline (epoch milliseconds, as the Runtime API gives it) as an
-/// `Instant`, less [`REPORT_MARGIN`]. `None` for `0` (no deadline known).
+/// `Instant`, less [`REPORT_MARGIN`]. `None` for `0` and for any value below
+/// [`MIN_EPOCH_DEADLINE_MS`] (no usable deadline: the function's own timeout still
+/// applies); the latter is logged once per process.
 pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Option<Instant> {
     if deadline_ms == 0 {
+        return None;
+    }
+    if deadline_ms < MIN_EPOCH_DEADLINE_MS {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                deadline_ms,
+                "the Runtime API's Lambda-Runtime-Deadline-Ms is not a time (epoch milliseconds); \
+                 ignoring it, so only the functions' own timeouts apply (an emulator, not Lambda)"
+            );
+        });
         return None;
     }
     let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
@@ -610,5 +630,8 @@ mod tests {
         assert!(left >= Duration::from_millis(700), "{left:?}");
         let past = deadline_from_epoch_ms(now_ms - 5_000).unwrap();
         assert!(past <= Instant::now());
+        // cargo-lambda's emulator sends a duration (600000), not a time.
+        assert_eq!(deadline_from_epoch_ms(600_000), None);
+        assert_eq!(deadline_from_epoch_ms(MIN_EPOCH_DEADLINE_MS - 1), None);
     }
 }

@@ -4,7 +4,7 @@
 //! - `sam.rs`: the SAM template rendered from the app's manifest;
 //! - `elf.rs`: reads a binary's CPU and glibc needs.
 
-mod aws;
+pub(crate) mod aws;
 mod elf;
 mod sam;
 
@@ -83,7 +83,10 @@ Build an example app for a cloud and write what that cloud deploys.
 For --target aws, into target/nube/aws/<APP>/:
   bootstrap.zip       the app as one Lambda `bootstrap` (every function; _HANDLER picks
                       one), built with the `release-small` profile and the app's `aws`
-                      feature, linked against glibc 2.34 so that it runs on provided.al2023
+                      feature instead of its default ones (so that what only the local
+                      runtime needs, behind a default feature like the delivery-app's
+                      `local`, stays out), linked against glibc 2.34 so that it runs on
+                      provided.al2023
   template.yaml       a SAM template from the app's manifest: a function per nube
                       function, one HTTP API for the routes, EventBridge schedules, S3 and
                       DynamoDB stream events, a table per collection, a bucket per bucket

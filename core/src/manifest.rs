@@ -112,6 +112,27 @@ impl App {
     }
 }
 
+/// The environment variable through which packagers tell a runtime the physical
+/// name of a logical resource: `prefix`, `_`, and the logical name in upper case with
+/// every character other than a letter or digit as `_`.
+///
+/// ```
+/// assert_eq!(nube::manifest::env_var("NUBE_TABLE", "order-events"), "NUBE_TABLE_ORDER_EVENTS");
+/// ```
+pub fn env_var(prefix: &str, logical: &str) -> String {
+    let name: String = logical
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{prefix}_{name}")
+}
+
 /// Whether this process was asked to print its manifest (`--nube-manifest` argument
 /// or `NUBE_MANIFEST=1`).
 pub fn requested() -> bool {

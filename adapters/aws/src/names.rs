@@ -16,30 +16,21 @@ use std::collections::HashMap;
 use nube::App;
 
 /// `user-uploads` → `USER_UPLOADS`: upper case, every character that is not an ASCII
-/// letter or digit becomes `_`.
+/// letter or digit becomes `_` (the rule of [`nube::manifest::env_var`]).
 pub fn upper_snake(logical: &str) -> String {
-    logical
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    nube::manifest::env_var("", logical)[1..].to_owned()
 }
 
 /// The variable naming the S3 bucket of the logical bucket `logical`:
 /// `NUBE_BUCKET_<LOGICAL_UPPER_SNAKE>`.
 pub fn bucket_env_var(logical: &str) -> String {
-    format!("NUBE_BUCKET_{}", upper_snake(logical))
+    nube::manifest::env_var("NUBE_BUCKET", logical)
 }
 
 /// The variable naming the DynamoDB table of the collection `logical`:
 /// `NUBE_TABLE_<LOGICAL_UPPER_SNAKE>`.
 pub fn table_env_var(logical: &str) -> String {
-    format!("NUBE_TABLE_{}", upper_snake(logical))
+    nube::manifest::env_var("NUBE_TABLE", logical)
 }
 
 /// The variable whose value prefixes the table name of a collection that has no

@@ -20,17 +20,7 @@ pub use object_store::aws::AmazonS3Builder;
 /// `NUBE_BUCKET_` and the name in upper case, every character other than a letter or
 /// digit as `_` (`user-uploads` → `NUBE_BUCKET_USER_UPLOADS`).
 pub fn bucket_env_var(logical: &str) -> String {
-    let name: String = logical
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("NUBE_BUCKET_{name}")
+    crate::names::bucket_env_var(logical)
 }
 
 /// The S3 bucket name of the logical bucket `logical`: the value of

@@ -143,6 +143,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let packaged = root().join("target/nube/aws/delivery-app/bootstrap.zip");
     let packaged = std::fs::metadata(&packaged).ok().map(|m| m.len());
 
+    let busy_before = busy_cpus(Duration::from_secs(1));
     eprintln!(
         "    Timing init (exec to the first /next poll), {} starts each...",
         plan.starts
@@ -160,15 +161,58 @@ pub fn run(args: &Args) -> Result<(), String> {
         plan.invocations, plan.rounds, plan.warmup
     );
     let latencies = time_invocations(&subjects, &plan, &out_dir)?;
+    let busy_after = busy_cpus(Duration::from_secs(1));
 
     let stats: Vec<Stats> = latencies.iter().map(|l| Stats::of(l)).collect();
     let init_median: Vec<f64> = inits.iter_mut().map(|v| median(v)).collect();
-    let md = report(&plan, &subjects, &stats, &init_median, &sizes, packaged);
+    let mut md = report(&plan, &subjects, &stats, &init_median, &sizes, packaged);
+    if let (Some(before), Some(after)) = (busy_before, busy_after) {
+        md.push_str(&format!(
+            "\nOther work on the machine (CPU busy while the bench slept, just before and just after the timing): {:.0}% and {:.0}%.\n",
+            before * 100.0,
+            after * 100.0
+        ));
+        if before.max(after) > BUSY_WARNING {
+            let warning = "**The machine was busy with other work: these timings are not reliable; run again on a quiet machine.**\n";
+            md.push_str(warning);
+            eprintln!("warning: {}", warning.trim().trim_matches('*'));
+        }
+    }
     let report_path = root().join("target/nube/bench/aws.md");
     std::fs::write(&report_path, &md)
         .map_err(|e| format!("cannot write {}: {e}", report_path.display()))?;
     println!("{md}");
     Ok(())
+}
+
+/// Above this share of the CPUs busy with other work, the report says its timings are
+/// not reliable.
+const BUSY_WARNING: f64 = 0.10;
+
+/// The share of the machine's CPU time spent outside idle during `window` (while
+/// this process sleeps, so: other work), from `/proc/stat`; `None` where there is none.
+fn busy_cpus(window: Duration) -> Option<f64> {
+    fn sample() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is in user).
+        let total: u64 = fields.iter().take(8).sum();
+        let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
+        Some((total, idle))
+    }
+    let (total0, idle0) = sample()?;
+    std::thread::sleep(window);
+    let (total1, idle1) = sample()?;
+    let total = total1.checked_sub(total0)?;
+    if total == 0 {
+        return None;
+    }
+    Some(1.0 - idle1.saturating_sub(idle0) as f64 / total as f64)
 }
 
 /// Which subject goes first in round `i`: they alternate.

@@ -85,20 +85,6 @@ impl Default for Options {
     }
 }
 
-/// `user-uploads` → `USER_UPLOADS`, as `nube_aws::names::upper_snake` spells it.
-pub fn upper_snake(logical: &str) -> String {
-    logical
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// `order-events` → `OrderEvents`: a CloudFormation logical id part (letters and
 /// digits only).
 fn pascal(name: &str) -> String {
@@ -249,7 +235,7 @@ pub fn render_sam(manifest: &Manifest, options: &Options) -> Result<Value, Strin
             }),
         );
         environment.insert(
-            format!("NUBE_TABLE_{}", upper_snake(collection)),
+            nube::manifest::env_var("NUBE_TABLE", collection),
             json!({"Ref": id}),
         );
         policies.push(json!({"DynamoDBCrudPolicy": {"TableName": {"Ref": id}}}));
@@ -289,7 +275,7 @@ pub fn render_sam(manifest: &Manifest, options: &Options) -> Result<Value, Strin
                 }
             }),
         );
-        environment.insert(format!("NUBE_BUCKET_{}", upper_snake(bucket)), name.clone());
+        environment.insert(nube::manifest::env_var("NUBE_BUCKET", bucket), name.clone());
         policies.push(json!({"S3CrudPolicy": {"BucketName": name.clone()}}));
         outputs.insert(
             format!("{id}Name"),
@@ -872,12 +858,6 @@ mod tests {
                 t["Resources"]["UserUploadsBucket"]["Properties"]["BucketName"]
             );
         }
-    }
-
-    #[test]
-    fn env_var_names_follow_nube_aws() {
-        assert_eq!(upper_snake("user-uploads"), "USER_UPLOADS");
-        assert_eq!(upper_snake("order-events2"), "ORDER_EVENTS2");
     }
 
     #[test]

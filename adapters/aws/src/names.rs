@@ -15,12 +15,6 @@ use std::collections::HashMap;
 
 use nube::App;
 
-/// `user-uploads` → `USER_UPLOADS`: upper case, every character that is not an ASCII
-/// letter or digit becomes `_` (the rule of [`nube::manifest::env_var`]).
-pub fn upper_snake(logical: &str) -> String {
-    nube::manifest::env_var("", logical)[1..].to_owned()
-}
-
 /// The variable naming the S3 bucket of the logical bucket `logical`:
 /// `NUBE_BUCKET_<LOGICAL_UPPER_SNAKE>`.
 pub fn bucket_env_var(logical: &str) -> String {

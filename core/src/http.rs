@@ -298,6 +298,8 @@ async fn invocation(
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!(%method, path, status, elapsed_ms, "request failed");
+        } else if inv.provider.logs_requests() {
+            tracing::debug!(%method, path, status, elapsed_ms, "request served");
         } else {
             tracing::info!(%method, path, status, elapsed_ms, "request served");
         }

@@ -35,19 +35,23 @@ fn step(n: usize, what: impl std::fmt::Display) {
 }
 
 /// What `cargo metadata` says about the app.
-struct AppPackage {
+pub(super) struct AppPackage {
     /// Its package name (`-p`).
-    name: String,
+    pub name: String,
     /// Its binary's name.
-    bin: String,
+    pub bin: String,
     /// Cargo's target directory.
-    target_dir: PathBuf,
+    pub target_dir: PathBuf,
 }
 
 /// Packages `app` for AWS Lambda.
 pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
     let started = Instant::now();
-    let package = app_package(app)?;
+    let package = app_package(
+        app,
+        FEATURE,
+        "add `aws = [\"dep:nube-aws\", \"nube-aws/dynamodb\", \"nube-aws/s3\"]` and call `nube_aws::run` in its main",
+    )?;
 
     step(
         1,
@@ -67,7 +71,7 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
         3,
         "Checking the build tools (Rust std for the target, zig, cargo-zigbuild)",
     );
-    check_std_installed(arch)?;
+    ensure_std_installed(arch.triple())?;
     let venv = tools::ensure_python_tools()?;
     let zigbuild = tools::ensure_cargo_zigbuild()?;
 
@@ -194,7 +198,7 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
 /// the bootstrap's profile, the package, its binaries, and `features` instead of the
 /// default ones: an app keeps what only its local runtime needs behind a default
 /// feature (the delivery-app's `local`), and the bootstrap leaves it out.
-fn build_args<'a>(
+pub(super) fn build_args<'a>(
     cmd: &'a mut Command,
     package: &str,
     bins: &[&str],
@@ -223,8 +227,9 @@ pub(crate) fn host_build(package: &str, bins: &[&str], features: &[&str]) -> Com
 }
 
 /// The app's binary name and cargo's target directory, from `cargo metadata`; fails
-/// when the app has no `aws` feature.
-fn app_package(app: &str) -> Result<AppPackage, String> {
+/// when the app has no `feature` (the cargo feature that builds it for a cloud), saying
+/// `how` to add it.
+pub(super) fn app_package(app: &str, feature: &str, how: &str) -> Result<AppPackage, String> {
     let mut cmd = cargo();
     cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
     let output = cmd
@@ -246,11 +251,10 @@ fn app_package(app: &str) -> Result<AppPackage, String> {
             format!("examples/{app} is not a package of the workspace (Cargo.toml members)")
         })?;
     let name = package["name"].as_str().unwrap_or(app).to_owned();
-    if package["features"].get(FEATURE).is_none() {
+    if package["features"].get(feature).is_none() {
         return Err(format!(
-            "{name} (examples/{app}) has no `{FEATURE}` feature, so it cannot run on Lambda: add \
-             `{FEATURE} = [\"dep:nube-aws\", \"nube-aws/dynamodb\", \"nube-aws/s3\"]` and call \
-             `nube_aws::run` in its main (see examples/delivery-app)"
+            "{name} (examples/{app}) has no `{feature}` feature, so it cannot be packaged for that cloud: {how} \
+             (see examples/delivery-app)"
         ));
     }
     let bins: Vec<&str> = package["targets"]
@@ -287,7 +291,7 @@ fn app_package(app: &str) -> Result<AppPackage, String> {
 }
 
 /// Builds the app for the host (default features) and runs it with `--nube-manifest`.
-fn host_manifest(package: &str, bin: &str) -> Result<Manifest, String> {
+pub(super) fn host_manifest(package: &str, bin: &str) -> Result<Manifest, String> {
     let mut cmd = cargo();
     cmd.args(["run", "-p", package, "--bin", bin, "--", "--nube-manifest"]);
     run_manifest(&mut cmd)
@@ -295,11 +299,14 @@ fn host_manifest(package: &str, bin: &str) -> Result<Manifest, String> {
 
 /// Runs `cmd` (an app binary asked for its manifest; stderr streams) and parses what it
 /// prints.
-fn run_manifest(cmd: &mut Command) -> Result<Manifest, String> {
+pub(super) fn run_manifest(cmd: &mut Command) -> Result<Manifest, String> {
     eprintln!("    Running `{}`", describe(cmd));
     let output = cmd
         // Whatever this shell has, the binary must take the local path, which prints.
         .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT")
+        .env_remove("FUNCTIONS_HTTPWORKER_PORT")
+        .env_remove("K_SERVICE")
         .env_remove("NUBE_TARGET")
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -310,32 +317,55 @@ fn run_manifest(cmd: &mut Command) -> Result<Manifest, String> {
     }
     serde_json::from_slice(&output.stdout).map_err(|e| {
         format!(
-            "`{}` did not print a manifest ({e}); does its main call nube_local::run or nube_aws::run?",
+            "`{}` did not print a manifest ({e}); does its main call nube_local::run or a cloud's run?",
             describe(cmd)
         )
     })
 }
 
-/// Fails, saying how to get it, when the toolchain lacks the Rust standard library for
-/// `arch` (zig links, but rustc still compiles against that std).
-fn check_std_installed(arch: Arch) -> Result<(), String> {
+/// Makes sure the toolchain has the Rust standard library for `arch` (zig links, but
+/// rustc still compiles against that std): when it lacks it and the toolchain is
+/// rustup's, runs `rustup target add` (once; later runs find it installed); otherwise
+/// fails saying how to get it.
+pub(super) fn ensure_std_installed(triple: &str) -> Result<(), String> {
+    let sysroot = sysroot()?;
+    let Err(missing) = check_std_in(&sysroot, triple) else {
+        return Ok(());
+    };
+    if std::env::var_os("RUSTUP_TOOLCHAIN").is_none() {
+        return Err(missing);
+    }
+    eprintln!("  Installing the Rust standard library for {triple} (`rustup target add {triple}`)");
+    let status = Command::new("rustup")
+        .current_dir(root())
+        .args(["target", "add", triple])
+        .status();
+    match status {
+        Ok(s) if s.success() => check_std_in(&sysroot, triple),
+        Ok(s) => Err(format!(
+            "`rustup target add {triple}` failed ({s}); {missing}"
+        )),
+        Err(e) => Err(format!("could not run rustup ({e}); {missing}")),
+    }
+}
+
+/// The active toolchain's sysroot (`rustc --print sysroot`).
+fn sysroot() -> Result<PathBuf, String> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
     let output = Command::new(&rustc)
         .current_dir(root())
         .args(["--print", "sysroot"])
         .output()
         .map_err(|e| format!("could not run `{rustc} --print sysroot`: {e}"))?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    check_std_in(&sysroot, arch)
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
 }
 
-/// [`check_std_installed`] for the toolchain at `sysroot`.
-fn check_std_in(sysroot: &Path, arch: Arch) -> Result<(), String> {
-    let lib = sysroot
-        .join("lib")
-        .join("rustlib")
-        .join(arch.triple())
-        .join("lib");
+/// Whether the toolchain at `sysroot` has the standard library for `arch`; the error
+/// says how to get it.
+fn check_std_in(sysroot: &Path, triple: &str) -> Result<(), String> {
+    let lib = sysroot.join("lib").join("rustlib").join(triple).join("lib");
     let has_std = std::fs::read_dir(&lib).is_ok_and(|entries| {
         entries
             .filter_map(|e| e.ok())
@@ -345,12 +375,10 @@ fn check_std_in(sysroot: &Path, arch: Arch) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "--arch {} needs the Rust standard library for {triple}, which this toolchain does not have \
-             (no {}): install it with `rustup target add {triple}` (on a machine that reaches \
-             static.rust-lang.org), or package for --arch x86_64",
-            arch.lambda(),
+            "building for {triple} needs the Rust standard library for it, which this toolchain does \
+             not have (no {}): install it with `rustup target add {triple}` (on a machine that \
+             reaches static.rust-lang.org)",
             lib.display(),
-            triple = arch.triple(),
         ))
     }
 }
@@ -408,17 +436,17 @@ pub fn write_bootstrap_zip(path: &Path, bootstrap: &[u8]) -> Result<(), String> 
 }
 
 /// `1 bucket`, `2 buckets`.
-fn count(n: usize, noun: &str) -> String {
+pub(super) fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
-fn pretty(value: &Value) -> String {
+pub(super) fn pretty(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
     text.push('\n');
     text
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
+pub(super) fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -451,7 +479,7 @@ mod tests {
     #[test]
     fn a_missing_std_says_how_to_get_it() {
         let sysroot = tempfile::tempdir().unwrap();
-        let err = check_std_in(sysroot.path(), Arch::Arm64).unwrap_err();
+        let err = check_std_in(sysroot.path(), "aarch64-unknown-linux-gnu").unwrap_err();
         assert!(
             err.contains("`rustup target add aarch64-unknown-linux-gnu`"),
             "{err}"
@@ -461,7 +489,7 @@ mod tests {
             .join("lib/rustlib/aarch64-unknown-linux-gnu/lib");
         std::fs::create_dir_all(&lib).unwrap();
         std::fs::write(lib.join("libstd-0123abcd.rlib"), b"").unwrap();
-        check_std_in(sysroot.path(), Arch::Arm64).unwrap();
+        check_std_in(sysroot.path(), "aarch64-unknown-linux-gnu").unwrap();
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use object::read::elf::ElfFile64;
+use object::read::elf::{ElfFile64, ProgramHeader};
 use object::{Endianness, Object};
 
 /// A glibc symbol version, `GLIBC_<major>.<minor>[.<patch>]`.
@@ -45,6 +45,8 @@ pub struct Needs {
     pub architecture: String,
     /// The glibc versions its dynamic symbols need, ascending, no duplicates.
     pub glibc: Vec<GlibcVersion>,
+    /// Whether it names a program interpreter (a dynamic loader), i.e. is not static.
+    pub dynamic: bool,
 }
 
 impl Needs {
@@ -76,9 +78,14 @@ pub fn needs(data: &[u8]) -> Result<Needs, String> {
     }
     glibc.sort();
     glibc.dedup();
+    let dynamic = file
+        .elf_program_headers()
+        .iter()
+        .any(|h| h.p_type(endian) == object::elf::PT_INTERP);
     Ok(Needs {
         architecture: format!("{:?}", file.architecture()),
         glibc,
+        dynamic,
     })
 }
 
@@ -118,6 +125,7 @@ mod tests {
         );
         // Any Rust binary linked against glibc needs some of it, e.g. GLIBC_2.2.5 on x86_64.
         let max = needs.max_glibc().expect("linked against glibc");
+        assert!(needs.dynamic, "a glibc test binary has a loader");
         assert!(max >= GlibcVersion(2, 2, 5), "{needs:?}");
         assert!(needs.glibc.windows(2).all(|w| w[0] < w[1]));
     }

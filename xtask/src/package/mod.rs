@@ -1,21 +1,27 @@
 //! `cargo xtask package`: turns an example app into what a cloud deploys.
 //!
-//! - `aws.rs`: the AWS Lambda steps (cross-build, glibc check, `bootstrap.zip`, template);
+//! - `aws.rs`: the AWS Lambda steps (cross-build, glibc check, `bootstrap.zip`, template),
+//!   and the steps every target shares (manifest, build arguments, Rust std);
 //! - `sam.rs`: the SAM template rendered from the app's manifest;
-//! - `elf.rs`: reads a binary's CPU and glibc needs.
+//! - `azure.rs`: the Azure Functions app (host.json, function.json files, zip);
+//! - `gcp.rs`: the Cloud Run service (static binary, Dockerfile, service.yaml, triggers);
+//! - `elf.rs`: reads a binary's CPU, glibc needs and whether it is static.
 
 pub(crate) mod aws;
+mod azure;
 mod elf;
+mod gcp;
 mod sam;
 
 /// The targets `--target` names, and whether they are implemented yet.
-const TARGETS: &[(&str, bool)] = &[("aws", true), ("azure", false), ("gcp", false)];
+const TARGETS: &[(&str, bool)] = &[("aws", true), ("azure", true), ("gcp", true)];
 
 /// Options of `cargo xtask package`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where the app will run: `aws` (AWS Lambda: bootstrap.zip and a SAM template);
-    /// `azure` and `gcp` are not implemented yet; `all` is every target.
+    /// Where the app will run: `aws` (AWS Lambda: bootstrap.zip and a SAM template),
+    /// `azure` (Azure Functions: a custom-handler function app and its zip), `gcp`
+    /// (Cloud Run: a static binary, Dockerfile, service.yaml, triggers), `all`.
     #[arg(long, value_name = "TARGET")]
     pub target: String,
     /// The app to package: a package under examples/.
@@ -29,6 +35,17 @@ pub struct Args {
     #[arg(long, value_name = "MB", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(128..=10240))]
     pub memory_mb: u32,
+    /// gcp: the Google Cloud project (bucket names and the image path include it).
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "GOOGLE_CLOUD_PROJECT",
+        default_value = "my-project"
+    )]
+    pub project: String,
+    /// gcp: the region of the service, its triggers and jobs.
+    #[arg(long, value_name = "REGION", default_value = "europe-west1")]
+    pub region: String,
 }
 
 /// A Lambda CPU architecture.
@@ -102,9 +119,27 @@ where dependency cycles show).
 Then deploy with the SAM CLI (`sam`, also in .tools/venv/bin):
   cd target/nube/aws/delivery-app && sam deploy --guided
 
+For --target azure, into target/nube/azure/<APP>/ (and <APP>.zip beside it, for zip deploy):
+  host.json           custom handler: the executable, HTTP forwarding, extension bundle
+  <Function>/function.json
+                      one per function: httpTrigger (route, methods, authLevel),
+                      timerTrigger (NCRONTAB), blobTrigger, cosmosDBTrigger (extension v4)
+  <APP>               the executable (`azure` feature, glibc 2.31 at most)
+  local.settings.json settings for `func start` (FUNCTIONS_WORKER_RUNTIME=Custom)
+
+For --target gcp, into target/nube/gcp/<APP>/:
+  <APP>               a static executable (`gcp` feature, x86_64-unknown-linux-musl)
+  Dockerfile          the executable on distroless `static`, as a non-root user
+  service.yaml        the Cloud Run / Knative service
+  triggers.yaml       Eventarc triggers and Cloud Scheduler jobs, as YAML
+  deploy.sh           the same, as gcloud commands
+
 Examples:
   cargo xtask package --target aws
-  cargo xtask package --target aws --app delivery-app --arch arm64 --memory-mb 512";
+  cargo xtask package --target aws --app delivery-app --arch arm64 --memory-mb 512
+  cargo xtask package --target azure
+  cargo xtask package --target gcp --project my-project --region europe-west1
+  cargo xtask package --target all";
 
 /// Runs `cargo xtask package`.
 pub fn run(args: Args) -> Result<(), String> {
@@ -113,6 +148,8 @@ pub fn run(args: Args) -> Result<(), String> {
     for target in targets {
         match target {
             "aws" => aws::package(&args.app, args.arch, args.memory_mb)?,
+            "azure" => azure::package(&args.app)?,
+            "gcp" => gcp::package(&args.app, &args.project, &args.region)?,
             other => unreachable!("target {other} is checked above"),
         }
     }
@@ -150,14 +187,8 @@ mod tests {
     #[test]
     fn targets_say_what_exists() {
         assert_eq!(selected_targets("aws").unwrap(), ["aws"]);
-        assert_eq!(
-            selected_targets("azure").unwrap_err(),
-            "--target azure is not implemented yet (implemented: aws)"
-        );
-        assert_eq!(
-            selected_targets("all").unwrap_err(),
-            "--target all includes azure and gcp, which are not implemented yet; package one target with --target aws"
-        );
+        assert_eq!(selected_targets("azure").unwrap(), ["azure"]);
+        assert_eq!(selected_targets("all").unwrap(), ["aws", "azure", "gcp"]);
         assert_eq!(
             selected_targets("aws-lambda").unwrap_err(),
             "unknown target \"aws-lambda\" (there is: aws, azure, gcp, all)"

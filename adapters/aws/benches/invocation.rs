@@ -1,0 +1,91 @@
+//! In-process cost of one HTTP invocation: `Dispatcher::handle` on an API Gateway
+//! HTTP API (payload 2.0) `GET /hello` event, against the same work done by hand on
+//! `aws_lambda_events` types (what the bare `lambda_runtime` baseline of
+//! `cargo xtask bench aws` does), without a Runtime API around either.
+//!
+//! `cargo bench -p nube-aws --bench invocation` prints the median per call of both and
+//! their ratio; `cargo xtask bench aws` measures the whole bootstrap.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Method};
+use nube::App;
+use nube::http::Routes;
+use nube_aws::Dispatcher;
+use nube_aws::names::ResourceNames;
+use serde_json::Value;
+
+const EVENT: &str = include_str!("../tests/fixtures/apigw-http-get-hello.json");
+
+fn bare(event: Value) -> Value {
+    let request: ApiGatewayV2httpRequest = serde_json::from_value(event).unwrap();
+    let found = request.request_context.http.method == Method::GET
+        && request.raw_path.as_deref() == Some("/hello");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = if found { 200 } else { 404 };
+    response.headers = headers;
+    response.body = Some(Body::Text(if found { "hello" } else { "not found" }.into()));
+    serde_json::to_value(response).unwrap()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    // Logs as the bootstrap does (run it with stdout to /dev/null).
+    nube_aws::logging::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = App::new("hello")
+        .anonymous_http()
+        .http("hello", Routes::new().get("/hello", || async { "hello" }));
+    let names = ResourceNames::from_env(&app);
+    let resources = runtime
+        .block_on(nube_aws::resources_from_env(&app))
+        .unwrap();
+    let dispatcher = Arc::new(Dispatcher::new(Arc::new(app), "hello", resources, names).unwrap());
+    let event: Value = serde_json::from_str(EVENT).unwrap();
+    let n = 20_000;
+    let (mut nube, mut plain) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    runtime.block_on(async {
+        for i in 0..2 * n {
+            let payload = event.clone();
+            let mut ctx = lambda_runtime::Context::default();
+            ctx.request_id = "8f1e5d2c-bench".into();
+            let started = Instant::now();
+            let out = dispatcher.handle(payload, ctx, None).await.unwrap();
+            let took = started.elapsed();
+            assert_eq!(out["statusCode"], 200);
+            if i >= n {
+                nube.push(took);
+            }
+            let payload = event.clone();
+            let started = Instant::now();
+            black_box(bare(payload));
+            if i >= n {
+                plain.push(started.elapsed());
+            }
+        }
+    });
+    let (nube, plain) = (median(nube), median(plain));
+    eprintln!(
+        "per call, median of {n}: nube Dispatcher::handle {:.1} µs, by hand {:.1} µs, difference {:.1} µs",
+        nube.as_secs_f64() * 1e6,
+        plain.as_secs_f64() * 1e6,
+        (nube.as_secs_f64() - plain.as_secs_f64()) * 1e6
+    );
+}

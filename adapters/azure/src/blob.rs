@@ -1,0 +1,167 @@
+//! Blob-created functions: a `blobTrigger` invocation to [`BlobCreated`].
+//!
+//! | nube | from |
+//! |---|---|
+//! | `bucket` | the function's declared bucket (one function watches one container) |
+//! | `key` | the path of `Metadata.Uri` after the container, percent-decoded; else the declared prefix + `Metadata.name` (the `{name}` of the binding's path) |
+//! | `size` | `Properties.ContentLength` (or `Length`); else the length of the content the binding sent |
+//! | `content_type`, `etag`, `time` | `Properties.ContentType`, `ETag`, `LastModified` (or `CreatedOn`) |
+//! | `event_id` | `<container>/<key>@<etag>`: the same when the host retries the blob |
+//!
+//! `Metadata.Properties` may arrive as an object or as a JSON-encoded string; the
+//! content (`Data.<binding>`) as base64 (`dataType: binary` or the default for bytes)
+//! or as text. The content is not copied into the event (read the blob through the
+//! bucket); it stays in [`nube::RawEvent`].
+
+use chrono::{DateTime, Utc};
+use nube::{BlobCreated, Provider, RawEvent};
+use serde_json::Value;
+
+use crate::error::DecodeError;
+use crate::payload::{InvocationRequest, bytes_value, field, field_str, field_u64};
+
+/// Whether `request` looks like a blob trigger's (a `Uri`, `BlobTrigger` or
+/// `Properties` in `Metadata`).
+pub fn is_blob(request: &InvocationRequest) -> bool {
+    request.meta("Uri").is_some()
+        || request.meta("Properties").is_some()
+        || request.meta("BlobTrigger").is_some()
+}
+
+/// Percent-decodes `text` (`%20` → space); invalid escapes stay as they are.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The container and key in a blob URI (`https://acct.blob.core.windows.net/c/a%20b.jpg`
+/// → `("c", "a b.jpg")`; Azurite's `http://127.0.0.1:10000/account/c/k` too).
+pub fn container_and_key(uri: &str) -> Option<(String, String)> {
+    let after_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    let (host, path) = after_scheme.split_once('/')?;
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let mut segments = path.splitn(2, '/');
+    let mut container = segments.next()?;
+    let mut key = segments.next()?;
+    // Path-style URIs (Azurite, IP hosts) put the account first.
+    let path_style =
+        host.starts_with("127.") || host.starts_with("localhost") || host.contains(':');
+    if path_style {
+        let (c, k) = key.split_once('/')?;
+        container = c;
+        key = k;
+    }
+    if container.is_empty() || key.is_empty() {
+        return None;
+    }
+    Some((percent_decode(container), percent_decode(key)))
+}
+
+fn time(value: Option<&Value>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value?.as_str()?.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The event for the function watching `bucket` (keys starting `prefix`).
+pub fn decode(
+    request: &InvocationRequest,
+    bucket: &str,
+    prefix: &str,
+    raw: &Value,
+) -> Result<BlobCreated, DecodeError> {
+    let properties = request.meta("Properties").unwrap_or(Value::Null);
+    if !properties.is_null() && !properties.is_object() {
+        return Err(DecodeError::new(
+            "Metadata.Properties is neither an object nor a JSON-encoded object",
+        ));
+    }
+    let from_uri = request
+        .meta("Uri")
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(container_and_key);
+    let (container, key) = match from_uri {
+        Some(pair) => pair,
+        None => {
+            let name = request
+                .meta("name")
+                .and_then(|n| n.as_str().map(str::to_owned))
+                .ok_or_else(|| {
+                    DecodeError::new(
+                        "the blob trigger's Metadata has neither a Uri nor a name: cannot tell which blob was created",
+                    )
+                })?;
+            (bucket.to_owned(), format!("{prefix}{name}"))
+        }
+    };
+    let content_len = request
+        .data
+        .values()
+        .next()
+        .and_then(bytes_value)
+        .map(|b| b.len() as u64);
+    let size = field_u64(&properties, "ContentLength")
+        .or_else(|| field_u64(&properties, "Length"))
+        .or(content_len)
+        .unwrap_or(0);
+    let etag = field_str(&properties, "ETag").map(|e| e.trim_matches('"').to_owned());
+    let time = time(field(&properties, "LastModified"))
+        .or_else(|| time(field(&properties, "CreatedOn")))
+        .or_else(|| time(field(&properties, "Created")))
+        .or_else(|| request.meta("sys").and_then(|s| time(field(&s, "UtcNow"))))
+        .unwrap_or_else(Utc::now);
+    let version = etag
+        .clone()
+        .unwrap_or_else(|| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    Ok(BlobCreated {
+        event_id: format!("{container}/{key}@{version}"),
+        bucket: bucket.to_owned(),
+        key,
+        size,
+        content_type: field_str(&properties, "ContentType").map(str::to_owned),
+        etag,
+        time,
+        raw: RawEvent::new(Provider::Azure, raw.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_give_container_and_decoded_key() {
+        assert_eq!(
+            container_and_key(
+                "https://acct.blob.core.windows.net/uploads/original/red%20flower.jpg"
+            ),
+            Some(("uploads".into(), "original/red flower.jpg".into()))
+        );
+        assert_eq!(
+            container_and_key("http://127.0.0.1:10000/devstoreaccount1/uploads/a+b.png"),
+            Some(("uploads".into(), "a+b.png".into()))
+        );
+        assert_eq!(
+            container_and_key("https://acct.blob.core.windows.net/uploads"),
+            None
+        );
+        assert_eq!(percent_decode("a%2Fb%zz%"), "a/b%zz%");
+    }
+}

@@ -1,0 +1,638 @@
+//! The custom-handler server: [`run`] (an app's `main` on Azure), [`Runtime`] (the
+//! axum service the host talks to, for tests and other hosts) and
+//! [`resources_from_env`].
+//!
+//! | request | what happens |
+//! |---|---|
+//! | any method on `/<routePrefix>/...` | a forwarded HTTP request: the prefix is stripped and the app's Router serves it ([`crate::http`]) |
+//! | `POST /<FunctionName>` | an invocation ([`crate::payload`]): decoded for the function's trigger and run; `200` with `{Outputs, Logs, ReturnValue}` |
+//! | anything else | `404`, saying what the runtime serves |
+//!
+//! Invocation answers: a malformed payload, or one of another trigger than the
+//! function's, gets `400` and a message saying what was expected and what came; a
+//! failed function `400` (client-side errors) or `500` (the rest: errors, panics,
+//! deadline overruns), so that the host's retry policy applies. Every answer carries
+//! the invocation's log lines in `Logs` ([`crate::logging`]), and `Metadata.RetryContext`
+//! becomes the context's attempt (`RetryCount + 1`). A panic anywhere fails only its
+//! invocation; the next one is served as usual.
+//!
+//! `POST /<name>` where `<name>` is a function's name is an invocation, checked first:
+//! when that path is also a forwarded path (a function named like the route prefix,
+//! `api`, or an empty prefix), a body that is not `{Data, Metadata}` is forwarded.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use http::StatusCode;
+use nube::store::{Document, DocumentStore, Page, Query, StoreError};
+use nube::{App, Context, Error, ErrorKind, Event, Function, Provider, Resources, Trigger};
+use serde_json::{Map, Value};
+use tower::ServiceExt;
+
+use crate::document::ChangedDocument;
+use crate::error::DecodeError;
+use crate::logging::Capture;
+use crate::payload::{InvocationRequest, InvocationResponse};
+
+/// The largest invocation payload read (blob contents arrive inline, as base64).
+pub const MAX_INVOCATION_BYTES: usize = 512 * 1024 * 1024;
+
+/// The environment variable holding the port to listen on.
+pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+
+/// The legacy name of [`PORT_ENV`] (the `httpWorker` section), read when it is unset.
+pub const LEGACY_PORT_ENV: &str = "FUNCTIONS_HTTPWORKER_PORT";
+
+/// The environment variable naming the function app's root (where host.json is).
+pub const APP_ROOT_ENV: &str = "FUNCTIONS_APP_ROOT_PATH";
+
+/// Why the runtime could not start; the message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError(pub String);
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// What an invocation payload is, told by its shape (for the messages of refusals).
+pub fn describe(request: &InvocationRequest) -> &'static str {
+    if request.data.values().any(crate::http::is_http_request) {
+        "an httpTrigger invocation (Data.req)"
+    } else if request.data.values().any(crate::timer::is_timer_info) {
+        "a timerTrigger invocation"
+    } else if crate::blob::is_blob(request) {
+        "a blobTrigger invocation"
+    } else if crate::document::is_document_batch(request) {
+        "a cosmosDBTrigger invocation"
+    } else if request.meta("DequeueCount").is_some() || request.meta("PopReceipt").is_some() {
+        "a queueTrigger invocation"
+    } else {
+        "an invocation of a trigger nube does not take"
+    }
+}
+
+fn takes(trigger: &Trigger) -> &'static str {
+    match trigger {
+        Trigger::Http(_) => "httpTrigger invocations",
+        Trigger::Timer(_) => "timerTrigger invocations",
+        Trigger::BlobCreated { .. } => "blobTrigger invocations",
+        Trigger::DocumentCreated { .. } => "cosmosDBTrigger invocations",
+    }
+}
+
+/// A failed invocation: the status it answers and the message logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// `400` or `500`.
+    pub status: StatusCode,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl Failure {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn from_nube(error: &Error) -> Self {
+        Self {
+            status: if error.kind().is_client_error() {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
+            message: format!("{}: {}", error.kind().code(), error.operator_message()),
+        }
+    }
+}
+
+impl From<DecodeError> for Failure {
+    fn from(e: DecodeError) -> Self {
+        Self::bad_request(e.0)
+    }
+}
+
+/// The runtime: the app, its stores, and the Routers its HTTP functions are served by.
+pub struct Runtime {
+    app: Arc<App>,
+    resources: Resources,
+    route_prefix: String,
+    all: Router,
+    each: HashMap<String, Router>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("app", &self.app.name())
+            .field("route_prefix", &self.route_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// The runtime of `app` with `resources`, forwarded HTTP paths under
+    /// `route_prefix` (host.json's `routePrefix`, `api` by default, without slashes).
+    pub fn new(app: App, resources: Resources, route_prefix: &str) -> Self {
+        let all = app.http_service(Provider::Azure, resources.clone());
+        let each = app
+            .functions()
+            .iter()
+            .filter(|f| matches!(f.trigger(), Trigger::Http(_)))
+            .map(|f| {
+                let router =
+                    app.http_service_for(Some(f.name()), Provider::Azure, resources.clone());
+                (f.name().to_owned(), router)
+            })
+            .collect();
+        Self {
+            app: Arc::new(app),
+            resources,
+            route_prefix: route_prefix.trim_matches('/').to_owned(),
+            all,
+            each,
+        }
+    }
+
+    /// The axum service the host calls.
+    pub fn into_router(self) -> Router {
+        let runtime = Arc::new(self);
+        Router::new().fallback(entry).with_state(runtime)
+    }
+
+    async fn forward(&self, req: Request, path: String) -> Response {
+        let (mut parts, body) = req.into_parts();
+        let uri = match parts.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        match uri.parse() {
+            Ok(u) => parts.uri = u,
+            Err(_) => {
+                return Error::bad_request("the request path is not a valid URI").into_response();
+            }
+        }
+        if let Some(id) = invocation_id_header(&parts.headers) {
+            parts.extensions.insert(nube::http::InvocationId(id));
+        }
+        let req = Request::from_parts(parts, body);
+        match AssertUnwindSafe(self.all.clone().oneshot(req))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(infallible)) => match infallible {},
+            Err(panic) => Error::new(
+                ErrorKind::Panic,
+                format!(
+                    "the HTTP service panicked: {}",
+                    nube::panic_message(&*panic)
+                ),
+            )
+            .into_response(),
+        }
+    }
+
+    /// Runs one invocation of `function` with the payload `body`; `invocation_id` is
+    /// the host's. Returns the status and the answer.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        body: &[u8],
+        invocation_id: &str,
+    ) -> (StatusCode, InvocationResponse) {
+        let capture = Capture::start(invocation_id);
+        let run = AssertUnwindSafe(self.dispatch(function, body, invocation_id)).catch_unwind();
+        let result = match run.await {
+            Ok(result) => result,
+            Err(panic) => Err(Failure {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!(
+                    "the nube-azure runtime panicked: {}",
+                    nube::panic_message(&*panic)
+                ),
+            }),
+        };
+        let (status, outputs) = match result {
+            Ok(outputs) => (StatusCode::OK, outputs),
+            Err(failure) => {
+                tracing::error!(
+                    function,
+                    invocation_id,
+                    status = failure.status.as_u16(),
+                    error = %failure.message,
+                    "invocation failed"
+                );
+                capture.push(format!("ERROR invocation failed: {}", failure.message));
+                (failure.status, Map::new())
+            }
+        };
+        let response = InvocationResponse {
+            outputs,
+            logs: capture.finish(),
+            return_value: Value::Null,
+        };
+        (status, response)
+    }
+
+    fn context(&self, function: &Function, invocation_id: &str, attempt: u32) -> Context {
+        Context::builder(function.name(), Provider::Azure, self.resources.clone())
+            .invocation_id(invocation_id)
+            .attempt(attempt)
+            .build()
+    }
+
+    async fn dispatch(
+        &self,
+        name: &str,
+        body: &[u8],
+        invocation_id: &str,
+    ) -> Result<Map<String, Value>, Failure> {
+        let function = crate::names::nube_function(&self.app, name).ok_or_else(|| {
+            Failure::bad_request(format!("app {} has no function {name:?}", self.app.name()))
+        })?;
+        let request = InvocationRequest::parse(body)?;
+        let raw: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let mismatch = |request: &InvocationRequest| {
+            Failure::bad_request(format!(
+                "function {:?} takes {}, and the payload is {}; check its function.json",
+                function.name(),
+                takes(function.trigger()),
+                describe(request)
+            ))
+        };
+        let attempt = request.attempt();
+        match function.trigger() {
+            Trigger::Http(_) => {
+                let Some((_, req)) = request
+                    .data
+                    .iter()
+                    .find(|(_, v)| crate::http::is_http_request(v))
+                else {
+                    return Err(mismatch(&request));
+                };
+                let mut http_request = crate::http::request_from_data(req, &self.route_prefix)?;
+                http_request
+                    .extensions_mut()
+                    .insert(nube::http::InvocationId(invocation_id.to_owned()));
+                let router = self.each[function.name()].clone();
+                let response = match router.oneshot(http_request).await {
+                    Ok(r) => r,
+                    Err(infallible) => match infallible {},
+                };
+                let mut outputs = Map::new();
+                outputs.insert("res".into(), crate::http::response_output(response).await);
+                Ok(outputs)
+            }
+            Trigger::Timer(schedule) => {
+                if !request.data.values().any(crate::timer::is_timer_info) {
+                    return Err(mismatch(&request));
+                }
+                let tick =
+                    crate::timer::decode(&request, function.name(), &schedule.to_string(), &raw)?;
+                let ctx = self.context(function, invocation_id, attempt);
+                self.app
+                    .invoke(Event::Timer(tick), ctx)
+                    .await
+                    .map_err(|e| Failure::from_nube(&e))?;
+                Ok(Map::new())
+            }
+            Trigger::BlobCreated { bucket, prefix } => {
+                if !crate::blob::is_blob(&request) {
+                    return Err(mismatch(&request));
+                }
+                let blob = crate::blob::decode(&request, bucket, prefix, &raw)?;
+                let ctx = self.context(function, invocation_id, attempt);
+                self.app
+                    .invoke(Event::BlobCreated(blob), ctx)
+                    .await
+                    .map_err(|e| Failure::from_nube(&e))?;
+                Ok(Map::new())
+            }
+            Trigger::DocumentCreated { collection } => {
+                if !crate::document::is_document_batch(&request) {
+                    if matches!(crate::document::batch(&request).as_deref(), Ok([])) {
+                        return Ok(Map::new());
+                    }
+                    return Err(mismatch(&request));
+                }
+                let documents = crate::document::decode(&request, collection, &raw)?;
+                let total = documents.len();
+                for (index, document) in documents.into_iter().enumerate() {
+                    match document {
+                        ChangedDocument::Created(event) => {
+                            let what = format!("{}/{}", event.collection, event.id);
+                            let ctx = self.context(function, invocation_id, attempt);
+                            if let Err(e) =
+                                self.app.invoke(Event::DocumentCreated(event), ctx).await
+                            {
+                                let mut failure = Failure::from_nube(&e);
+                                failure.message = format!(
+                                    "document {what} (item {index} of {total}) failed, so the batch fails: {}",
+                                    failure.message
+                                );
+                                return Err(failure);
+                            }
+                        }
+                        ChangedDocument::Updated { id, version } => {
+                            tracing::debug!(
+                                id,
+                                %version,
+                                "document skipped: an update (_nube_version is not _nube_created)"
+                            );
+                        }
+                        ChangedDocument::Invalid { error, .. } => return Err(error.into()),
+                    }
+                }
+                Ok(Map::new())
+            }
+        }
+    }
+}
+
+fn invocation_id_header(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(crate::http::INVOCATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+}
+
+async fn entry(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let forwarded = if runtime.route_prefix.is_empty() {
+        None
+    } else {
+        crate::http::strip_route_prefix(&path, &runtime.route_prefix)
+    };
+    let name = path.trim_start_matches('/').to_owned();
+    let is_invocation = req.method() == http::Method::POST
+        && !name.is_empty()
+        && !name.contains('/')
+        && crate::names::nube_function(&runtime.app, &name).is_some();
+    if !is_invocation {
+        return match forwarded {
+            Some(rest) => runtime.forward(req, rest).await,
+            None if runtime.route_prefix.is_empty() => runtime.forward(req, path).await,
+            None => not_served(&runtime),
+        };
+    }
+    let invocation_id =
+        invocation_id_header(req.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_INVOCATION_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            return invocation_answer(
+                StatusCode::BAD_REQUEST,
+                &InvocationResponse {
+                    logs: vec![format!(
+                        "ERROR the invocation request could not be read: {e}"
+                    )],
+                    ..Default::default()
+                },
+            );
+        }
+    };
+    // `POST /api` is both an invocation of a function named like the route prefix and
+    // a forwarded request to the prefix's root: only the former is {Data, Metadata}.
+    let ambiguous = forwarded.is_some() || runtime.route_prefix.is_empty();
+    if ambiguous && InvocationRequest::parse(&body).is_err() {
+        let rest = forwarded.unwrap_or(path);
+        return runtime
+            .forward(Request::from_parts(parts, Body::from(body)), rest)
+            .await;
+    }
+    let (status, response) = runtime.invoke(&name, &body, &invocation_id).await;
+    invocation_answer(status, &response)
+}
+
+fn not_served(runtime: &Runtime) -> Response {
+    let names: Vec<&str> = runtime.app.functions().iter().map(Function::name).collect();
+    Error::not_found(format!(
+        "this custom handler serves POST /<function> invocations ({}) and HTTP requests under /{}/",
+        names.join(", "),
+        runtime.route_prefix
+    ))
+    .into_response()
+}
+
+fn invocation_answer(status: StatusCode, response: &InvocationResponse) -> Response {
+    let body = serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| status.into_response())
+}
+
+/// A document store for apps without collections: every call fails, saying why.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDocumentStore;
+
+impl NoDocumentStore {
+    fn refuse(collection: &str) -> StoreError {
+        StoreError::Backend {
+            backend: "none",
+            message: format!(
+                "collection {collection:?} has no store: this app declares no collections; declare it with .collection({collection:?}) and build nube-azure with the \"cosmos\" feature"
+            ),
+            source: None,
+        }
+    }
+}
+
+#[async_trait]
+impl DocumentStore for NoDocumentStore {
+    fn backend(&self) -> &'static str {
+        "none"
+    }
+
+    async fn get(&self, collection: &str, _id: &str) -> Result<Option<Document>, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn create(&self, collection: &str, _id: &str, _v: Value) -> Result<Document, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn put(&self, collection: &str, _id: &str, _v: Value) -> Result<Document, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn update(
+        &self,
+        collection: &str,
+        _id: &str,
+        _v: Value,
+        _expected: &nube::Version,
+    ) -> Result<Document, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn delete(
+        &self,
+        collection: &str,
+        _id: &str,
+        _expected: Option<&nube::Version>,
+    ) -> Result<bool, StoreError> {
+        Err(Self::refuse(collection))
+    }
+
+    async fn query(&self, collection: &str, _query: &Query) -> Result<Page, StoreError> {
+        Err(Self::refuse(collection))
+    }
+}
+
+/// The app's stores on Azure. This build has no backends yet: an app that declares
+/// collections or buckets fails here, naming the feature (`cosmos`, `blob`) it needs;
+/// an app without them gets a [`NoDocumentStore`].
+pub fn resources_from_env(app: &App) -> Result<Resources, InitError> {
+    let collections: Vec<&str> = app.collections().collect();
+    if !collections.is_empty() {
+        return Err(InitError(format!(
+            "app {} declares collections ({}), and this build of nube-azure has no document store: enable its \"cosmos\" feature",
+            app.name(),
+            collections.join(", ")
+        )));
+    }
+    let buckets: Vec<&str> = app.buckets().collect();
+    if !buckets.is_empty() {
+        return Err(InitError(format!(
+            "app {} declares buckets ({}), and this build of nube-azure has no blob store: enable its \"blob\" feature",
+            app.name(),
+            buckets.join(", ")
+        )));
+    }
+    Ok(Resources::new(Arc::new(NoDocumentStore)))
+}
+
+/// The route prefix of the function app's host.json (in `FUNCTIONS_APP_ROOT_PATH`, else
+/// the working directory); `api` when there is none or it does not say.
+pub fn route_prefix_from_env() -> String {
+    let root = std::env::var(APP_ROOT_ENV).unwrap_or_else(|_| ".".into());
+    let path = std::path::Path::new(&root).join("host.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(host) => crate::http::route_prefix(&host),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "host.json is not JSON; using the route prefix \"api\"");
+                crate::http::DEFAULT_ROUTE_PREFIX.to_owned()
+            }
+        },
+        Err(_) => crate::http::DEFAULT_ROUTE_PREFIX.to_owned(),
+    }
+}
+
+/// The port the host asks for: [`PORT_ENV`], else [`LEGACY_PORT_ENV`].
+pub fn port_from_env() -> Result<u16, InitError> {
+    let (var, value) = [PORT_ENV, LEGACY_PORT_ENV]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().map(|value| (*v, value)))
+        .ok_or_else(|| {
+            InitError(format!(
+                "{PORT_ENV} is not set: nube-azure runs under the Azure Functions host, which sets it (run `func start` in the function app folder)"
+            ))
+        })?;
+    value
+        .trim()
+        .parse()
+        .map_err(|_| InitError(format!("{var}={value:?} is not a port number")))
+}
+
+/// Serves `runtime` on `listener` until the process is asked to stop.
+pub async fn serve(runtime: Runtime, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, runtime.into_router())
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs `app` as an Azure Functions custom handler: the `main` of the app's executable.
+///
+/// Prints the manifest instead when asked (`--nube-manifest`, `NUBE_MANIFEST=1`);
+/// otherwise sets up logging ([`crate::logging`]), checks the app, builds its stores
+/// ([`resources_from_env`]), reads the route prefix from host.json and serves on
+/// `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` (or the legacy
+/// `FUNCTIONS_HTTPWORKER_PORT`) until stopped. Startup problems are logged with what to
+/// change and end the process with a failure code.
+///
+/// ```no_run
+/// # fn app() -> nube::App { unimplemented!() }
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     nube_azure::run(app()).await
+/// }
+/// ```
+pub async fn run(app: App) -> ExitCode {
+    if nube::manifest::print_if_requested(&app) {
+        return ExitCode::SUCCESS;
+    }
+    crate::logging::init();
+    crate::logging::log_panics();
+    match start(app).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "nube-azure stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(app: App) -> Result<(), InitError> {
+    app.validate().map_err(|e| InitError(e.to_string()))?;
+    for f in app.functions() {
+        crate::names::azure_function_name(f.name()).map_err(InitError)?;
+    }
+    let port = port_from_env()?;
+    let resources = resources_from_env(&app)?;
+    let prefix = route_prefix_from_env();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| InitError(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    tracing::info!(
+        port,
+        route_prefix = prefix,
+        app = app.name(),
+        "nube-azure is serving"
+    );
+    serve(Runtime::new(app, resources, &prefix), listener)
+        .await
+        .map_err(|e| InitError(format!("the server failed: {e}")))
+}

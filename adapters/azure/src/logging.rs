@@ -1,0 +1,207 @@
+//! Logs: readable lines on stdout (the host collects a custom handler's output), and
+//! the lines of each invocation captured for the `Logs` of its answer.
+//!
+//! [`CaptureLayer`] is a `tracing` layer: while a [`Capture`] for an invocation id is
+//! open, every event inside a span whose `invocation_id` field has that id (the span
+//! nube's `Context` opens) is recorded as one line (`INFO message key=value ...`), and
+//! [`Capture::finish`] returns them. [`init`] installs both; `RUST_LOG` filters (`info`
+//! unless set).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber, span};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+
+/// Most lines kept per invocation (the rest are counted, and still reach stdout).
+pub const MAX_LINES: usize = 1000;
+
+type Buffers = Mutex<HashMap<String, Vec<String>>>;
+
+fn buffers() -> &'static Buffers {
+    static BUFFERS: OnceLock<Buffers> = OnceLock::new();
+    BUFFERS.get_or_init(Default::default)
+}
+
+/// An open capture of the log lines of one invocation.
+#[derive(Debug)]
+pub struct Capture {
+    id: String,
+}
+
+impl Capture {
+    /// Starts capturing the lines of invocation `id`.
+    pub fn start(id: &str) -> Self {
+        buffers()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), Vec::new());
+        Self { id: id.to_owned() }
+    }
+
+    /// Adds a line of the runtime's own (the failure of the invocation, say).
+    pub fn push(&self, line: impl Into<String>) {
+        if let Some(lines) = buffers()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&self.id)
+        {
+            lines.push(line.into());
+        }
+    }
+
+    /// Stops capturing and returns the lines.
+    pub fn finish(self) -> Vec<String> {
+        buffers()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        buffers()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// The invocation id a span carries (its `invocation_id` field).
+struct InvocationTag(String);
+
+#[derive(Default)]
+struct Line {
+    invocation_id: Option<String>,
+    message: String,
+    fields: String,
+}
+
+impl Visit for Line {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "invocation_id" => self.invocation_id = Some(value.to_owned()),
+            "message" => self.message = value.to_owned(),
+            name => {
+                let _ = write!(self.fields, " {name}={value}");
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "invocation_id" => self.invocation_id = Some(format!("{value:?}")),
+            "message" => self.message = format!("{value:?}"),
+            name => {
+                let _ = write!(self.fields, " {name}={value:?}");
+            }
+        }
+    }
+}
+
+/// The layer that feeds open [`Capture`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaptureLayer;
+
+impl<S> Layer<S> for CaptureLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: LayerContext<'_, S>) {
+        let mut line = Line::default();
+        attrs.record(&mut line);
+        if let (Some(tag), Some(span)) = (line.invocation_id, ctx.span(id)) {
+            span.extensions_mut().insert(InvocationTag(tag));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        let mut map = buffers().lock().unwrap_or_else(|p| p.into_inner());
+        if map.is_empty() {
+            return;
+        }
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        let Some(tag) = scope
+            .into_iter()
+            .find_map(|s| s.extensions().get::<InvocationTag>().map(|t| t.0.clone()))
+        else {
+            return;
+        };
+        let Some(lines) = map.get_mut(&tag) else {
+            return;
+        };
+        if lines.len() >= MAX_LINES {
+            return;
+        }
+        let mut line = Line::default();
+        event.record(&mut line);
+        lines.push(format!(
+            "{} {}{}",
+            event.metadata().level(),
+            line.message,
+            line.fields
+        ));
+    }
+}
+
+/// Installs stdout lines and the [`CaptureLayer`]; does nothing if a subscriber is set.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::io::stdout),
+        )
+        .with(CaptureLayer)
+        .try_init();
+}
+
+/// Logs panics through `tracing` (so they land in their invocation's `Logs` too).
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            panic = nube::panic_message(info.payload()),
+            location,
+            "panic"
+        );
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_the_invocation_are_captured() {
+        let subscriber = tracing_subscriber::registry().with(CaptureLayer);
+        tracing::subscriber::with_default(subscriber, || {
+            let capture = Capture::start("inv-capture-1");
+            let span = tracing::info_span!("invocation", invocation_id = "inv-capture-1");
+            span.in_scope(|| {
+                let inner = tracing::info_span!("work");
+                inner.in_scope(|| tracing::info!(count = 2, "hello"));
+            });
+            tracing::info!("outside");
+            let other = tracing::info_span!("invocation", invocation_id = "someone-else");
+            other.in_scope(|| tracing::warn!("not mine"));
+            capture.push("runtime line");
+            let lines = capture.finish();
+            assert_eq!(lines, vec!["INFO hello count=2", "runtime line"]);
+        });
+    }
+}

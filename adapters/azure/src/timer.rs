@@ -1,0 +1,77 @@
+//! Timer functions: a `timerTrigger` invocation to [`TimerTick`].
+//!
+//! The binding's value (`Data.<name>`, an object or a JSON-encoded string) is the
+//! host's `TimerInfo`: `{"Schedule": {...}, "ScheduleStatus": {"Last", "Next",
+//! "LastUpdated"} | null, "IsPastDue": bool}`. During an invocation `ScheduleStatus.Next`
+//! is the occurrence being run (the previous run computed it), so it is the tick's
+//! `scheduled_time` unless it lies in the future (a run on startup); then, or when the
+//! status is missing, `Metadata.sys.UtcNow` is, else the current time. `past_due` is
+//! `IsPastDue`. The `event_id` is `<function>@<scheduled_time>`, the same when the host
+//! retries the tick.
+
+use chrono::{DateTime, Utc};
+use nube::{Provider, RawEvent, TimerTick};
+use serde_json::Value;
+
+use crate::error::DecodeError;
+use crate::payload::{InvocationRequest, field, field_bool, field_str, json_value, kind_of};
+
+/// How far in the future `ScheduleStatus.Next` may be and still be this tick's time
+/// (clock skew between the host's schedule monitor and `sys.UtcNow`).
+const NEXT_SLACK: chrono::Duration = chrono::Duration::seconds(60);
+
+fn time(text: Option<&str>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text?.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Whether `value` looks like the host's `TimerInfo`.
+pub fn is_timer_info(value: &Value) -> bool {
+    let v = json_value(value);
+    field(&v, "IsPastDue").is_some()
+        || field(&v, "ScheduleStatus").is_some()
+        || v.get("Schedule").is_some()
+}
+
+/// The tick of `function` (declared with `schedule`) that `request` carries.
+pub fn decode(
+    request: &InvocationRequest,
+    function: &str,
+    schedule: &str,
+    raw: &Value,
+) -> Result<TimerTick, DecodeError> {
+    let timer = request
+        .data
+        .values()
+        .map(json_value)
+        .find(is_timer_info)
+        .ok_or_else(|| {
+            let got = request
+                .data
+                .iter()
+                .map(|(k, v)| format!("{k:?} ({})", kind_of(&json_value(v))))
+                .collect::<Vec<_>>()
+                .join(", ");
+            DecodeError::new(format!(
+                "no timerTrigger value (an object with IsPastDue / ScheduleStatus) in Data; got: {}",
+                if got.is_empty() { "nothing".to_owned() } else { got }
+            ))
+        })?;
+    let now = request
+        .meta("sys")
+        .and_then(|sys| time(field_str(&sys, "UtcNow")))
+        .unwrap_or_else(Utc::now);
+    let next = field(&timer, "ScheduleStatus").and_then(|s| time(field_str(s, "Next")));
+    let scheduled_time = next.filter(|n| *n <= now + NEXT_SLACK).unwrap_or(now);
+    Ok(TimerTick {
+        event_id: format!(
+            "{function}@{}",
+            scheduled_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
+        schedule: schedule.to_owned(),
+        scheduled_time,
+        past_due: field_bool(&timer, "IsPastDue").unwrap_or(false),
+        raw: RawEvent::new(Provider::Azure, raw.clone()),
+    })
+}

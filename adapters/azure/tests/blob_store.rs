@@ -1,0 +1,1 @@
+//! Placeholder until the blob-store tests land.

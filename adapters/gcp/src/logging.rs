@@ -1,0 +1,355 @@
+//! Logs as JSON lines on stdout, the structured form Cloud Logging reads from Cloud
+//! Run and Cloud Functions:
+//!
+//! ```json
+//! {"severity":"INFO","message":"invocation succeeded","time":"2024-05-01T10:00:00.123Z",
+//!  "logging.googleapis.com/trace":"projects/my-project/traces/4bf92f3577b34da6a3ce929d0e0e4736",
+//!  "logging.googleapis.com/spanId":"00f067aa0ba902b7",
+//!  "logging.googleapis.com/sourceLocation":{"file":"core/src/invoke.rs","line":"95"},
+//!  "logging.googleapis.com/labels":{"k_service":"orders","k_revision":"orders-00002-abc"},
+//!  "target":"nube::invoke","function":"nightly","invocation_id":"...","event_id":"..."}
+//! ```
+//!
+//! `severity` is the level (`ERROR`, `WARNING`, `INFO`, `DEBUG`; trace is `DEBUG`).
+//! The trace fields come from the request span the server opens per request
+//! ([`trace_of`]: `traceparent`, else `X-Cloud-Trace-Context`), so every line of a
+//! request joins its trace in Cloud Trace; the project is `GOOGLE_CLOUD_PROJECT`
+//! (the bare trace id without it). `K_SERVICE` and `K_REVISION` go in the labels.
+//! The fields of every enclosing span and of the event are flattened into the
+//! object. `RUST_LOG` filters (default `info`). [`log_panics`] sends panic messages
+//! the same way.
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The span field holding the trace (`projects/<p>/traces/<id>`), as Cloud Logging
+/// names it.
+pub const TRACE_FIELD: &str = "logging.googleapis.com/trace";
+
+/// The span field holding the span id.
+pub const SPAN_ID_FIELD: &str = "logging.googleapis.com/spanId";
+
+/// The span field saying whether the trace is sampled.
+pub const TRACE_SAMPLED_FIELD: &str = "logging.googleapis.com/trace_sampled";
+
+/// A request's trace, from its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    /// The 32-hex-digit trace id.
+    pub trace_id: String,
+    /// The span id, when given (hex for `traceparent`, decimal for
+    /// `X-Cloud-Trace-Context`, as sent).
+    pub span_id: Option<String>,
+    /// Whether the caller sampled it.
+    pub sampled: bool,
+}
+
+impl Trace {
+    /// The value of [`TRACE_FIELD`]: `projects/<project>/traces/<id>`, or the bare id
+    /// when the project is not known.
+    pub fn resource(&self, project: Option<&str>) -> String {
+        match project.filter(|p| !p.is_empty()) {
+            Some(p) => format!("projects/{p}/traces/{}", self.trace_id),
+            None => self.trace_id.clone(),
+        }
+    }
+}
+
+/// The trace of a request: W3C `traceparent` (`00-<trace>-<span>-<flags>`), else
+/// `X-Cloud-Trace-Context` (`<trace>/<span>;o=<0|1>`).
+pub fn trace_of(headers: &http::HeaderMap) -> Option<Trace> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(tp) = header("traceparent") {
+        let parts: Vec<&str> = tp.trim().split('-').collect();
+        if parts.len() >= 4
+            && parts[1].len() == 32
+            && parts[1].bytes().all(|b| b.is_ascii_hexdigit())
+            && parts[1].bytes().any(|b| b != b'0')
+        {
+            return Some(Trace {
+                trace_id: parts[1].to_ascii_lowercase(),
+                span_id: Some(parts[2].to_ascii_lowercase()).filter(|s| s.len() == 16),
+                sampled: u8::from_str_radix(parts[3], 16).is_ok_and(|f| f & 1 == 1),
+            });
+        }
+    }
+    let cloud = header("x-cloud-trace-context")?;
+    let (ids, options) = cloud.split_once(';').unwrap_or((cloud, ""));
+    let (trace_id, span_id) = ids.split_once('/').unwrap_or((ids, ""));
+    let trace_id = trace_id.trim();
+    if trace_id.is_empty() || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(Trace {
+        trace_id: trace_id.to_ascii_lowercase(),
+        span_id: Some(span_id.trim().to_owned()).filter(|s| !s.is_empty()),
+        sampled: options.trim() == "o=1",
+    })
+}
+
+/// The Cloud Logging severity of a tracing level.
+pub fn severity(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARNING",
+        Level::INFO => "INFO",
+        _ => "DEBUG",
+    }
+}
+
+/// The event format: one Cloud Logging JSON object per line. Use it with
+/// `JsonFields` as the field formatter (as [`init`] does).
+#[derive(Debug, Clone, Default)]
+pub struct CloudLoggingJson {
+    labels: Map<String, Value>,
+}
+
+impl CloudLoggingJson {
+    /// A format adding `labels` to every line as `logging.googleapis.com/labels`
+    /// (none when empty).
+    pub fn with_labels<'a>(labels: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+        Self {
+            labels: labels
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::from(v)))
+                .collect(),
+        }
+    }
+
+    /// The labels of a Cloud Run revision: `k_service` and `k_revision` from
+    /// `K_SERVICE` and `K_REVISION`, when set.
+    pub fn from_env() -> Self {
+        Self::with_labels(
+            [("k_service", "K_SERVICE"), ("k_revision", "K_REVISION")]
+                .into_iter()
+                .filter_map(|(label, var)| {
+                    std::env::var(var)
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (label, v))
+                }),
+        )
+    }
+}
+
+struct Fields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0
+            .insert(field.name().to_owned(), Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+    }
+}
+
+impl<S> FormatEvent<S, JsonFields> for CloudLoggingJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        let mut line = Map::new();
+        line.insert("severity".into(), Value::from(severity(meta.level())));
+        let mut fields = Map::new();
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                if let Some(formatted) = extensions.get::<FormattedFields<JsonFields>>()
+                    && let Ok(Value::Object(span_fields)) =
+                        serde_json::from_str::<Value>(&formatted.fields)
+                {
+                    fields.extend(span_fields);
+                }
+            }
+        }
+        event.record(&mut Fields(&mut fields));
+        line.insert(
+            "message".into(),
+            fields.remove("message").unwrap_or_else(|| Value::from("")),
+        );
+        line.insert(
+            "time".into(),
+            Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        );
+        for name in [TRACE_FIELD, SPAN_ID_FIELD, TRACE_SAMPLED_FIELD] {
+            if let Some(v) = fields.remove(name) {
+                line.insert(name.into(), v);
+            }
+        }
+        if let (Some(file), Some(l)) = (meta.file(), meta.line()) {
+            line.insert(
+                "logging.googleapis.com/sourceLocation".into(),
+                serde_json::json!({"file": file, "line": l.to_string()}),
+            );
+        }
+        if !self.labels.is_empty() {
+            line.insert(
+                "logging.googleapis.com/labels".into(),
+                Value::Object(self.labels.clone()),
+            );
+        }
+        line.insert("target".into(), Value::from(meta.target()));
+        for (k, v) in fields {
+            line.entry(k).or_insert(v);
+        }
+        let mut text = String::new();
+        write!(text, "{}", Value::Object(line))?;
+        writeln!(writer, "{text}")
+    }
+}
+
+/// The filter: `RUST_LOG`, else `info`.
+pub fn filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Makes panics log one JSON line (message, location, and a backtrace when
+/// `RUST_BACKTRACE` asks for one) through `tracing`, so they carry the trace of the
+/// request that panicked, instead of plain text on stderr.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::capture();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = nube::panic_message(info.payload());
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(panic = message, location, backtrace = %backtrace, "panic");
+        } else {
+            tracing::error!(panic = message, location, "panic");
+        }
+    }));
+}
+
+/// Installs the JSON-lines subscriber on stdout; does nothing if one is installed.
+pub fn init() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .fmt_fields(JsonFields::new())
+        .event_format(CloudLoggingJson::from_env())
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn traces_from_either_header() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "x-cloud-trace-context",
+            "105445aa7843bc8bf206b12000100000/1;o=1".parse().unwrap(),
+        );
+        let t = trace_of(&h).unwrap();
+        assert_eq!(t.trace_id, "105445aa7843bc8bf206b12000100000");
+        assert_eq!(t.span_id.as_deref(), Some("1"));
+        assert!(t.sampled);
+        assert_eq!(
+            t.resource(Some("p")),
+            "projects/p/traces/105445aa7843bc8bf206b12000100000"
+        );
+        assert_eq!(t.resource(None), "105445aa7843bc8bf206b12000100000");
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+                .parse()
+                .unwrap(),
+        );
+        let t = trace_of(&h).unwrap();
+        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.span_id.as_deref(), Some("00f067aa0ba902b7"));
+        assert!(!t.sampled);
+        assert_eq!(trace_of(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn lines_have_severity_message_trace_and_labels() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonFields::new())
+            .event_format(CloudLoggingJson::with_labels([(
+                "k_service",
+                "svc".to_owned(),
+            )]))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "request",
+                "logging.googleapis.com/trace" = "projects/p/traces/abc",
+            );
+            let _g = span.enter();
+            let inner = tracing::info_span!("invocation", function = "f", invocation_id = "i-1");
+            let _g2 = inner.enter();
+            tracing::warn!(count = 3, "hello");
+            drop(_g2);
+            drop(_g);
+            tracing::error!("alone");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["severity"], "WARNING");
+        assert_eq!(lines[0]["message"], "hello");
+        assert_eq!(lines[0][TRACE_FIELD], "projects/p/traces/abc");
+        assert_eq!(lines[0]["function"], "f");
+        assert_eq!(lines[0]["count"], 3);
+        assert_eq!(
+            lines[0]["logging.googleapis.com/labels"]["k_service"],
+            "svc"
+        );
+        assert_eq!(lines[1]["severity"], "ERROR");
+        assert!(lines[1].get(TRACE_FIELD).is_none());
+    }
+}

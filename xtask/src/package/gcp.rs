@@ -1,0 +1,212 @@
+//! `cargo xtask package --target gcp`: the app as one Cloud Run service, in
+//! `target/nube/gcp/<app>/`.
+//!
+//! The executable is a static musl binary (cross-built with `cargo zigbuild`), so the
+//! image is the binary on distroless `static` and nothing else. The service manifest,
+//! the Eventarc triggers and Cloud Scheduler jobs (as YAML and as a `deploy.sh` of
+//! `gcloud` commands) and the Dockerfile come from `nube_gcp::descriptors`, rendered
+//! from the app's manifest. The same `service.yaml` runs on any Knative cluster.
+
+use std::process::Command;
+use std::time::Instant;
+
+use super::aws::{
+    AppPackage, PROFILE, app_package, build_args, count, ensure_std_installed, host_manifest,
+    pretty, run_manifest, write,
+};
+use super::elf;
+use crate::{root, run_cmd, tools};
+use nube_gcp::descriptors::{self, Options};
+
+/// The cargo feature an app enables to run on Cloud Run.
+pub(crate) const FEATURE: &str = "gcp";
+
+/// The static target the executable is built for.
+pub const TRIPLE: &str = "x86_64-unknown-linux-musl";
+
+const STEPS: usize = 6;
+
+fn step(n: usize, what: impl std::fmt::Display) {
+    eprintln!("[{n}/{STEPS}] {what}");
+}
+
+/// The rendered files of the service: `(file name, contents)`.
+pub fn render(
+    manifest: &nube::manifest::Manifest,
+    options: &Options,
+    binary: &str,
+) -> Result<Vec<(&'static str, String)>, String> {
+    Ok(vec![
+        (
+            "service.yaml",
+            descriptors::render_service(manifest, options)?,
+        ),
+        (
+            "triggers.yaml",
+            descriptors::render_triggers_yaml(manifest, options)?,
+        ),
+        (
+            "deploy.sh",
+            descriptors::render_deploy_script(manifest, options)?,
+        ),
+        ("Dockerfile", descriptors::render_dockerfile(binary)),
+    ])
+}
+
+/// Packages `app` for Cloud Run in `project` and `region`.
+pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
+    let started = Instant::now();
+    let AppPackage {
+        name,
+        bin,
+        target_dir,
+    } = app_package(
+        app,
+        FEATURE,
+        "add `gcp = [\"dep:nube-gcp\", \"nube-gcp/firestore\", \"nube-gcp/gcs\"]` and call `nube_gcp::run` in its main",
+    )?;
+
+    step(
+        1,
+        format_args!("Reading {app}'s manifest (`{app} --nube-manifest`, host build)"),
+    );
+    let manifest = host_manifest(&name, &bin)?;
+
+    step(
+        2,
+        "Rendering service.yaml, triggers.yaml, deploy.sh, Dockerfile",
+    );
+    let image = format!("{region}-docker.pkg.dev/{project}/nube/{app}:latest");
+    let options = Options::new(project, region, image);
+    let files = render(&manifest, &options, &bin)?;
+
+    step(
+        3,
+        "Checking the build tools (Rust std for musl, zig, cargo-zigbuild)",
+    );
+    ensure_std_installed(TRIPLE)?;
+    let venv = tools::ensure_python_tools()?;
+    let zigbuild = tools::ensure_cargo_zigbuild()?;
+
+    step(
+        4,
+        format_args!(
+            "Building the service: {app} with feature `{FEATURE}` (no default features), profile {PROFILE}, target {TRIPLE} (static)"
+        ),
+    );
+    let mut build = Command::new(&zigbuild);
+    build.current_dir(root()).arg("zigbuild");
+    run_cmd(
+        build_args(&mut build, &name, &[&bin], &[FEATURE])
+            .args(["--target", TRIPLE])
+            .env(
+                "CARGO_ZIGBUILD_PYTHON_PATH",
+                tools::venv_program(&venv, "python"),
+            ),
+    )
+    .map_err(|e| format!("{e}\n  the executable did not build; see cargo's messages above"))?;
+    let binary = target_dir.join(TRIPLE).join(PROFILE).join(&bin);
+    let bytes = std::fs::read(&binary)
+        .map_err(|e| format!("cannot read the executable {}: {e}", binary.display()))?;
+    let needs = elf::needs(&bytes).map_err(|e| format!("the executable is {e}"))?;
+    if needs.dynamic {
+        return Err(format!(
+            "{} is dynamically linked; distroless `static` has no loader to run it",
+            binary.display()
+        ));
+    }
+    let built = run_manifest(Command::new(&binary).arg("--nube-manifest"))?;
+    if built != manifest {
+        return Err(format!(
+            "{} declares a different app than the host build of {app}; run `cargo clean -p {name}` and retry",
+            binary.display()
+        ));
+    }
+
+    let out = target_dir.join("nube").join("gcp").join(app);
+    step(5, format_args!("Writing {}", out.display()));
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let exe = out.join(&bin);
+    std::fs::write(&exe, &bytes).map_err(|e| format!("cannot write {}: {e}", exe.display()))?;
+    set_executable(&exe)?;
+    for (file, text) in &files {
+        write(&out.join(file), text)?;
+    }
+    set_executable(&out.join("deploy.sh"))?;
+    write(
+        &out.join("nube-manifest.json"),
+        &pretty(&serde_json::to_value(&manifest).expect("a manifest is JSON")),
+    )?;
+
+    step(
+        6,
+        "Checking the deploy script's syntax (`bash -n deploy.sh`)",
+    );
+    run_cmd(Command::new("bash").arg("-n").arg(out.join("deploy.sh")))
+        .map_err(|e| format!("{e}\n  deploy.sh is not valid shell"))?;
+
+    let relative = out.strip_prefix(root()).unwrap_or(&out).to_path_buf();
+    let secs = started.elapsed().as_secs();
+    eprintln!(
+        "    Finished packaging {app} for Cloud Run in {}m {:02}s",
+        secs / 60,
+        secs % 60
+    );
+    eprintln!(
+        "      {}  {bin} (static, {} bytes), Dockerfile, service.yaml, {}",
+        relative.display(),
+        bytes.len(),
+        count(
+            manifest
+                .functions
+                .iter()
+                .filter(|f| !matches!(f.trigger, nube::manifest::TriggerManifest::Http { .. }))
+                .count(),
+            "trigger or job",
+        )
+    );
+    eprintln!(
+        "    Deploy with gcloud:\n      cd {} && gcloud builds submit --tag {} && ./deploy.sh",
+        relative.display(),
+        options.image
+    );
+    Ok(())
+}
+
+fn set_executable(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("cannot make {} executable: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delivery_app_renders_every_file_and_a_valid_script() {
+        let manifest = delivery_app::app().manifest();
+        let options = Options::new("nube-demo", "europe-west1", "img:latest");
+        let files = render(&manifest, &options, "delivery-app").unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.0).collect();
+        assert_eq!(
+            names,
+            ["service.yaml", "triggers.yaml", "deploy.sh", "Dockerfile"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("deploy.sh");
+        std::fs::write(&script, &files[2].1).unwrap();
+        let status = Command::new("bash")
+            .arg("-n")
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert!(status.success(), "bash -n deploy.sh: {status}");
+        assert!(files[3].1.contains("COPY"), "{}", files[3].1);
+        assert!(
+            files[0].1.contains("serving.knative.dev/v1"),
+            "{}",
+            files[0].1
+        );
+    }
+}

@@ -67,6 +67,7 @@ impl App {
             None => self.timeout_of(function),
         };
         let span = ctx.span().clone();
+        let platform_logs = ctx.provider().logs_requests();
         let event_id = event.event_id().to_owned();
         let started = Instant::now();
         // The handler is called inside the async block so that a panic while it builds
@@ -88,6 +89,9 @@ impl App {
         };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         span.in_scope(|| match &outcome {
+            Ok(()) if platform_logs => {
+                tracing::debug!(event_id, elapsed_ms, "invocation succeeded")
+            }
             Ok(()) => tracing::info!(event_id, elapsed_ms, "invocation succeeded"),
             Err(e) => tracing::error!(
                 event_id,

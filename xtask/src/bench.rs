@@ -10,9 +10,14 @@
 //! - write → function start, for a blob and for a document (in-process, release).
 //!
 //! `cargo xtask bench aws` ([`aws`]) measures the Lambda bootstrap against a bare
-//! `lambda_runtime` function through an emulated Runtime API (`aws.md`).
+//! `lambda_runtime` function through an emulated Runtime API (`aws.md`);
+//! `cargo xtask bench azure` ([`azure`]) the custom handler against one written by
+//! hand with axum (`azure.md`); `cargo xtask bench gcp` ([`gcp`]) the Cloud Run server against bare axum and the Node
+//! Functions Framework (`gcp.md`).
 
 mod aws;
+mod azure;
+mod gcp;
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -25,18 +30,20 @@ use crate::{cargo, root, run_cmd};
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to measure: `local` (the local runtime against bare axum + rusqlite) or
+    /// What to measure: `local` (the local runtime against bare axum + rusqlite),
     /// `aws` (the Lambda bootstrap against bare lambda_runtime: per-invocation time,
-    /// init, bootstrap.zip size).
-    #[arg(value_parser = ["local", "aws"])]
+    /// init, bootstrap.zip size) or `gcp` (the Cloud Run server against bare axum and
+    /// Google's Node Functions Framework: throughput, p99, cold start, memory) or
+    /// `azure` (the custom handler against one written by hand with axum).
+    #[arg(value_parser = ["local", "aws", "azure", "gcp"])]
     pub target: String,
-    /// local: length of each load run, in seconds.
+    /// local, azure, gcp: length of each load run, in seconds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u32,
-    /// local: open connections during the load run.
+    /// local, azure, gcp: open connections during the load run.
     #[arg(long, default_value_t = 32)]
     pub connections: u32,
-    /// Start-ups timed per server or function (default: 10 for local, 20 for aws).
+    /// Start-ups timed per server or function (default: 10 for local and gcp, 20 for aws).
     #[arg(long)]
     pub starts: Option<u32>,
     /// aws: timed invocations per function, served one at a time.
@@ -46,7 +53,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000)]
     pub warmup: u64,
     /// aws: the timed invocations are split in this many rounds, the two functions
-    /// taking turns.
+    /// taking turns; azure, gcp: load runs per server, taking turns (at most 5).
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
 }
@@ -173,6 +180,8 @@ fn wrk(port: u16, args: &Args) -> Result<Load, String> {
 pub fn run(args: Args) -> Result<(), String> {
     match args.target.as_str() {
         "aws" => aws::run(&args),
+        "azure" => azure::run(&args),
+        "gcp" => gcp::run(&args),
         _ => local(&args),
     }
 }

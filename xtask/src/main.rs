@@ -45,13 +45,16 @@ enum Verb {
     /// Build an app for a cloud: `--target aws` writes bootstrap.zip and a SAM template.
     #[command(long_about = package::LONG_ABOUT)]
     Package(package::Args),
-    /// Install the test tools (moto, cfn-lint, sam, zig, cargo-lambda) into .tools/venv and print their variables.
+    /// Install the test tools (moto, cfn-lint, sam, zig, cargo-lambda into .tools/venv; the Azure
+    /// emulators into .tools/npm) and print their variables.
     #[command(
         long_about = "Install the Python tools the tests need (moto in server mode, cfn-lint, the SAM \
         CLI, zig for `cargo xtask package`, and cargo-lambda for its Lambda emulator; pinned) into \
-        .tools/venv, unless they are there already, and print `NUBE_MOTO_SERVER=<path>` and \
-        `NUBE_CARGO_LAMBDA=<path>` for running the AWS tests by hand: `export $(cargo xtask tools)` \
-        then `cargo test -p nube-aws --features dynamodb,s3` or \
+        .tools/venv, and the Azure emulators from npm (@vercel/cosmosdb-server, azurite; pinned) into \
+        .tools/npm, unless they are there already, and print `NUBE_MOTO_SERVER=<path>`, \
+        `NUBE_CARGO_LAMBDA=<path>`, `NUBE_COSMOS_SERVER=<path>` and `NUBE_AZURITE_BLOB=<path>` for \
+        running the backend tests by hand: `export $(cargo xtask tools)` then `cargo test -p nube-aws \
+        --features dynamodb,s3`, `cargo test -p nube-azure --features cosmos,blob` or \
         `cargo test -p delivery-app --features aws --test aws_e2e`. `cargo xtask test` does this by itself."
     )]
     Tools,
@@ -64,9 +67,16 @@ fn main() -> ExitCode {
         Verb::Bench(a) => bench::run(a),
         Verb::Manifest(a) => manifest::run(a),
         Verb::Package(a) => package::run(a),
-        Verb::Tools => tools::ensure_python_tools().map(|venv| {
+        Verb::Tools => tools::ensure_python_tools().and_then(|venv| {
+            let npm = tools::ensure_npm_tools()?;
             println!("NUBE_MOTO_SERVER={}", tools::moto_server(&venv).display());
             println!("NUBE_CARGO_LAMBDA={}", tools::cargo_lambda(&venv).display());
+            println!(
+                "NUBE_COSMOS_SERVER={}",
+                tools::cosmos_server(&npm).display()
+            );
+            println!("NUBE_AZURITE_BLOB={}", tools::azurite_blob(&npm).display());
+            Ok(())
         }),
     };
     match result {

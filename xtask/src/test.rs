@@ -33,10 +33,15 @@ pub fn run(args: Args) -> Result<(), String> {
     // The AWS backends' tests run against moto, and the delivery app's Lambda end-to-end
     // test also against cargo-lambda's emulator; they fail (never skip) without them.
     let venv = tools::ensure_python_tools()?;
+    // The Azure backends' tests run against emulators from npm; they fail (never skip)
+    // without them.
+    let npm = tools::ensure_npm_tools()?;
     let mut test = cargo();
     test.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
     test.env("NUBE_MOTO_SERVER", tools::moto_server(&venv));
     test.env("NUBE_CARGO_LAMBDA", tools::cargo_lambda(&venv));
+    test.env("NUBE_COSMOS_SERVER", tools::cosmos_server(&npm));
+    test.env("NUBE_AZURITE_BLOB", tools::azurite_blob(&npm));
     if let Some(f) = &args.filter {
         test.args(["--", f]);
     }

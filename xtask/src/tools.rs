@@ -1,4 +1,5 @@
-//! Python tools the tests need, installed into `<workspace>/.tools/venv` (git-ignored).
+//! The tools the tests need: Python tools in `<workspace>/.tools/venv`, npm emulators in
+//! `<workspace>/.tools/npm` (both git-ignored).
 //!
 //! - moto in server mode: the AWS adapter's DynamoDB and S3 backends are tested against
 //!   it (`adapters/aws/tests`);
@@ -12,7 +13,11 @@
 //!
 //! The install is pinned and idempotent: a marker file in the venv records the
 //! requirements installed, and a run whose requirements match it does nothing.
-//! [`ensure_cargo_zigbuild`] does the same for `cargo-zigbuild` in `.tools/cargo`.
+//! [`ensure_cargo_zigbuild`] does the same for `cargo-zigbuild` in `.tools/cargo`, and
+//! [`ensure_npm_tools`] for the emulators from npm in `.tools/npm` (the Azure adapter's
+//! backends are tested against them, `adapters/azure/tests`): the Cosmos DB emulator
+//! `@vercel/cosmosdb-server` (`NUBE_COSMOS_SERVER`) and Azurite's blob service
+//! (`NUBE_AZURITE_BLOB`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -189,4 +194,103 @@ pub fn ensure_cargo_zigbuild() -> Result<PathBuf, String> {
         ));
     }
     Ok(program)
+}
+
+/// The npm packages `.tools/npm` holds. Change a pin here and the next `cargo xtask
+/// test` reinstalls.
+const NPM_PACKAGES: &[&str] = &["@vercel/cosmosdb-server@1.0.1", "azurite@3.37.0"];
+
+/// Programs the npm packages put in `node_modules/.bin`; a folder missing one is
+/// reinstalled.
+const NPM_PROGRAMS: &[&str] = &["cosmosdb-server", "azurite-blob"];
+
+/// The file in `.tools/npm` recording what was installed.
+const NPM_MARKER: &str = "nube-npm-packages.txt";
+
+/// The npm folder: `<workspace>/.tools/npm`.
+pub fn npm_dir() -> PathBuf {
+    root().join(".tools").join("npm")
+}
+
+/// A program an npm package installed in `dir` (`node_modules/.bin/NAME`, `NAME.cmd`
+/// on Windows).
+pub fn npm_program(dir: &Path, name: &str) -> PathBuf {
+    let bin = dir.join("node_modules").join(".bin");
+    if cfg!(windows) {
+        bin.join(format!("{name}.cmd"))
+    } else {
+        bin.join(name)
+    }
+}
+
+/// The Cosmos DB emulator (`cosmosdb-server`) inside `dir`: `NUBE_COSMOS_SERVER`.
+pub fn cosmos_server(dir: &Path) -> PathBuf {
+    npm_program(dir, "cosmosdb-server")
+}
+
+/// Azurite's blob service (`azurite-blob`) inside `dir`: `NUBE_AZURITE_BLOB`.
+pub fn azurite_blob(dir: &Path) -> PathBuf {
+    npm_program(dir, "azurite-blob")
+}
+
+/// Makes sure `.tools/npm` holds exactly the pinned npm packages, installing them with
+/// `npm install --prefix .tools/npm` when it does not; returns the folder. Uses
+/// `$NUBE_NPM` (default `npm`); the emulators need Node.js 20 or newer.
+pub fn ensure_npm_tools() -> Result<PathBuf, String> {
+    let dir = npm_dir();
+    let wanted: String = NPM_PACKAGES.iter().map(|p| format!("{p}\n")).collect();
+    let marker = dir.join(NPM_MARKER);
+    if NPM_PROGRAMS.iter().all(|p| npm_program(&dir, p).exists())
+        && std::fs::read_to_string(&marker).is_ok_and(|t| t == wanted)
+    {
+        eprintln!(
+            "    npm tools up to date in {} ({})",
+            dir.display(),
+            NPM_PACKAGES.join(", ")
+        );
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+    // A stale marker must not survive a failed install.
+    let _ = std::fs::remove_file(&marker);
+    let npm = std::env::var("NUBE_NPM").unwrap_or_else(|_| "npm".into());
+    eprintln!("    Installing {} (from npm)", NPM_PACKAGES.join(", "));
+    run_cmd(
+        Command::new(&npm)
+            .arg("install")
+            .arg("--prefix")
+            .arg(&dir)
+            .args([
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel",
+                "error",
+            ])
+            .args(NPM_PACKAGES),
+    )
+    .map_err(|e| {
+        format!(
+            "{e}\n  npm could not install the emulators; the Azure tests need Node.js 20+ with npm \
+             (Debian: apt-get install nodejs npm; set NUBE_NPM to use another npm), and the network \
+             to the npm registry; or delete {} and retry",
+            dir.display()
+        )
+    })?;
+    if let Some(missing) = NPM_PROGRAMS
+        .iter()
+        .map(|p| npm_program(&dir, p))
+        .find(|p| !p.exists())
+    {
+        return Err(format!(
+            "npm installed {} but {} is missing",
+            NPM_PACKAGES.join(", "),
+            missing.display()
+        ));
+    }
+    std::fs::write(&marker, wanted)
+        .map_err(|e| format!("could not write {}: {e}", marker.display()))?;
+    eprintln!("    Installed the npm tools in {}", dir.display());
+    Ok(dir)
 }

@@ -79,11 +79,17 @@
 //! - **containers**: the emulator lets [`CosmosStore::create_missing_containers`]
 //!   create containers freely; in production containers belong to the deployment (and
 //!   the `cosmosDBTrigger` needs its lease container);
-//! - **consistency and regions**: one in-memory replica; real accounts may read stale
-//!   data under eventual consistency (the store's reads and writes use the account's
-//!   default, Session consistency within one client);
-//! - **the change feed**: the emulator has none, so the `_nube_created` rule is checked
-//!   on the items as stored ([`crate::document::is_created`] on what the store wrote).
+//! - **consistency and regions**: one in-memory replica. The store uses the account's
+//!   default consistency; `update`'s early ETag check reads, but the `If-Match` write
+//!   decides, so a stale read under a weak consistency level costs a retry, never a lost
+//!   update. Multi-region writes (conflict resolution) are untested;
+//! - **the change feed**: the emulator has no real one (it answers change-feed requests
+//!   with nothing new), so the `_nube_created` rule is checked on the items as stored
+//!   ([`crate::document::is_created`] on what the store wrote), and the trigger side on
+//!   recorded batches (`tests/runtime.rs`);
+//! - **HTTP/2, binary JSON, query plans**: the tests turn HTTP/2 and binary encoding off
+//!   and the SDK plans the store's simple queries locally; a real account serves all of
+//!   them with the SDK's defaults.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -786,7 +792,7 @@ impl DocumentStore for CosmosStore {
     async fn query(&self, collection: &str, query: &Query) -> Result<Page, StoreError> {
         query.validate()?;
         let container = self.container(collection).await?;
-        let sql = select(query).map_err(|m| StoreError::InvalidQuery(m))?;
+        let sql = select(query).map_err(StoreError::InvalidQuery)?;
         let fail = |e: CosmosError| self.cosmos_error("query", collection, &container.name, e);
         let mut items = container
             .client

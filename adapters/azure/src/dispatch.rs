@@ -499,27 +499,64 @@ impl DocumentStore for NoDocumentStore {
     }
 }
 
-/// The app's stores on Azure. This build has no backends yet: an app that declares
-/// collections or buckets fails here, naming the feature (`cosmos`, `blob`) it needs;
-/// an app without them gets a [`NoDocumentStore`].
-pub fn resources_from_env(app: &App) -> Result<Resources, InitError> {
+#[cfg(feature = "cosmos")]
+async fn document_store(app: &App) -> Result<Arc<dyn DocumentStore>, InitError> {
+    if app.collections().next().is_none() {
+        return Ok(Arc::new(NoDocumentStore));
+    }
+    let store = crate::cosmos::CosmosStore::from_env()
+        .await
+        .map_err(|e| InitError(e.to_string()))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "cosmos"))]
+async fn document_store(app: &App) -> Result<Arc<dyn DocumentStore>, InitError> {
     let collections: Vec<&str> = app.collections().collect();
-    if !collections.is_empty() {
-        return Err(InitError(format!(
-            "app {} declares collections ({}), and this build of nube-azure has no document store: enable its \"cosmos\" feature",
-            app.name(),
-            collections.join(", ")
-        )));
+    if collections.is_empty() {
+        return Ok(Arc::new(NoDocumentStore));
     }
+    Err(InitError(format!(
+        "app {} declares collections ({}), and this build of nube-azure has no document store: enable its \"cosmos\" feature",
+        app.name(),
+        collections.join(", ")
+    )))
+}
+
+#[cfg(feature = "blob")]
+fn add_buckets(app: &App, mut resources: Resources) -> Result<Resources, InitError> {
+    for logical in app.buckets() {
+        let bucket = crate::blob_store::bucket(logical).map_err(|e| InitError(e.to_string()))?;
+        resources = resources.with_bucket(bucket);
+    }
+    Ok(resources)
+}
+
+#[cfg(not(feature = "blob"))]
+fn add_buckets(app: &App, resources: Resources) -> Result<Resources, InitError> {
     let buckets: Vec<&str> = app.buckets().collect();
-    if !buckets.is_empty() {
-        return Err(InitError(format!(
-            "app {} declares buckets ({}), and this build of nube-azure has no blob store: enable its \"blob\" feature",
-            app.name(),
-            buckets.join(", ")
-        )));
+    if buckets.is_empty() {
+        return Ok(resources);
     }
-    Ok(Resources::new(Arc::new(NoDocumentStore)))
+    Err(InitError(format!(
+        "app {} declares buckets ({}), and this build of nube-azure has no blob store: enable its \"blob\" feature",
+        app.name(),
+        buckets.join(", ")
+    )))
+}
+
+/// The app's stores on Azure: Cosmos DB containers for its collections (feature
+/// `cosmos`, [`crate::cosmos::CosmosStore::from_env`]: `NUBE_COSMOS`,
+/// `NUBE_COSMOS_DATABASE`, `NUBE_COLLECTION_*`) and blob containers for its buckets
+/// (feature `blob`, [`crate::blob_store::bucket`]: `AzureWebJobsStorage`,
+/// `NUBE_BUCKET_*`). An app that declares collections or buckets in a build without
+/// the matching feature fails here, naming the feature; an app without collections
+/// gets a [`NoDocumentStore`]. A missing container shows on first use, naming its
+/// setting.
+pub async fn resources_from_env(app: &App) -> Result<Resources, InitError> {
+    let documents = document_store(app).await?;
+    let resources = Resources::new(documents).with_declared_collections(app.collections(), false);
+    add_buckets(app, resources)
 }
 
 /// The route prefix of the function app's host.json (in `FUNCTIONS_APP_ROOT_PATH`, else
@@ -621,7 +658,7 @@ async fn start(app: App) -> Result<(), InitError> {
         crate::names::azure_function_name(f.name()).map_err(InitError)?;
     }
     let port = port_from_env()?;
-    let resources = resources_from_env(&app)?;
+    let resources = resources_from_env(&app).await?;
     let prefix = route_prefix_from_env();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -635,4 +672,41 @@ async fn start(app: App) -> Result<(), InitError> {
     serve(Runtime::new(app, resources, &prefix), listener)
         .await
         .map_err(|e| InitError(format!("the server failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn resources_name_the_missing_feature_or_setting() {
+        let app = App::new("t").collection("orders");
+        let e = resources_from_env(&app).await.unwrap_err().0;
+        if cfg!(feature = "cosmos") {
+            assert!(e.contains("NUBE_COSMOS"), "{e}");
+        } else {
+            assert!(
+                e.contains("\"cosmos\" feature") && e.contains("orders"),
+                "{e}"
+            );
+        }
+        let app = App::new("t").bucket("uploads");
+        let e = resources_from_env(&app).await.unwrap_err().0;
+        if cfg!(feature = "blob") {
+            assert!(e.contains("AzureWebJobsStorage"), "{e}");
+        } else {
+            assert!(
+                e.contains("\"blob\" feature") && e.contains("uploads"),
+                "{e}"
+            );
+        }
+        let resources = resources_from_env(&App::new("t")).await.unwrap();
+        assert!(matches!(
+            resources.documents().get("x", "y").await,
+            Err(StoreError::Backend {
+                backend: "none",
+                ..
+            })
+        ));
+    }
 }

@@ -12,7 +12,7 @@ use nube::DocumentStore;
 use nube::store::{Query, StoreError, Version};
 use nube_azure::cosmos::CosmosStore;
 use nube_azure::cosmos::sdk::options::{ItemWriteOptions, Precondition};
-use nube_azure::document::is_created;
+use nube_azure::document::{document_value, is_created};
 use serde_json::{Map, Value, json};
 
 use cosmos_emulator::CosmosEmulator;
@@ -174,6 +174,11 @@ async fn items_hold_the_document_and_exact_numbers() {
     assert_eq!(
         store.get("orders", "o1").await.unwrap().unwrap().value,
         value
+    );
+    assert_eq!(
+        document_value(item.clone()),
+        value,
+        "the trigger's decoder reads the stored item as the store does"
     );
     let page = store
         .query("orders", &Query::new().eq("id", "own id"))

@@ -43,10 +43,11 @@ impl Provider {
     }
 
     /// Whether the platform itself records every request and invocation (Lambda's
-    /// `START`/`REPORT` lines, the Functions host's and Cloud Run's request logs).
-    /// There, nube logs a served HTTP request at `debug` rather than `info`, so a
-    /// request costs no extra log line (and no extra log ingestion) unless asked for;
-    /// failed requests are logged at `error` everywhere.
+    /// `START`/`REPORT` lines, the Functions host's `Executed` lines, Cloud Run's
+    /// request logs). There, nube logs a served HTTP request or a successful
+    /// invocation at `debug` rather than `info`, so it costs no extra log line (and no
+    /// extra log ingestion) unless asked for (`RUST_LOG=nube=debug`); failures are
+    /// logged at `error` everywhere.
     pub fn logs_requests(self) -> bool {
         matches!(self, Self::Aws | Self::Azure | Self::Gcp)
     }

@@ -311,9 +311,7 @@ fn serve(client: TcpStream, upstream: u16, own_port: u16, log: &Mutex<Vec<String
     let mut reader = BufReader::new(client.try_clone().expect("clone the client stream"));
     let mut writer = client;
     while let Ok(Some(mut request)) = read_message(&mut reader, false) {
-        if std::env::var("NO_XP").is_err() {
-            request.set_header("x-ms-documentdb-query-enablecrosspartition", "true");
-        }
+        request.set_header("x-ms-documentdb-query-enablecrosspartition", "true");
         request.set_header("Connection", "close");
         request.set_header("Host", &format!("127.0.0.1:{upstream}"));
         let response = TcpStream::connect(("127.0.0.1", upstream)).and_then(|mut up| {
@@ -331,9 +329,7 @@ fn serve(client: TcpStream, upstream: u16, own_port: u16, log: &Mutex<Vec<String
                 break;
             }
         };
-        if std::env::var("NO_RW").is_err() {
-            rewrite(&mut response, upstream, own_port);
-        }
+        rewrite(&mut response, upstream, own_port);
         log.lock().unwrap().push(format!(
             "{} -> {} {}",
             request.start,

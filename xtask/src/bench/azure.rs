@@ -1,0 +1,233 @@
+//! `cargo xtask bench azure`: nube's custom handler (`nube_azure::run`) against a
+//! custom handler written by hand with axum, both taking the Functions host's timer
+//! invocation (`POST /tick` with `{Data, Metadata}`) and answering
+//! `{Outputs, Logs, ReturnValue}`, in one run; prints a Markdown table (also written to
+//! `target/nube/bench/azure.md`).
+//!
+//! - per invocation: `wrk -t1 -c<connections> -d<seconds>` posting the same payload,
+//!   after a 2 s warm-up, in `--rounds` rounds taking turns (the mean of the rounds);
+//!   the time per invocation is the inverse of the throughput, and the ratio compares
+//!   the two; p50 and p99 are wrk's;
+//! - start-up: exec to accepting connections on `FUNCTIONS_CUSTOMHANDLER_PORT`, median
+//!   of `--starts`; idle memory (RSS) after start-up.
+//!
+//! Both are `examples/baselines` binaries (`nube-azure-tick`, `bare-azure-tick`) built
+//! with `--release`.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Args, free_port, ms, rss_kib};
+use crate::{cargo, root, run_cmd};
+
+/// What the host posts for a timer trigger (the `Data.timer` binding as a JSON string,
+/// as the host sends it).
+const PAYLOAD: &str = r#"{"Data":{"timer":"{\"Schedule\":{\"AdjustForDST\":true},\"ScheduleStatus\":{\"Last\":\"2026-11-23T09:55:00+00:00\",\"Next\":\"2026-11-23T10:00:00+00:00\",\"LastUpdated\":\"2026-11-23T09:55:00.0000000+00:00\"},\"IsPastDue\":false}"},"Metadata":{"sys":{"MethodName":"tick","UtcNow":"2026-11-23T10:00:00.0012345Z","RandGuid":"0f8fad5b-d9cb-469f-a165-70867728950e"}}}"#;
+
+struct Subject {
+    name: &'static str,
+    bin: &'static str,
+}
+
+impl Subject {
+    fn start(&self) -> Result<(Child, u16, Duration), String> {
+        let port = free_port();
+        let binary = root().join("target/release").join(self.bin);
+        let t0 = Instant::now();
+        let mut child = Command::new(&binary)
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        while t0.elapsed() < Duration::from_secs(30) {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok((child, port, t0.elapsed()));
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("{} exited at start-up ({status})", self.name));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let _ = child.kill();
+        Err(format!(
+            "{} did not accept connections within 30 s",
+            self.name
+        ))
+    }
+}
+
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(
+    port: u16,
+    script: &std::path::Path,
+    connections: u32,
+    seconds: u32,
+) -> Result<Load, String> {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}/tick"))
+        .output()
+        .map_err(|e| format!("cannot run wrk ({e}); install it with `apt-get install wrk`"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        return Err(format!("wrk saw errors:\n{text}"));
+    }
+    let find = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    Ok(Load {
+        rps: find("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("unexpected wrk output:\n{text}"))?,
+        p50_ms: find("50%")
+            .and_then(|v| ms(&v))
+            .ok_or("wrk printed no p50")?,
+        p99_ms: find("99%")
+            .and_then(|v| ms(&v))
+            .ok_or("wrk printed no p99")?,
+    })
+}
+
+/// Posts the payload once and checks the answer is the host's 200 with `Outputs`.
+fn check(port: u16, name: &str) -> Result<(), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("{name}: {e}"))?;
+    write!(
+        s,
+        "POST /tick HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{PAYLOAD}",
+        PAYLOAD.len()
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).map_err(|e| format!("{name}: {e}"))?;
+    if out.starts_with("HTTP/1.1 200") && out.contains("\"Outputs\"") {
+        Ok(())
+    } else {
+        Err(format!("{name} answered the timer payload with:\n{out}"))
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let out_dir = root().join("target/nube/bench/azure");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    eprintln!("    Building nube-azure-tick and bare-azure-tick (release)");
+    run_cmd(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "nube-baselines",
+        "--bin",
+        "nube-azure-tick",
+        "--bin",
+        "bare-azure-tick",
+    ]))?;
+    let script = out_dir.join("post-timer.lua");
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{PAYLOAD}]]\n"
+    );
+    std::fs::write(&script, lua).map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    let subjects = [
+        Subject {
+            name: "nube (`nube_azure::run`)",
+            bin: "nube-azure-tick",
+        },
+        Subject {
+            name: "bare axum custom handler",
+            bin: "bare-azure-tick",
+        },
+    ];
+
+    let starts = args.starts.unwrap_or(10).max(1);
+    eprintln!("    Timing start-up (exec to accepting connections), {starts} each...");
+    let mut startup: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+    let mut rss: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+    for _ in 0..starts {
+        for (k, subject) in subjects.iter().enumerate() {
+            let (mut child, port, took) = subject.start()?;
+            check(port, subject.name)?;
+            std::thread::sleep(Duration::from_millis(200));
+            rss[k].push(rss_kib(child.id()) as f64 / 1024.0);
+            startup[k].push(took.as_secs_f64() * 1000.0);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    let rounds = args.rounds.clamp(1, 5) as usize;
+    eprintln!(
+        "    Load: wrk -t1 -c{} -d{}s POST /tick, {rounds} rounds each...",
+        args.connections, args.seconds
+    );
+    let mut loads: Vec<Vec<Load>> = (0..subjects.len()).map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (k, subject) in subjects.iter().enumerate() {
+            let (mut child, port, _) = subject.start()?;
+            let load = wrk(port, &script, args.connections, 2)
+                .and_then(|_| wrk(port, &script, args.connections, args.seconds));
+            let _ = child.kill();
+            let _ = child.wait();
+            loads[k].push(load.map_err(|e| format!("{}: {e}", subject.name))?);
+        }
+    }
+    let mean = |v: &[Load], f: fn(&Load) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    let mut md = format!(
+        "`cargo xtask bench azure --seconds {} --connections {} --rounds {rounds} --starts {starts}` \
+         (wrk -t1 on the same 2 cores posting the host's timer invocation; `--release` builds)\n\n\
+         | | invocations/s | µs per invocation (1/throughput × connections) | p50 ms | p99 ms | start-up ms (exec to accepting, median) | idle RSS MiB |\n|---|---|---|---|---|---|---|\n",
+        args.seconds, args.connections
+    );
+    let mut rows = Vec::new();
+    for (k, subject) in subjects.iter().enumerate() {
+        let rps = mean(&loads[k], |l| l.rps);
+        let row = [
+            rps,
+            1e6 / rps * f64::from(args.connections),
+            mean(&loads[k], |l| l.p50_ms),
+            mean(&loads[k], |l| l.p99_ms),
+            median(&mut startup[k]),
+            median(&mut rss[k]),
+        ];
+        md.push_str(&format!(
+            "| {} | {:.0} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
+            subject.name, row[0], row[1], row[2], row[3], row[4], row[5]
+        ));
+        rows.push(row);
+    }
+    md.push_str(&format!(
+        "\nnube / bare: time per invocation {:.2} (goal ≤ 1.05), p99 {:.2}, start-up {:.2}, idle memory {:.2}.\n",
+        rows[1][0] / rows[0][0],
+        rows[0][3] / rows[1][3],
+        rows[0][4] / rows[1][4],
+        rows[0][5] / rows[1][5],
+    ));
+    let report = root().join("target/nube/bench/azure.md");
+    std::fs::write(&report, &md).map_err(|e| format!("cannot write {}: {e}", report.display()))?;
+    println!("{md}");
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! `cargo xtask bench gcp`: nube's Cloud Run server (`nube_gcp::run`) against a bare
+//! axum server and against Google's Node.js Functions Framework, all answering
+//! `GET /hello` with `hello`, in one run; prints a Markdown table (also written to
+//! `target/nube/bench/gcp.md`).
+//!
+//! - throughput and latency: `wrk -t1 -c<connections> -d<seconds>` per server, after a
+//!   2 s warm-up, in `--rounds` rounds taking turns (the mean of the rounds);
+//! - cold start: exec to the first `200` from `GET /hello`, median of `--starts`;
+//! - idle memory (RSS) after start-up.
+//!
+//! The Rust servers are `examples/baselines` binaries (`nube-gcp-hello`,
+//! `bare-axum-hello`) built with the `release` profile; the Node function is
+//! `exports.hello = (req, res) => res.send("hello")` run by `functions-framework`
+//! (npm `@google-cloud/functions-framework`, installed once into `.tools/node-ff`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Args, free_port, http, ms, rss_kib};
+use crate::{cargo, root, run_cmd};
+
+/// The Functions Framework version installed for the bench.
+const FUNCTIONS_FRAMEWORK: &str = "5.0.5";
+
+struct Subject {
+    name: &'static str,
+    command: Vec<String>,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Subject {
+    fn spawn(&self, port: u16) -> Result<Child, String> {
+        let mut cmd = Command::new(&self.command[0]);
+        cmd.args(&self.command[1..])
+            .env("PORT", port.to_string())
+            // Each server logs as it does by default (nube: `info`).
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.spawn()
+            .map_err(|e| format!("cannot start {} ({}): {e}", self.name, self.command[0]))
+    }
+
+    /// Starts the server and waits for its first `200`; returns it and the time taken.
+    fn start(&self) -> Result<(Child, u16, Duration), String> {
+        let port = free_port();
+        let t0 = Instant::now();
+        let mut child = self.spawn(port)?;
+        while t0.elapsed() < Duration::from_secs(30) {
+            if let Some((200, _)) = http(port, "GET", "/hello", None) {
+                return Ok((child, port, t0.elapsed()));
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("{} exited at start-up ({status})", self.name));
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        let _ = child.kill();
+        Err(format!(
+            "{} did not answer GET /hello within 30 s",
+            self.name
+        ))
+    }
+}
+
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(port: u16, connections: u32, seconds: u32) -> Result<Load, String> {
+    let out = Command::new("wrk")
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
+        .arg("--latency")
+        .arg(format!("http://127.0.0.1:{port}/hello"))
+        .output()
+        .map_err(|e| format!("cannot run wrk ({e}); install it with `apt-get install wrk`"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        return Err(format!("wrk saw errors:\n{text}"));
+    }
+    let find = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    Ok(Load {
+        rps: find("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("unexpected wrk output:\n{text}"))?,
+        p50_ms: find("50%")
+            .and_then(|v| ms(&v))
+            .ok_or("wrk printed no p50")?,
+        p99_ms: find("99%")
+            .and_then(|v| ms(&v))
+            .ok_or("wrk printed no p99")?,
+    })
+}
+
+/// Installs the Functions Framework into `.tools/node-ff` unless that version is there;
+/// returns its `functions-framework` program.
+fn ensure_functions_framework() -> Result<PathBuf, String> {
+    let prefix = root().join(".tools").join("node-ff");
+    let program = prefix.join("node_modules/.bin/functions-framework");
+    let installed = std::fs::read_to_string(
+        prefix.join("node_modules/@google-cloud/functions-framework/package.json"),
+    )
+    .ok()
+    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    .and_then(|v| v["version"].as_str().map(str::to_owned));
+    if installed.as_deref() == Some(FUNCTIONS_FRAMEWORK) && program.exists() {
+        return Ok(program);
+    }
+    eprintln!(
+        "    Installing @google-cloud/functions-framework@{FUNCTIONS_FRAMEWORK} into {} (npm, once)",
+        prefix.display()
+    );
+    std::fs::create_dir_all(&prefix)
+        .map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+    run_cmd(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg(format!(
+                "@google-cloud/functions-framework@{FUNCTIONS_FRAMEWORK}"
+            )),
+    )
+    .map_err(|e| {
+        format!("{e}\n  npm could not install the Functions Framework; is Node.js (npm) installed?")
+    })?;
+    Ok(program)
+}
+
+fn write_node_function(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let files = [
+        (
+            "index.js",
+            "exports.hello = (req, res) => {\n  res.send('hello');\n};\n",
+        ),
+        (
+            "package.json",
+            "{\"name\": \"hello\", \"version\": \"1.0.0\", \"main\": \"index.js\"}\n",
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text)
+            .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))?;
+    }
+    Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+pub fn run(args: &Args) -> Result<(), String> {
+    let out_dir = root().join("target/nube/bench/gcp");
+    eprintln!("    Building nube-gcp-hello and bare-axum-hello (release)");
+    run_cmd(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "nube-baselines",
+        "--bin",
+        "nube-gcp-hello",
+        "--bin",
+        "bare-axum-hello",
+    ]))?;
+    let framework = ensure_functions_framework()?;
+    let node_dir = out_dir.join("node-hello");
+    write_node_function(&node_dir)?;
+    let built = root().join("target/release");
+    let subjects = [
+        Subject {
+            name: "nube (`nube_gcp::run`)",
+            command: vec![built.join("nube-gcp-hello").display().to_string()],
+            env: vec![
+                ("K_SERVICE", "hello".into()),
+                ("K_REVISION", "hello-00001-abc".into()),
+            ],
+        },
+        Subject {
+            name: "bare axum",
+            command: vec![built.join("bare-axum-hello").display().to_string()],
+            env: vec![],
+        },
+        Subject {
+            name: "Node Functions Framework",
+            command: vec![
+                framework.display().to_string(),
+                "--target=hello".into(),
+                format!("--source={}", node_dir.display()),
+            ],
+            env: vec![("NODE_ENV", "production".into())],
+        },
+    ];
+
+    let starts = args.starts.unwrap_or(10).max(1);
+    eprintln!("    Timing cold starts (exec to first 200), {starts} each...");
+    let mut cold: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+    let mut rss: Vec<Vec<f64>> = vec![Vec::new(); subjects.len()];
+    for _ in 0..starts {
+        for (k, subject) in subjects.iter().enumerate() {
+            let (mut child, _, took) = subject.start()?;
+            std::thread::sleep(Duration::from_millis(200));
+            rss[k].push(rss_kib(child.id()) as f64 / 1024.0);
+            cold[k].push(took.as_secs_f64() * 1000.0);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    let rounds = args.rounds.clamp(1, 5) as usize;
+    eprintln!(
+        "    Load: wrk -t1 -c{} -d{}s GET /hello, {rounds} rounds each...",
+        args.connections, args.seconds
+    );
+    let mut loads: Vec<Vec<Load>> = (0..subjects.len()).map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (k, subject) in subjects.iter().enumerate() {
+            let (mut child, port, _) = subject.start()?;
+            let warm = wrk(port, args.connections, 2);
+            let load = warm.and_then(|_| wrk(port, args.connections, args.seconds));
+            let _ = child.kill();
+            let _ = child.wait();
+            loads[k].push(load.map_err(|e| format!("{}: {e}", subject.name))?);
+        }
+    }
+
+    let mean = |v: &[Load], f: fn(&Load) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    let rows: Vec<[f64; 5]> = (0..subjects.len())
+        .map(|k| {
+            [
+                mean(&loads[k], |l| l.rps),
+                mean(&loads[k], |l| l.p50_ms),
+                mean(&loads[k], |l| l.p99_ms),
+                median(&mut cold[k]),
+                median(&mut rss[k]),
+            ]
+        })
+        .collect();
+    let mut md = format!(
+        "`cargo xtask bench gcp --seconds {} --connections {} --rounds {rounds} --starts {starts}` \
+         (wrk -t1 on the same 2 cores; `GET /hello` answering `hello`; Rust servers built with `--release`; \
+         Functions Framework {FUNCTIONS_FRAMEWORK} on Node {})\n\n",
+        args.seconds,
+        args.connections,
+        node_version()
+    );
+    md.push_str("| | req/s | p50 ms | p99 ms | cold start ms (exec to first 200, median) | idle RSS MiB |\n|---|---|---|---|---|---|\n");
+    for (k, subject) in subjects.iter().enumerate() {
+        let r = rows[k];
+        md.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
+            subject.name, r[0], r[1], r[2], r[3], r[4]
+        ));
+    }
+    let (nube, bare, node) = (rows[0], rows[1], rows[2]);
+    md.push_str(&format!(
+        "\nnube / bare axum: throughput {:.2} (goal ≥ 0.95), p99 {:.2}. \
+         nube / Node Functions Framework: throughput {:.1}× (goal ≥ 10×), cold start {:.1}× faster (goal ≥ 20×), \
+         idle memory {:.1}× smaller.\n",
+        nube[0] / bare[0],
+        nube[2] / bare[2],
+        nube[0] / node[0],
+        node[3] / nube[3],
+        node[4] / nube[4],
+    ));
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let report = root().join("target/nube/bench/gcp.md");
+    std::fs::write(&report, &md).map_err(|e| format!("cannot write {}: {e}", report.display()))?;
+    println!("{md}");
+    Ok(())
+}
+
+fn node_version() -> String {
+    Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "?".into())
+}

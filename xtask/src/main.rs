@@ -76,6 +76,10 @@ fn main() -> ExitCode {
                 tools::cosmos_server(&npm).display()
             );
             println!("NUBE_AZURITE_BLOB={}", tools::azurite_blob(&npm).display());
+            println!("NUBE_GCS_EMULATOR={}", tools::gcs_emulator(&venv).display());
+            if let Some(firestore) = tools::firestore_emulator() {
+                println!("NUBE_FIRESTORE_EMULATOR={}", firestore.display());
+            }
             Ok(())
         }),
     };

@@ -42,6 +42,12 @@ pub fn run(args: Args) -> Result<(), String> {
     test.env("NUBE_CARGO_LAMBDA", tools::cargo_lambda(&venv));
     test.env("NUBE_COSMOS_SERVER", tools::cosmos_server(&npm));
     test.env("NUBE_AZURITE_BLOB", tools::azurite_blob(&npm));
+    // The GCP backends' tests: gcp-storage-emulator (in the venv) and the Cloud Firestore
+    // emulator (Debian's package); without them they fail, saying what is missing.
+    test.env("NUBE_GCS_EMULATOR", tools::gcs_emulator(&venv));
+    if let Some(firestore) = tools::firestore_emulator() {
+        test.env("NUBE_FIRESTORE_EMULATOR", firestore);
+    }
     if let Some(f) = &args.filter {
         test.args(["--", f]);
     }

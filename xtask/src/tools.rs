@@ -9,7 +9,13 @@
 //!   against an old glibc (`cargo xtask package`);
 //! - cargo-lambda (its PyPI package ships the binary): its Lambda emulator (`cargo lambda
 //!   watch --only-lambda-apis`) is the Runtime API the delivery app's real `bootstrap` is
-//!   driven through (`examples/delivery-app/tests/aws_e2e.rs`).
+//!   driven through (`examples/delivery-app/tests/aws_e2e.rs`);
+//! - gcp-storage-emulator: the GCP adapter's Cloud Storage buckets are tested against it
+//!   (`adapters/gcp/tests/gcs.rs`, `NUBE_GCS_EMULATOR`).
+//!
+//! The Cloud Firestore emulator is not installed here: it comes from Debian's
+//! `google-cloud-cli-firestore-emulator` package (Java 17+); [`firestore_emulator`] finds
+//! it for `adapters/gcp/tests/firestore.rs` (`NUBE_FIRESTORE_EMULATOR`).
 //!
 //! The install is pinned and idempotent: a marker file in the venv records the
 //! requirements installed, and a run whose requirements match it does nothing.
@@ -32,10 +38,17 @@ const REQUIREMENTS: &[&str] = &[
     "aws-sam-cli==1.170.0",
     "ziglang==0.15.2",
     "cargo-lambda==1.9.2",
+    "gcp-storage-emulator==2026.7.19",
 ];
 
 /// Programs the requirements put in the venv's `bin/`; a venv missing one is reinstalled.
-const PROGRAMS: &[&str] = &["moto_server", "cfn-lint", "sam", "cargo-lambda"];
+const PROGRAMS: &[&str] = &[
+    "moto_server",
+    "cfn-lint",
+    "sam",
+    "cargo-lambda",
+    "gcp-storage-emulator",
+];
 
 /// The `cargo-zigbuild` version `cargo xtask package` installs into `.tools/cargo`.
 const CARGO_ZIGBUILD_VERSION: &str = "0.24.1";
@@ -60,6 +73,39 @@ pub fn venv_program(venv: &Path, name: &str) -> PathBuf {
 /// The `moto_server` program inside `venv`.
 pub fn moto_server(venv: &Path) -> PathBuf {
     venv_program(venv, "moto_server")
+}
+
+/// The `gcp-storage-emulator` program inside `venv` (`NUBE_GCS_EMULATOR`).
+pub fn gcs_emulator(venv: &Path) -> PathBuf {
+    venv_program(venv, "gcp-storage-emulator")
+}
+
+/// Where Debian's `google-cloud-cli-firestore-emulator` package installs the emulator.
+const PACKAGED_FIRESTORE_EMULATOR: &str =
+    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator";
+
+/// The Cloud Firestore emulator's start script (`NUBE_FIRESTORE_EMULATOR`): the variable
+/// when already set, else the Debian package's, else the one beside `gcloud` on the
+/// `PATH` (`<sdk>/platform/cloud-firestore-emulator/`). `None` when there is none (the
+/// Firestore tests then fail, saying what to install).
+pub fn firestore_emulator() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NUBE_FIRESTORE_EMULATOR").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let packaged = PathBuf::from(PACKAGED_FIRESTORE_EMULATOR);
+    if packaged.exists() {
+        return Some(packaged);
+    }
+    let gcloud = std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join("gcloud"))
+        .find(|p| p.exists())?;
+    let sdk = std::fs::canonicalize(gcloud)
+        .ok()?
+        .parent()?
+        .parent()?
+        .to_owned();
+    Some(sdk.join("platform/cloud-firestore-emulator/cloud_firestore_emulator"))
+        .filter(|p| p.exists())
 }
 
 /// The `cargo-lambda` program inside `venv` (run as `cargo-lambda lambda watch ...`).

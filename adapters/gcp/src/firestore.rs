@@ -377,6 +377,119 @@ pub fn json_fields_to_json(fields: Option<&Json>) -> Result<Map<String, Json>, D
     }
 }
 
+/// A Firestore value in proto3 JSON (`{"integerValue": "5"}`, what the Firestore REST
+/// API and the emulator return) as the protobuf [`proto::Value`] Eventarc sends: the
+/// reverse of reading `DocumentEventData`, for building events from stored documents.
+pub fn json_value_to_proto(value: &Json) -> Result<proto::Value, DecodeError> {
+    use proto::value::ValueType as V;
+    let Some((kind, inner)) = value
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.ends_with("Value")))
+    else {
+        return Err(DecodeError::new(format!(
+            "{value} is not a Firestore value (an object such as {{\"stringValue\": \"x\"}})"
+        )));
+    };
+    let wrong = |what: &str| DecodeError::new(format!("{kind} is {inner}, not {what}"));
+    let timestamp = |text: &str| -> Result<proto::Timestamp, DecodeError> {
+        let t = DateTime::parse_from_rfc3339(text).map_err(|_| wrong("an RFC 3339 time"))?;
+        Ok(proto::Timestamp {
+            seconds: t.timestamp(),
+            nanos: t.timestamp_subsec_nanos() as i32,
+        })
+    };
+    let kind_value = match kind.as_str() {
+        "nullValue" => V::NullValue(0),
+        "booleanValue" => V::BooleanValue(inner.as_bool().ok_or_else(|| wrong("a boolean"))?),
+        "integerValue" => V::IntegerValue(match inner {
+            Json::String(s) => s.parse().map_err(|_| wrong("an int64"))?,
+            other => other.as_i64().ok_or_else(|| wrong("an int64"))?,
+        }),
+        "doubleValue" => V::DoubleValue(match inner {
+            Json::String(s) => s.parse().map_err(|_| wrong("a double"))?,
+            other => other.as_f64().ok_or_else(|| wrong("a double"))?,
+        }),
+        "timestampValue" => {
+            V::TimestampValue(timestamp(inner.as_str().ok_or_else(|| wrong("a time"))?)?)
+        }
+        "stringValue" => V::StringValue(inner.as_str().ok_or_else(|| wrong("a string"))?.into()),
+        "referenceValue" => {
+            V::ReferenceValue(inner.as_str().ok_or_else(|| wrong("a string"))?.into())
+        }
+        "bytesValue" => V::BytesValue(
+            base64::engine::general_purpose::STANDARD
+                .decode(inner.as_str().ok_or_else(|| wrong("base64 text"))?)
+                .map_err(|_| wrong("base64 text"))?,
+        ),
+        "geoPointValue" => V::GeoPointValue(proto::LatLng {
+            latitude: inner.get("latitude").and_then(Json::as_f64).unwrap_or(0.0),
+            longitude: inner.get("longitude").and_then(Json::as_f64).unwrap_or(0.0),
+        }),
+        "arrayValue" => V::ArrayValue(proto::ArrayValue {
+            values: inner
+                .get("values")
+                .and_then(Json::as_array)
+                .map(|vs| vs.iter().map(json_value_to_proto).collect())
+                .transpose()?
+                .unwrap_or_default(),
+        }),
+        "mapValue" => V::MapValue(proto::MapValue {
+            fields: json_fields_to_proto(inner.get("fields"))?,
+        }),
+        other => {
+            return Err(DecodeError::new(format!(
+                "{other} is not a Firestore value kind nube knows"
+            )));
+        }
+    };
+    Ok(proto::Value {
+        value_type: Some(kind_value),
+    })
+}
+
+fn json_fields_to_proto(
+    fields: Option<&Json>,
+) -> Result<HashMap<String, proto::Value>, DecodeError> {
+    fields
+        .and_then(Json::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| json_value_to_proto(v).map(|v| (k.clone(), v)))
+                .collect()
+        })
+        .unwrap_or_else(|| Ok(HashMap::new()))
+}
+
+/// A document as the Firestore REST API returns it (`{name, fields, createTime,
+/// updateTime}`) as the protobuf [`proto::Document`].
+pub fn document_from_json(document: &Json) -> Result<proto::Document, DecodeError> {
+    let time = |field: &str| -> Result<Option<proto::Timestamp>, DecodeError> {
+        document
+            .get(field)
+            .and_then(Json::as_str)
+            .map(|t| {
+                let t = DateTime::parse_from_rfc3339(t).map_err(|_| {
+                    DecodeError::new(format!("{field} {t:?} is not an RFC 3339 time"))
+                })?;
+                Ok(proto::Timestamp {
+                    seconds: t.timestamp(),
+                    nanos: t.timestamp_subsec_nanos() as i32,
+                })
+            })
+            .transpose()
+    };
+    Ok(proto::Document {
+        name: document
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        fields: json_fields_to_proto(document.get("fields"))?,
+        create_time: time("createTime")?,
+        update_time: time("updateTime")?,
+    })
+}
+
 /// The created document, from either form of `DocumentEventData`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedDocument {
@@ -493,6 +606,38 @@ fn decode_event(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rest_documents_become_the_protobuf_eventarc_sends() {
+        let rest = serde_json::json!({
+            "name": "projects/p/databases/(default)/documents/orders/o-1",
+            "fields": {
+                "n": {"integerValue": "9007199254740993"},
+                "x": {"doubleValue": 2.5},
+                "at": {"timestampValue": "2026-11-23T10:00:00.123456Z"},
+                "tags": {"arrayValue": {"values": [{"stringValue": "a"}, {"nullValue": null}]}},
+                "m": {"mapValue": {"fields": {"ok": {"booleanValue": true}}}},
+                "raw": {"bytesValue": "AAE="},
+                "here": {"geoPointValue": {"latitude": 1.5, "longitude": -2.0}},
+                "ref": {"referenceValue": "projects/p/databases/(default)/documents/users/u1"}
+            },
+            "createTime": "2026-11-23T10:00:01Z",
+            "updateTime": "2026-11-23T10:00:01Z"
+        });
+        let document = super::document_from_json(&rest).unwrap();
+        let bytes = prost::Message::encode_to_vec(&super::proto::DocumentEventData {
+            value: Some(document),
+            old_value: None,
+            update_mask: None,
+        });
+        let from_protobuf = super::decode_protobuf(&bytes).unwrap();
+        let from_json = super::decode_json(&serde_json::json!({"value": rest})).unwrap();
+        assert_eq!(from_protobuf, from_json);
+        assert_eq!(
+            from_protobuf.fields["n"],
+            serde_json::json!(9007199254740993_i64)
+        );
+    }
+
     use super::proto::value::ValueType as V;
     use super::*;
     use serde_json::json;

@@ -29,13 +29,15 @@
 //!
 //! # Writes
 //!
-//! Each write is one Firestore request with a precondition, so it is atomic: `create` is
-//! `CreateDocument` (`ALREADY_EXISTS` is [`StoreError::Conflict`]); `put` is an
-//! `UpdateDocument` without mask or precondition (an upsert that replaces every field);
-//! `update` is `UpdateDocument` with the precondition `updateTime = version`, and
-//! `delete` is `DeleteDocument` with that precondition (or `exists = true` when no version
-//! is given, so that a missing document reads as `Ok(false)`). A failed precondition is
-//! told apart from a missing document by reading the document again.
+//! `create` is one `CreateDocument` (`ALREADY_EXISTS` is [`StoreError::Conflict`]); `put`
+//! one `UpdateDocument` without mask or precondition (an upsert that replaces every field);
+//! an unversioned `delete` one `DeleteDocument` with the precondition `exists = true`, so
+//! a missing document reads as `Ok(false)`. `update` and a versioned `delete` run in a
+//! transaction: read the document, compare its update time with the version, write with
+//! the precondition `updateTime = version`, commit (retried when Firestore aborts it for
+//! contention). A lone write with that precondition would do on Firestore, but the
+//! emulator lets two concurrent writes at one version both pass; the transaction holds on
+//! both, and tells [`StoreError::NotFound`] from [`StoreError::PreconditionFailed`].
 //!
 //! # Queries
 //!
@@ -84,10 +86,11 @@ use chrono::{DateTime, SecondsFormat};
 use firestore::errors::FirestoreError;
 use firestore::gcloud_sdk::google::firestore::v1 as pb;
 use firestore::{
-    FirestoreDb, FirestoreDbOptions, FirestoreQueryCursor, FirestoreQueryDirection,
-    FirestoreQueryFilter, FirestoreQueryFilterCompare, FirestoreQueryFilterComposite,
-    FirestoreQueryFilterCompositeOperator, FirestoreQueryFilterUnary, FirestoreQueryOrder,
-    FirestoreValue, FirestoreWritePrecondition,
+    FirestoreConsistencySelector, FirestoreDb, FirestoreDbOptions, FirestoreQueryCursor,
+    FirestoreQueryDirection, FirestoreQueryFilter, FirestoreQueryFilterCompare,
+    FirestoreQueryFilterComposite, FirestoreQueryFilterCompositeOperator,
+    FirestoreQueryFilterUnary, FirestoreQueryOrder, FirestoreTransactionOps, FirestoreValue,
+    FirestoreWritePrecondition,
 };
 use prost::Message;
 use serde_json::{Map, Value};
@@ -339,7 +342,11 @@ impl FirestoreStore {
             unreachable!("validate_write checks that the value is an object")
         };
         let document = pb::Document {
-            name: at.document_name(id),
+            // CreateDocument names the document through its request, not the document.
+            name: match rule {
+                Rule::Create => String::new(),
+                _ => at.document_name(id),
+            },
             fields: to_fields(&fields)?,
             ..Default::default()
         };
@@ -365,19 +372,15 @@ impl FirestoreStore {
                     .await
             }
             Rule::Update(expected) => {
-                let Some(time) = parse_version(expected) else {
-                    return Err(self
-                        .failed_precondition(&at, collection, id, expected)
-                        .await);
-                };
-                self.db
-                    .fluent()
-                    .update()
-                    .in_col(at.collection_id.as_str())
-                    .precondition(FirestoreWritePrecondition::UpdateTime(time))
-                    .document(document)
-                    .execute()
-                    .await
+                let version = self
+                    .guarded(&at, collection, id, expected, Some(document))
+                    .await?
+                    .ok_or_else(|| corrupt(&at, id, "Firestore returned no update time".into()))?;
+                return Ok(Document {
+                    id: id.to_owned(),
+                    version,
+                    value: Value::Object(fields),
+                });
             }
         };
         match written {
@@ -396,38 +399,111 @@ impl FirestoreStore {
                     id: id.to_owned(),
                 })
             }
-            Err(e) if code(&e) == Some("FailedPrecondition") || code(&e) == Some("NotFound") => {
-                match rule {
-                    Rule::Update(expected) => Err(self
-                        .failed_precondition(&at, collection, id, expected)
-                        .await),
-                    _ => Err(write_error("write", &at, id, e)),
-                }
-            }
             Err(e) => Err(write_error("write", &at, id, e)),
         }
     }
 
-    /// The error for an update whose precondition failed: `NotFound` when the document is
-    /// gone, `PreconditionFailed` when it changed.
-    async fn failed_precondition(
+    /// Replaces (`Some(document)`) or deletes (`None`) the document only while its version
+    /// is `expected`: in a transaction that reads the document, compares its update time
+    /// and writes with the precondition `updateTime = expected`. (A lone write with that
+    /// precondition is atomic on Firestore, but not on the emulator, where two concurrent
+    /// writes at one version can both pass; the transaction holds on both.) Returns the new
+    /// version of a replaced document; `NotFound` when the document is gone (`Ok(None)`
+    /// for a delete, which the caller reads as nothing deleted).
+    async fn guarded(
         &self,
         at: &Location,
         collection: &str,
         id: &str,
         expected: &Version,
-    ) -> StoreError {
-        match self.read(at, id).await {
-            Ok(None) => StoreError::NotFound {
-                collection: collection.to_owned(),
-                id: id.to_owned(),
-            },
-            Ok(Some(_)) => StoreError::PreconditionFailed {
-                collection: collection.to_owned(),
-                id: id.to_owned(),
-                expected: expected.to_string(),
-            },
-            Err(e) => e,
+        document: Option<pb::Document>,
+    ) -> Result<Option<Version>, StoreError> {
+        let stale = || StoreError::PreconditionFailed {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+            expected: expected.to_string(),
+        };
+        let gone = || StoreError::NotFound {
+            collection: collection.to_owned(),
+            id: id.to_owned(),
+        };
+        let op = if document.is_some() {
+            "update"
+        } else {
+            "delete"
+        };
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let tx = self
+                .db
+                .begin_transaction()
+                .await
+                .map_err(|e| request_error(op, at, id, e))?;
+            let in_tx =
+                self.db
+                    .clone_with_consistency_selector(FirestoreConsistencySelector::Transaction(
+                        tx.transaction_id().clone(),
+                    ));
+            let current = in_tx
+                .fluent()
+                .select()
+                .by_id_in(at.collection_id.as_str())
+                .parent(at.parent.as_str())
+                .one(id)
+                .await;
+            let verdict = match &current {
+                Ok(None) => Some(gone()),
+                Ok(Some(doc)) if version_of(doc).as_ref() != Some(expected) => Some(stale()),
+                Ok(Some(_)) => None,
+                Err(_) => None,
+            };
+            if let Some(verdict) = verdict {
+                let _ = tx.rollback().await;
+                return Err(verdict);
+            }
+            if let Err(e) = current {
+                let _ = tx.rollback().await;
+                if code(&e) == Some("Aborted") && attempt < 10 {
+                    continue;
+                }
+                return Err(request_error(op, at, id, e));
+            }
+            let time = parse_version(expected).ok_or_else(stale)?;
+            let write = pb::Write {
+                operation: Some(match &document {
+                    Some(doc) => pb::write::Operation::Update(doc.clone()),
+                    None => pb::write::Operation::Delete(at.document_name(id)),
+                }),
+                current_document: Some(pb::Precondition {
+                    condition_type: Some(pb::precondition::ConditionType::UpdateTime(
+                        firestore::timestamp_utils::to_timestamp(time),
+                    )),
+                }),
+                ..Default::default()
+            };
+            let mut tx = tx;
+            if let Err(e) = tx.add(QueuedWrite(write)) {
+                let _ = tx.rollback().await;
+                return Err(request_error(op, at, id, e));
+            }
+            match tx.commit().await {
+                Ok(response) => {
+                    return Ok(response
+                        .write_results
+                        .first()
+                        .and_then(|r| r.update_time)
+                        .and_then(instant_version));
+                }
+                Err(e) if code(&e) == Some("Aborted") && attempt < 10 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt)))
+                        .await;
+                }
+                Err(e) if code(&e) == Some("FailedPrecondition") => return Err(stale()),
+                Err(e) if code(&e) == Some("NotFound") => return Err(gone()),
+                Err(e) if document.is_some() => return Err(write_error(op, at, id, e)),
+                Err(e) => return Err(request_error(op, at, id, e)),
+            }
         }
     }
 
@@ -489,46 +565,26 @@ impl DocumentStore for FirestoreStore {
     ) -> Result<bool, StoreError> {
         validate_key(collection, id)?;
         let at = self.location(collection)?;
-        let precondition = match expected {
-            None => FirestoreWritePrecondition::Exists(true),
-            Some(v) => match parse_version(v) {
-                Some(time) => FirestoreWritePrecondition::UpdateTime(time),
-                None => {
-                    return match self.read(&at, id).await? {
-                        None => Ok(false),
-                        Some(_) => Err(StoreError::PreconditionFailed {
-                            collection: collection.to_owned(),
-                            id: id.to_owned(),
-                            expected: v.to_string(),
-                        }),
-                    };
-                }
-            },
-        };
+        if let Some(expected) = expected {
+            return match self.guarded(&at, collection, id, expected, None).await {
+                Ok(_) => Ok(true),
+                Err(StoreError::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
         let deleted = self
             .db
             .fluent()
             .delete()
             .from(at.collection_id.as_str())
             .parent(at.parent.as_str())
-            .precondition(precondition)
+            .precondition(FirestoreWritePrecondition::Exists(true))
             .document_id(id)
             .execute()
             .await;
         match deleted {
             Ok(()) => Ok(true),
             Err(FirestoreError::DataNotFoundError(_)) => Ok(false),
-            Err(e) if code(&e) == Some("FailedPrecondition") => match expected {
-                Some(v) => match self.read(&at, id).await? {
-                    None => Ok(false),
-                    Some(_) => Err(StoreError::PreconditionFailed {
-                        collection: collection.to_owned(),
-                        id: id.to_owned(),
-                        expected: v.to_string(),
-                    }),
-                },
-                None => Ok(false),
-            },
             Err(e) => Err(request_error("delete", &at, id, e)),
         }
     }
@@ -653,8 +709,9 @@ impl Plan {
 fn pushed_filter(field: &str, op: Op, value: &Value) -> Option<FirestoreQueryFilter> {
     let path = field_path(field);
     if value.is_null() {
-        return (op == Op::Eq)
-            .then(|| FirestoreQueryFilter::Unary(FirestoreQueryFilterUnary::IsNull(path)));
+        return (op == Op::Eq).then_some(FirestoreQueryFilter::Unary(
+            FirestoreQueryFilterUnary::IsNull(path),
+        ));
     }
     let pushable = match value {
         Value::String(_) => true,
@@ -816,6 +873,25 @@ fn version_of(doc: &pb::Document) -> Option<Version> {
     Some(Version::new(
         time.to_rfc3339_opts(SecondsFormat::Nanos, true),
     ))
+}
+
+/// The version of a commit's update time.
+fn instant_version(t: firestore::FirestoreInstant) -> Option<Version> {
+    let time = DateTime::from_timestamp(t.as_second(), u32::try_from(t.subsec_nanosecond()).ok()?)?;
+    Some(Version::new(
+        time.to_rfc3339_opts(SecondsFormat::Nanos, true),
+    ))
+}
+
+/// A protobuf write queued on a transaction as it is.
+struct QueuedWrite(pb::Write);
+
+impl TryFrom<QueuedWrite> for pb::Write {
+    type Error = FirestoreError;
+
+    fn try_from(w: QueuedWrite) -> Result<Self, Self::Error> {
+        Ok(w.0)
+    }
 }
 
 /// The update time a version stands for; `None` for text this store did not write.

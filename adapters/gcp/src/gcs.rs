@@ -8,8 +8,10 @@
 //! `GOOGLE_APPLICATION_CREDENTIALS`, else the metadata server (on Cloud Run: the
 //! service's account), and the endpoint from `GOOGLE_BASE_URL` (default
 //! `https://storage.googleapis.com`). An emulator or a fake server is reached with
-//! `GOOGLE_BASE_URL=http://127.0.0.1:PORT` and `GOOGLE_SKIP_SIGNATURE=true` (no
-//! credentials), or with the same settings on the builder given to [`bucket_with`].
+//! `GOOGLE_BASE_URL=http://127.0.0.1:PORT` and a stand-in key that turns OAuth off,
+//! `GOOGLE_SERVICE_ACCOUNT_KEY={"private_key": "", "private_key_id": "", "client_email": "",
+//! "disable_oauth": true}` (object_store 0.14's `GOOGLE_SKIP_SIGNATURE` still fetches a
+//! token for uploads), or with the same settings on the builder given to [`bucket_with`].
 
 use std::sync::Arc;
 
@@ -107,7 +109,9 @@ mod tests {
         let builder = || {
             GoogleCloudStorageBuilder::new()
                 .with_base_url("http://127.0.0.1:1")
-                .with_skip_signature(true)
+                .with_service_account_key(
+                    r#"{"private_key": "", "private_key_id": "", "client_email": "", "disable_oauth": true}"#,
+                )
         };
         let b = bucket_with("uploads", "physical-uploads", builder()).unwrap();
         assert_eq!(b.name(), "uploads");

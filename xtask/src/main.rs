@@ -95,7 +95,10 @@ fn main() -> ExitCode {
 /// Runs `cmd`, echoing it; an error names the command and its exit status.
 pub(crate) fn run_cmd(cmd: &mut std::process::Command) -> Result<(), String> {
     eprintln!("    Running `{}`", describe(cmd));
+    // xtask's stdout carries its results (`cargo xtask tools`' variables, reports);
+    // what the programs it runs print goes to stderr, with its progress.
     let status = cmd
+        .stdout(std::io::stderr())
         .status()
         .map_err(|e| format!("could not start `{}`: {e}", describe(cmd)))?;
     if status.success() {

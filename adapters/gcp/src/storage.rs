@@ -7,7 +7,7 @@
 //! | `bucket` | `data.bucket` (else the bucket in `source`), mapped to the app's logical bucket ([`crate::names`]) |
 //! | `key` | `data.name` as it is: Google sends it raw, not URL-encoded (else `subject` less `objects/`) |
 //! | `size` | `data.size`: int64 as proto3 JSON writes it (a string), or a number |
-//! | `content_type`, `etag` | `data.contentType`, `data.etag` |
+//! | `content_type`, `etag` | `data.contentType`; `data.md5Hash` as hex (the XML API's `ETag`, what `Bucket::head` reports; none for composite objects) |
 //! | `time` | `data.timeCreated`, else `data.updated`, else the CloudEvent `time` |
 
 use chrono::{DateTime, Utc};
@@ -116,15 +116,40 @@ fn decode_data(
         key,
         size,
         content_type: text("contentType").map(str::to_owned),
-        etag: text("etag").map(str::to_owned),
+        etag: text("md5Hash").and_then(md5_hex),
         time,
         raw: RawEvent::new(Provider::Gcp, raw_payload(event, mode)),
     })
 }
 
+/// The object's MD5 (`md5Hash`, base64) in lower-case hex: the `ETag` Cloud Storage's
+/// XML API (and so object_store, and `Bucket::head`) reports for a non-composite
+/// object. The event's own `etag` is the JSON API's, which never equals it, so it is
+/// not used; composite objects have no MD5 and get no etag (consumers then compare
+/// size and time).
+fn md5_hex(md5_base64: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(md5_base64)
+        .ok()
+        .filter(|b| b.len() == 16)?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etags_are_the_md5_in_hex_as_the_xml_api_reports_it() {
+        // The same MD5 in the two encodings: the event's md5Hash and the XML API's ETag.
+        assert_eq!(
+            md5_hex("fM9z6ibZYoF6zHEA1/bMsw==").as_deref(),
+            Some("7ccf73ea26d962817acc7100d7f6ccb3")
+        );
+        assert_eq!(md5_hex("not base64"), None);
+        assert_eq!(md5_hex("AAE="), None);
+    }
     use cloudevents::{EventBuilder, EventBuilderV10};
     use serde_json::json;
 

@@ -42,12 +42,16 @@ fn main() {
             let request = || Request::get("/hello").body(Body::empty()).unwrap();
             let started = Instant::now();
             let response = nube.clone().oneshot(request()).await.unwrap();
-            let body = axum::body::to_bytes(response.into_body(), 64).await.unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 64)
+                .await
+                .unwrap();
             let took = started.elapsed();
             assert_eq!(&body[..], b"hello");
             let started = Instant::now();
             let response = bare.clone().oneshot(request()).await.unwrap();
-            let body = axum::body::to_bytes(response.into_body(), 64).await.unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 64)
+                .await
+                .unwrap();
             let bare_took = started.elapsed();
             assert_eq!(&body[..], b"hello");
             if i >= n {

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use super::aws::{
-    AppPackage, PROFILE, app_package, build_args, count, ensure_std_installed, host_manifest,
-    pretty, run_manifest, write,
+    AppPackage, PROFILE, app_package, build_args, ensure_std_installed, host_manifest, pretty,
+    run_manifest, write,
 };
 use super::elf;
 use crate::{root, run_cmd, tools};
@@ -152,18 +152,15 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
         secs / 60,
         secs % 60
     );
+    let wired = manifest
+        .functions
+        .iter()
+        .filter(|f| !matches!(f.trigger, nube::manifest::TriggerManifest::Http { .. }))
+        .count();
     eprintln!(
-        "      {}  {bin} (static, {} bytes), Dockerfile, service.yaml, {}",
+        "      {}  {bin} (static, {} bytes), Dockerfile, service.yaml, triggers.yaml and deploy.sh ({wired} Eventarc triggers and Scheduler jobs)",
         relative.display(),
         bytes.len(),
-        count(
-            manifest
-                .functions
-                .iter()
-                .filter(|f| !matches!(f.trigger, nube::manifest::TriggerManifest::Http { .. }))
-                .count(),
-            "trigger or job",
-        )
     );
     eprintln!(
         "    Deploy with gcloud:\n      cd {} && gcloud builds submit --tag {} && ./deploy.sh",

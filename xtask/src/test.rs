@@ -7,7 +7,7 @@ use crate::{cargo, run_cmd, tools};
 /// Options of `cargo xtask test`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Skip `cargo fmt --check` and clippy; run only the tests.
+    /// Skip `cargo fmt --check`, clippy and rustdoc; run only the tests.
     #[arg(long)]
     pub no_lint: bool,
     /// Only run tests whose name contains this text (passed to the test harness).
@@ -29,6 +29,19 @@ pub fn run(args: Args) -> Result<(), String> {
             "warnings",
         ]))
         .map_err(|e| format!("{e}\n  fix the clippy findings above"))?;
+        // Every public item documented, and every doc link resolving.
+        run_cmd(
+            cargo()
+                .args([
+                    "doc",
+                    "--workspace",
+                    "--no-deps",
+                    "--all-features",
+                    "--quiet",
+                ])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )
+        .map_err(|e| format!("{e}\n  fix the rustdoc warnings above"))?;
     }
     // The AWS backends' tests run against moto, and the delivery app's Lambda end-to-end
     // test also against cargo-lambda's emulator; they fail (never skip) without them.

@@ -45,7 +45,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::
 pub mod option {
     use super::*;
 
-    /// Serde: writes [`text`](super::text) or null.
+    /// Serde: writes [`text`] or null.
     pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => s.serialize_some(&super::text(t)),

@@ -28,12 +28,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use async_trait::async_trait;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::FutureExt;
 use lambda_runtime::LambdaEvent;
 use nube::axum::Router;
-use nube::store::{Document, DocumentStore, Page, Query, StoreError};
+use nube::store::{DocumentStore, NoDocumentStore};
 use nube::{App, Context, Event, Function, Provider, Resources, Trigger};
 use serde_json::Value;
 
@@ -422,82 +421,13 @@ pub async fn handle(
     dispatcher.handle(payload, lambda, deadline).await
 }
 
-/// A document store for apps that declare no collections: every call fails, saying
-/// how to declare one.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoDocumentStore;
-
-impl NoDocumentStore {
-    fn refuse(collection: &str) -> StoreError {
-        StoreError::Backend {
-            backend: "none",
-            message: format!(
-                "collection {collection:?} has no store: this app declares no collections; declare it with .collection({collection:?}) and build nube-aws with the \"dynamodb\" feature"
-            ),
-            source: None,
-        }
-    }
-}
-
-#[async_trait]
-impl DocumentStore for NoDocumentStore {
-    fn backend(&self) -> &'static str {
-        "none"
-    }
-
-    async fn get(&self, collection: &str, _id: &str) -> Result<Option<Document>, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn create(
-        &self,
-        collection: &str,
-        _id: &str,
-        _value: Value,
-    ) -> Result<Document, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn put(
-        &self,
-        collection: &str,
-        _id: &str,
-        _value: Value,
-    ) -> Result<Document, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn update(
-        &self,
-        collection: &str,
-        _id: &str,
-        _value: Value,
-        _expected: &nube::Version,
-    ) -> Result<Document, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn delete(
-        &self,
-        collection: &str,
-        _id: &str,
-        _expected: Option<&nube::Version>,
-    ) -> Result<bool, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn query(&self, collection: &str, _query: &Query) -> Result<Page, StoreError> {
-        Err(Self::refuse(collection))
-    }
-}
-
 #[cfg(feature = "dynamodb")]
 async fn document_store(
     app: &App,
     _names: &ResourceNames,
 ) -> Result<Arc<dyn DocumentStore>, InitError> {
     if app.collections().next().is_none() {
-        return Ok(Arc::new(NoDocumentStore));
+        return Ok(Arc::new(NoDocumentStore::new("nube-aws", "dynamodb")));
     }
     let store = crate::dynamodb::DynamoDbStore::from_env()
         .await
@@ -512,7 +442,7 @@ async fn document_store(
 ) -> Result<Arc<dyn DocumentStore>, InitError> {
     let collections: Vec<&str> = app.collections().collect();
     if collections.is_empty() {
-        return Ok(Arc::new(NoDocumentStore));
+        return Ok(Arc::new(NoDocumentStore::new("nube-aws", "dynamodb")));
     }
     Err(InitError(format!(
         "app {} declares collections ({}), and this build of nube-aws has no document store: enable the \"dynamodb\" feature of nube-aws",

@@ -25,14 +25,13 @@ use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use http::StatusCode;
-use nube::store::{Document, DocumentStore, Page, Query, StoreError};
+use nube::store::{DocumentStore, NoDocumentStore};
 use nube::{App, Context, Error, ErrorKind, Event, Function, Provider, Resources, Trigger};
 use serde_json::{Map, Value};
 use tower::ServiceExt;
@@ -441,68 +440,10 @@ fn invocation_answer(status: StatusCode, response: &InvocationResponse) -> Respo
         .unwrap_or_else(|_| status.into_response())
 }
 
-/// A document store for apps without collections: every call fails, saying why.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoDocumentStore;
-
-impl NoDocumentStore {
-    fn refuse(collection: &str) -> StoreError {
-        StoreError::Backend {
-            backend: "none",
-            message: format!(
-                "collection {collection:?} has no store: this app declares no collections; declare it with .collection({collection:?}) and build nube-azure with the \"cosmos\" feature"
-            ),
-            source: None,
-        }
-    }
-}
-
-#[async_trait]
-impl DocumentStore for NoDocumentStore {
-    fn backend(&self) -> &'static str {
-        "none"
-    }
-
-    async fn get(&self, collection: &str, _id: &str) -> Result<Option<Document>, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn create(&self, collection: &str, _id: &str, _v: Value) -> Result<Document, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn put(&self, collection: &str, _id: &str, _v: Value) -> Result<Document, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn update(
-        &self,
-        collection: &str,
-        _id: &str,
-        _v: Value,
-        _expected: &nube::Version,
-    ) -> Result<Document, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn delete(
-        &self,
-        collection: &str,
-        _id: &str,
-        _expected: Option<&nube::Version>,
-    ) -> Result<bool, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn query(&self, collection: &str, _query: &Query) -> Result<Page, StoreError> {
-        Err(Self::refuse(collection))
-    }
-}
-
 #[cfg(feature = "cosmos")]
 async fn document_store(app: &App) -> Result<Arc<dyn DocumentStore>, InitError> {
     if app.collections().next().is_none() {
-        return Ok(Arc::new(NoDocumentStore));
+        return Ok(Arc::new(NoDocumentStore::new("nube-azure", "cosmos")));
     }
     let store = crate::cosmos::CosmosStore::from_env()
         .await
@@ -514,7 +455,7 @@ async fn document_store(app: &App) -> Result<Arc<dyn DocumentStore>, InitError> 
 async fn document_store(app: &App) -> Result<Arc<dyn DocumentStore>, InitError> {
     let collections: Vec<&str> = app.collections().collect();
     if collections.is_empty() {
-        return Ok(Arc::new(NoDocumentStore));
+        return Ok(Arc::new(NoDocumentStore::new("nube-azure", "cosmos")));
     }
     Err(InitError(format!(
         "app {} declares collections ({}), and this build of nube-azure has no document store: enable its \"cosmos\" feature",
@@ -703,7 +644,7 @@ mod tests {
         let resources = resources_from_env(&App::new("t")).await.unwrap();
         assert!(matches!(
             resources.documents().get("x", "y").await,
-            Err(StoreError::Backend {
+            Err(nube::store::StoreError::Backend {
                 backend: "none",
                 ..
             })

@@ -48,5 +48,5 @@ pub mod names;
 pub mod payload;
 pub mod timer;
 
-pub use dispatch::{InitError, NoDocumentStore, Runtime, resources_from_env, run, serve};
+pub use dispatch::{InitError, Runtime, resources_from_env, run, serve};
 pub use error::DecodeError;

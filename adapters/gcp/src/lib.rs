@@ -52,5 +52,5 @@ pub mod server;
 pub mod storage;
 
 pub use error::DecodeError;
-pub use resources::{NoDocumentStore, resources_from_env};
+pub use resources::resources_from_env;
 pub use server::{Config, InitError, Revision, Server, run, serve};

@@ -7,81 +7,10 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use nube::store::{Document, DocumentStore, Page, Query, StoreError};
+use nube::store::{DocumentStore, NoDocumentStore};
 use nube::{App, Resources};
 
 use crate::server::InitError;
-use serde_json::Value;
-
-/// A document store that refuses every call, saying that this build of nube-gcp has no
-/// document store (or the app declares no collections).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoDocumentStore;
-
-impl NoDocumentStore {
-    fn refuse(collection: &str) -> StoreError {
-        StoreError::Backend {
-            backend: "none",
-            message: format!(
-                "collection {collection:?} has no store: build nube-gcp with its \"firestore\" feature, and declare the collection in the app"
-            ),
-            source: None,
-        }
-    }
-}
-
-#[async_trait]
-impl DocumentStore for NoDocumentStore {
-    fn backend(&self) -> &'static str {
-        "none"
-    }
-
-    async fn get(&self, collection: &str, _id: &str) -> Result<Option<Document>, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn create(
-        &self,
-        collection: &str,
-        _id: &str,
-        _value: Value,
-    ) -> Result<Document, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn put(
-        &self,
-        collection: &str,
-        _id: &str,
-        _value: Value,
-    ) -> Result<Document, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn update(
-        &self,
-        collection: &str,
-        _id: &str,
-        _value: Value,
-        _expected: &nube::Version,
-    ) -> Result<Document, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn delete(
-        &self,
-        collection: &str,
-        _id: &str,
-        _expected: Option<&nube::Version>,
-    ) -> Result<bool, StoreError> {
-        Err(Self::refuse(collection))
-    }
-
-    async fn query(&self, collection: &str, _query: &Query) -> Result<Page, StoreError> {
-        Err(Self::refuse(collection))
-    }
-}
 
 /// The app's stores on Google Cloud: Firestore for its collections (feature
 /// `firestore`, [`crate::firestore_store`]) and Cloud Storage for its buckets (feature
@@ -101,7 +30,7 @@ pub async fn resources_from_env(app: &App) -> Result<Resources, InitError> {
 #[cfg(feature = "firestore")]
 async fn document_store(app: &App) -> Result<Arc<dyn DocumentStore>, InitError> {
     if app.collections().next().is_none() {
-        return Ok(Arc::new(NoDocumentStore));
+        return Ok(Arc::new(NoDocumentStore::new("nube-gcp", "firestore")));
     }
     let store = crate::firestore_store::FirestoreStore::from_env()
         .await
@@ -118,7 +47,7 @@ async fn document_store(app: &App) -> Result<Arc<dyn DocumentStore>, InitError> 
             "this build of nube-gcp has no document store (enable its \"firestore\" feature): these collections' triggers work, reading or writing them fails"
         );
     }
-    Ok(Arc::new(NoDocumentStore))
+    Ok(Arc::new(NoDocumentStore::new("nube-gcp", "firestore")))
 }
 
 #[cfg(feature = "gcs")]

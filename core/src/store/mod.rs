@@ -15,6 +15,7 @@ mod collection;
 #[cfg(feature = "testing")]
 pub mod contract;
 mod memory;
+mod no_store;
 mod query;
 pub mod timestamp;
 
@@ -26,6 +27,7 @@ use serde_json::Value;
 
 pub use collection::Collection;
 pub use memory::{DocumentWritten, MemoryStore};
+pub use no_store::NoDocumentStore;
 pub use query::{Direction, Filter, Op, Page, Query, compare_values, evaluate, field};
 
 /// An opaque version of a stored document (a counter, an ETag, an update time):

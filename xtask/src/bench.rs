@@ -63,12 +63,6 @@ struct Server {
     binary: PathBuf,
 }
 
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -142,18 +136,34 @@ fn ms(text: &str) -> Option<f64> {
     })
 }
 
-fn wrk(port: u16, args: &Args) -> Result<Load, String> {
-    let out = Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{}", args.connections),
-            &format!("-d{}s", args.seconds),
-            "--latency",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/todos"))
+/// What one load run found.
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// `wrk -t1 -c<connections> -d<seconds>s --latency [-s script] url`; fails when wrk saw
+/// error responses or socket errors.
+fn wrk(url: &str, connections: u32, seconds: u32, script: Option<&Path>) -> Result<Load, String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t1",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let out = cmd
+        .arg(url)
         .output()
         .map_err(|e| format!("cannot run wrk ({e}); install it with `apt-get install wrk`"))?;
     let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        return Err(format!("wrk saw errors:\n{text}"));
+    }
     let find = |prefix: &str| {
         text.lines()
             .map(str::trim)
@@ -161,9 +171,6 @@ fn wrk(port: u16, args: &Args) -> Result<Load, String> {
             .and_then(|l| l.split_whitespace().nth(1))
             .map(str::to_owned)
     };
-    if text.contains("Non-2xx") {
-        return Err(format!("wrk saw error responses:\n{text}"));
-    }
     Ok(Load {
         rps: find("Requests/sec:")
             .and_then(|v| v.parse().ok())
@@ -175,6 +182,12 @@ fn wrk(port: u16, args: &Args) -> Result<Load, String> {
             .and_then(|v| ms(&v))
             .ok_or("wrk printed no p99")?,
     })
+}
+
+/// The median of `values` (sorts them).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -253,7 +266,12 @@ fn local(args: &Args) -> Result<(), String> {
                 }
             }
         }
-        let load = wrk(port, args);
+        let load = wrk(
+            &format!("http://127.0.0.1:{port}/todos"),
+            args.connections,
+            args.seconds,
+            None,
+        );
         let _ = child.kill();
         let _ = child.wait();
         rows.push((server.name, starts[starts.len() / 2], rss, load?));

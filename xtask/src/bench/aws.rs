@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use super::Args;
+use super::{Args, median};
 use crate::package::aws as package;
 use crate::{root, run_cmd};
 
@@ -763,11 +763,6 @@ impl Stats {
             count: us.len(),
         }
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn mb(bytes: u64) -> String {

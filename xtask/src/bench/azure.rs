@@ -19,7 +19,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Args, free_port, ms, rss_kib};
+use super::{Args, Load, free_port, median, rss_kib, wrk};
 use crate::{cargo, root, run_cmd};
 
 /// What the host posts for a timer trigger (the `Data.timer` binding as a JSON string,
@@ -61,54 +61,6 @@ impl Subject {
     }
 }
 
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-fn wrk(
-    port: u16,
-    script: &std::path::Path,
-    connections: u32,
-    seconds: u32,
-) -> Result<Load, String> {
-    let out = Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            "-s",
-        ])
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{port}/tick"))
-        .output()
-        .map_err(|e| format!("cannot run wrk ({e}); install it with `apt-get install wrk`"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.contains("Non-2xx") || text.contains("Socket errors") {
-        return Err(format!("wrk saw errors:\n{text}"));
-    }
-    let find = |prefix: &str| {
-        text.lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .map(str::to_owned)
-    };
-    Ok(Load {
-        rps: find("Requests/sec:")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("unexpected wrk output:\n{text}"))?,
-        p50_ms: find("50%")
-            .and_then(|v| ms(&v))
-            .ok_or("wrk printed no p50")?,
-        p99_ms: find("99%")
-            .and_then(|v| ms(&v))
-            .ok_or("wrk printed no p99")?,
-    })
-}
-
 /// Posts the payload once and checks the answer is the host's 200 with `Outputs`.
 fn check(port: u16, name: &str) -> Result<(), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("{name}: {e}"))?;
@@ -125,11 +77,6 @@ fn check(port: u16, name: &str) -> Result<(), String> {
     } else {
         Err(format!("{name} answered the timer payload with:\n{out}"))
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -188,8 +135,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     for _ in 0..rounds {
         for (k, subject) in subjects.iter().enumerate() {
             let (mut child, port, _) = subject.start()?;
-            let load = wrk(port, &script, args.connections, 2)
-                .and_then(|_| wrk(port, &script, args.connections, args.seconds));
+            let url = format!("http://127.0.0.1:{port}/tick");
+            let load = wrk(&url, args.connections, 2, Some(&script))
+                .and_then(|_| wrk(&url, args.connections, args.seconds, Some(&script)));
             let _ = child.kill();
             let _ = child.wait();
             loads[k].push(load.map_err(|e| format!("{}: {e}", subject.name))?);

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Args, free_port, http, ms, rss_kib};
+use super::{Args, Load, free_port, http, median, rss_kib, wrk};
 use crate::{cargo, root, run_cmd};
 
 /// The Functions Framework version installed for the bench.
@@ -66,43 +66,6 @@ impl Subject {
             self.name
         ))
     }
-}
-
-struct Load {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-fn wrk(port: u16, connections: u32, seconds: u32) -> Result<Load, String> {
-    let out = Command::new("wrk")
-        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
-        .arg("--latency")
-        .arg(format!("http://127.0.0.1:{port}/hello"))
-        .output()
-        .map_err(|e| format!("cannot run wrk ({e}); install it with `apt-get install wrk`"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.contains("Non-2xx") || text.contains("Socket errors") {
-        return Err(format!("wrk saw errors:\n{text}"));
-    }
-    let find = |prefix: &str| {
-        text.lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .map(str::to_owned)
-    };
-    Ok(Load {
-        rps: find("Requests/sec:")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("unexpected wrk output:\n{text}"))?,
-        p50_ms: find("50%")
-            .and_then(|v| ms(&v))
-            .ok_or("wrk printed no p50")?,
-        p99_ms: find("99%")
-            .and_then(|v| ms(&v))
-            .ok_or("wrk printed no p99")?,
-    })
 }
 
 /// Installs the Functions Framework into `.tools/node-ff` unless that version is there;
@@ -156,11 +119,6 @@ fn write_node_function(dir: &Path) -> Result<(), String> {
             .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))?;
     }
     Ok(())
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -229,8 +187,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     for _ in 0..rounds {
         for (k, subject) in subjects.iter().enumerate() {
             let (mut child, port, _) = subject.start()?;
-            let warm = wrk(port, args.connections, 2);
-            let load = warm.and_then(|_| wrk(port, args.connections, args.seconds));
+            let url = format!("http://127.0.0.1:{port}/hello");
+            let load = wrk(&url, args.connections, 2, None)
+                .and_then(|_| wrk(&url, args.connections, args.seconds, None));
             let _ = child.kill();
             let _ = child.wait();
             loads[k].push(load.map_err(|e| format!("{}: {e}", subject.name))?);

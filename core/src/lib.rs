@@ -41,6 +41,7 @@ pub mod error;
 pub mod event;
 pub mod http;
 mod invoke;
+pub mod logging;
 pub mod manifest;
 pub mod schedule;
 pub mod store;

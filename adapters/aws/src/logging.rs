@@ -15,8 +15,8 @@
 
 use std::fmt::Write as _;
 
+use nube::logging::FieldsAsJson;
 use serde_json::{Map, Value};
-use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
@@ -27,34 +27,6 @@ use tracing_subscriber::registry::LookupSpan;
 /// Use it with `JsonFields` as the field formatter (as [`init`] does).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LambdaJson;
-
-struct Fields<'a>(&'a mut Map<String, Value>);
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(value.to_string()));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
-    }
-}
 
 impl<S> FormatEvent<S, JsonFields> for LambdaJson
 where
@@ -86,7 +58,7 @@ where
                 }
             }
         }
-        event.record(&mut Fields(&mut fields));
+        event.record(&mut FieldsAsJson(&mut fields));
         if let Some(message) = fields.remove("message") {
             line.insert("message".into(), message);
         }

@@ -21,8 +21,8 @@
 
 use std::fmt::Write as _;
 
+use nube::logging::FieldsAsJson;
 use serde_json::{Map, Value};
-use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
@@ -139,34 +139,6 @@ impl CloudLoggingJson {
     }
 }
 
-struct Fields<'a>(&'a mut Map<String, Value>);
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(value.to_string()));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
-    }
-}
-
 impl<S> FormatEvent<S, JsonFields> for CloudLoggingJson
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -192,7 +164,7 @@ where
                 }
             }
         }
-        event.record(&mut Fields(&mut fields));
+        event.record(&mut FieldsAsJson(&mut fields));
         line.insert(
             "message".into(),
             fields.remove("message").unwrap_or_else(|| Value::from("")),

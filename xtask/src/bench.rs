@@ -46,6 +46,10 @@ pub struct Args {
     /// Start-ups timed per server or function (default: 10 for local and gcp, 20 for aws).
     #[arg(long)]
     pub starts: Option<u32>,
+    /// gcp: `RUST_LOG` for the Rust servers (default: unset, each logs as it does by
+    /// default; `warn` shows what nube's `info` spans cost).
+    #[arg(long, value_name = "FILTER")]
+    pub rust_log: Option<String>,
     /// aws: timed invocations per function, served one at a time.
     #[arg(long, default_value_t = 10_000)]
     pub invocations: u64,

@@ -138,7 +138,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let node_dir = out_dir.join("node-hello");
     write_node_function(&node_dir)?;
     let built = root().join("target/release");
-    let subjects = [
+    let mut subjects = [
         Subject {
             name: "nube (`nube_gcp::run`)",
             command: vec![built.join("nube-gcp-hello").display().to_string()],
@@ -162,6 +162,11 @@ pub fn run(args: &Args) -> Result<(), String> {
             env: vec![("NODE_ENV", "production".into())],
         },
     ];
+    if let Some(filter) = &args.rust_log {
+        for subject in &mut subjects[..2] {
+            subject.env.push(("RUST_LOG", filter.clone()));
+        }
+    }
 
     let starts = args.starts.unwrap_or(10).max(1);
     eprintln!("    Timing cold starts (exec to first 200), {starts} each...");
@@ -209,11 +214,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         })
         .collect();
     let mut md = format!(
-        "`cargo xtask bench gcp --seconds {} --connections {} --rounds {rounds} --starts {starts}` \
+        "`cargo xtask bench gcp --seconds {} --connections {} --rounds {rounds} --starts {starts}{}` \
          (wrk -t1 on the same 2 cores; `GET /hello` answering `hello`; Rust servers built with `--release`; \
          Functions Framework {FUNCTIONS_FRAMEWORK} on Node {})\n\n",
         args.seconds,
         args.connections,
+        args.rust_log
+            .as_ref()
+            .map(|f| format!(" --rust-log {f}"))
+            .unwrap_or_default(),
         node_version()
     );
     md.push_str("| | req/s | p50 ms | p99 ms | cold start ms (exec to first 200, median) | idle RSS MiB |\n|---|---|---|---|---|---|\n");

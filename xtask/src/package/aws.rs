@@ -71,9 +71,7 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
         3,
         "Checking the build tools (Rust std for the target, zig, cargo-zigbuild)",
     );
-    ensure_std_installed(arch.triple())?;
-    let venv = tools::ensure_python_tools()?;
-    let zigbuild = tools::ensure_cargo_zigbuild()?;
+    let build_tools = ensure_build_tools(arch.triple())?;
 
     let zig_target = format!("{}.{}.{}", arch.triple(), MAX_GLIBC.0, MAX_GLIBC.1);
     step(
@@ -82,27 +80,9 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
             "Building the bootstrap: {app} with feature `{FEATURE}` (no default features), profile {PROFILE}, target {zig_target}"
         ),
     );
-    let mut build = Command::new(&zigbuild);
-    build.current_dir(root()).arg("zigbuild");
-    run_cmd(
-        build_args(&mut build, &package.name, &[&package.bin], &[FEATURE])
-            .args(["--target", &zig_target])
-            // cargo-zigbuild runs zig as `python -m ziglang`: the venv's.
-            .env(
-                "CARGO_ZIGBUILD_PYTHON_PATH",
-                tools::venv_program(&venv, "python"),
-            ),
-    )
-    .map_err(|e| format!("{e}\n  the bootstrap did not build; see cargo's messages above"))?;
-    let binary = package
-        .target_dir
-        .join(arch.triple())
-        .join(PROFILE)
-        .join(&package.bin);
+    let (binary, bytes) = cross_build(&build_tools, &package, FEATURE, arch.triple(), &zig_target)?;
 
     step(5, "Checking the bootstrap runs on provided.al2023");
-    let bytes = std::fs::read(&binary)
-        .map_err(|e| format!("cannot read the bootstrap {}: {e}", binary.display()))?;
     let max_glibc = check_bootstrap(&bytes, arch)?;
     eprintln!(
         "      {}: {}, needs {} at most (Amazon Linux 2023 has {MAX_GLIBC})",
@@ -112,14 +92,7 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
     );
     if arch.is_host() {
         // The bootstrap runs here too: it must start and declare the same app.
-        let built = run_manifest(Command::new(&binary).arg("--nube-manifest"))?;
-        if built != manifest {
-            return Err(format!(
-                "{} declares a different app than the host build of {app}; run `cargo clean -p {}` and retry",
-                binary.display(),
-                package.name
-            ));
-        }
+        check_declares(&binary, &manifest, app, &package)?;
         eprintln!("      it starts, and declares the same app as the host build");
     }
 
@@ -146,7 +119,7 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
         "    Running SAM's transform (samtranslator, offline) into {}",
         transformed.display()
     );
-    let status = Command::new(tools::venv_program(&venv, "python"))
+    let status = Command::new(tools::venv_program(&build_tools.0, "python"))
         .args(["-c", sam::TRANSFORM_PY])
         .arg(&template_path)
         .arg(&transformed)
@@ -159,7 +132,7 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
         ));
     }
     run_cmd(
-        Command::new(tools::venv_program(&venv, "cfn-lint"))
+        Command::new(tools::venv_program(&build_tools.0, "cfn-lint"))
             .arg("--")
             .arg(&template_path)
             .arg(&transformed),
@@ -191,6 +164,67 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
         "    Deploy with the SAM CLI (also in .tools/venv/bin/sam):\n      cd {} && sam deploy --guided",
         relative.display()
     );
+    Ok(())
+}
+
+/// The tools a cross-build for `triple` needs: Rust's std for it (installed with
+/// rustup when missing), zig (in the venv) and cargo-zigbuild; returns the venv and
+/// the cargo-zigbuild program.
+pub(super) fn ensure_build_tools(triple: &str) -> Result<(PathBuf, PathBuf), String> {
+    ensure_std_installed(triple)?;
+    let venv = tools::ensure_python_tools()?;
+    let zigbuild = tools::ensure_cargo_zigbuild()?;
+    Ok((venv, zigbuild))
+}
+
+/// Cross-builds the app's binary with `feature` (no default features, profile
+/// [`PROFILE`]) by `cargo zigbuild --target zig_target` (a triple, with a glibc suffix
+/// for gnu targets); returns its path (under `triple`) and its bytes.
+pub(super) fn cross_build(
+    (venv, zigbuild): &(PathBuf, PathBuf),
+    package: &AppPackage,
+    feature: &str,
+    triple: &str,
+    zig_target: &str,
+) -> Result<(PathBuf, Vec<u8>), String> {
+    let mut build = Command::new(zigbuild);
+    build.current_dir(root()).arg("zigbuild");
+    run_cmd(
+        build_args(&mut build, &package.name, &[&package.bin], &[feature])
+            .args(["--target", zig_target])
+            // cargo-zigbuild runs zig as `python -m ziglang`: the venv's.
+            .env(
+                "CARGO_ZIGBUILD_PYTHON_PATH",
+                tools::venv_program(venv, "python"),
+            ),
+    )
+    .map_err(|e| format!("{e}\n  the binary did not build; see cargo's messages above"))?;
+    let binary = package
+        .target_dir
+        .join(triple)
+        .join(PROFILE)
+        .join(&package.bin);
+    let bytes = std::fs::read(&binary)
+        .map_err(|e| format!("cannot read the built binary {}: {e}", binary.display()))?;
+    Ok((binary, bytes))
+}
+
+/// Runs the built `binary` with `--nube-manifest`: it must start and declare the same
+/// app as the host build of `app`.
+pub(super) fn check_declares(
+    binary: &Path,
+    manifest: &Manifest,
+    app: &str,
+    package: &AppPackage,
+) -> Result<(), String> {
+    let built = run_manifest(Command::new(binary).arg("--nube-manifest"))?;
+    if &built != manifest {
+        return Err(format!(
+            "{} declares a different app than the host build of {app}; run `cargo clean -p {}` and retry",
+            binary.display(),
+            package.name
+        ));
+    }
     Ok(())
 }
 

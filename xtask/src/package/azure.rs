@@ -8,18 +8,17 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use serde_json::Value;
 
 use super::Arch;
 use super::aws::{
-    AppPackage, PROFILE, app_package, build_args, count, ensure_std_installed, host_manifest,
-    pretty, run_manifest, write,
+    PROFILE, app_package, check_declares, count, cross_build, ensure_build_tools, host_manifest,
+    pretty, write,
 };
 use super::elf::{self, GlibcVersion};
-use crate::{root, run_cmd, tools};
+use crate::root;
 
 /// The newest glibc the executable may need (Debian 11).
 pub const MAX_GLIBC: GlibcVersion = GlibcVersion(2, 31, 0);
@@ -61,21 +60,18 @@ pub fn descriptors(
 /// Packages `app` for Azure Functions.
 pub fn package(app: &str) -> Result<(), String> {
     let started = Instant::now();
-    let AppPackage {
-        name,
-        bin,
-        target_dir,
-    } = app_package(
+    let package = app_package(
         app,
         FEATURE,
         "add `azure = [\"dep:nube-azure\", \"nube-azure/cosmos\", \"nube-azure/blob\"]` and call `nube_azure::run` in its main",
     )?;
+    let (bin, target_dir) = (&package.bin, &package.target_dir);
 
     step(
         1,
         format_args!("Reading {app}'s manifest (`{app} --nube-manifest`, host build)"),
     );
-    let manifest = host_manifest(&name, &bin)?;
+    let manifest = host_manifest(&package.name, &package.bin)?;
 
     step(
         2,
@@ -85,16 +81,14 @@ pub fn package(app: &str) -> Result<(), String> {
         host,
         functions,
         settings,
-    } = descriptors(&manifest, &bin)?;
+    } = descriptors(&manifest, bin)?;
 
     step(
         3,
         "Checking the build tools (Rust std, zig, cargo-zigbuild)",
     );
     let arch = Arch::X86_64;
-    ensure_std_installed(arch.triple())?;
-    let venv = tools::ensure_python_tools()?;
-    let zigbuild = tools::ensure_cargo_zigbuild()?;
+    let build_tools = ensure_build_tools(arch.triple())?;
 
     let zig_target = format!("{}.{}.{}", arch.triple(), MAX_GLIBC.0, MAX_GLIBC.1);
     step(
@@ -103,33 +97,14 @@ pub fn package(app: &str) -> Result<(), String> {
             "Building the custom handler: {app} with feature `{FEATURE}` (no default features), profile {PROFILE}, target {zig_target}"
         ),
     );
-    let mut build = Command::new(&zigbuild);
-    build.current_dir(root()).arg("zigbuild");
-    run_cmd(
-        build_args(&mut build, &name, &[&bin], &[FEATURE])
-            .args(["--target", &zig_target])
-            .env(
-                "CARGO_ZIGBUILD_PYTHON_PATH",
-                tools::venv_program(&venv, "python"),
-            ),
-    )
-    .map_err(|e| format!("{e}\n  the executable did not build; see cargo's messages above"))?;
-    let binary = target_dir.join(arch.triple()).join(PROFILE).join(&bin);
-    let bytes = std::fs::read(&binary)
-        .map_err(|e| format!("cannot read the executable {}: {e}", binary.display()))?;
+    let (binary, bytes) = cross_build(&build_tools, &package, FEATURE, arch.triple(), &zig_target)?;
     let needs = elf::needs(&bytes).map_err(|e| format!("the executable is {e}"))?;
     if let Some(max) = needs.max_glibc().filter(|&m| m > MAX_GLIBC) {
         return Err(format!(
             "the executable needs {max}, but the Functions host's oldest Linux image has {MAX_GLIBC}; was it linked by zig with the `.2.31` suffix?"
         ));
     }
-    let built = run_manifest(Command::new(&binary).arg("--nube-manifest"))?;
-    if built != manifest {
-        return Err(format!(
-            "{} declares a different app than the host build of {app}; run `cargo clean -p {name}` and retry",
-            binary.display()
-        ));
-    }
+    check_declares(&binary, &manifest, app, &package)?;
 
     let out = target_dir.join("nube").join("azure").join(app);
     step(5, format_args!("Writing {}", out.display()));
@@ -179,7 +154,7 @@ pub fn package(app: &str) -> Result<(), String> {
     write_app_zip(&zip_path, &files)?;
 
     step(6, "Checking the function app");
-    check_app(&out, &bin, &functions)?;
+    check_app(&out, bin, &functions)?;
 
     let relative = out.strip_prefix(root()).unwrap_or(&out).to_path_buf();
     let zip_size = std::fs::metadata(&zip_path).map(|m| m.len()).unwrap_or(0);

@@ -11,11 +11,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use super::aws::{
-    AppPackage, PROFILE, app_package, build_args, ensure_std_installed, host_manifest, pretty,
-    run_manifest, write,
+    PROFILE, app_package, check_declares, cross_build, ensure_build_tools, host_manifest, pretty,
+    write,
 };
 use super::elf;
-use crate::{root, run_cmd, tools};
+use crate::{root, run_cmd};
 use nube_gcp::descriptors::{self, Options};
 
 /// The cargo feature an app enables to run on Cloud Run.
@@ -56,21 +56,18 @@ pub fn render(
 /// Packages `app` for Cloud Run in `project` and `region`.
 pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
     let started = Instant::now();
-    let AppPackage {
-        name,
-        bin,
-        target_dir,
-    } = app_package(
+    let package = app_package(
         app,
         FEATURE,
         "add `gcp = [\"dep:nube-gcp\", \"nube-gcp/firestore\", \"nube-gcp/gcs\"]` and call `nube_gcp::run` in its main",
     )?;
+    let (bin, target_dir) = (&package.bin, &package.target_dir);
 
     step(
         1,
         format_args!("Reading {app}'s manifest (`{app} --nube-manifest`, host build)"),
     );
-    let manifest = host_manifest(&name, &bin)?;
+    let manifest = host_manifest(&package.name, &package.bin)?;
 
     step(
         2,
@@ -78,15 +75,13 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
     );
     let image = format!("{region}-docker.pkg.dev/{project}/nube/{app}:latest");
     let options = Options::new(project, region, image);
-    let files = render(&manifest, &options, &bin)?;
+    let files = render(&manifest, &options, bin)?;
 
     step(
         3,
         "Checking the build tools (Rust std for musl, zig, cargo-zigbuild)",
     );
-    ensure_std_installed(TRIPLE)?;
-    let venv = tools::ensure_python_tools()?;
-    let zigbuild = tools::ensure_cargo_zigbuild()?;
+    let build_tools = ensure_build_tools(TRIPLE)?;
 
     step(
         4,
@@ -94,20 +89,7 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
             "Building the service: {app} with feature `{FEATURE}` (no default features), profile {PROFILE}, target {TRIPLE} (static)"
         ),
     );
-    let mut build = Command::new(&zigbuild);
-    build.current_dir(root()).arg("zigbuild");
-    run_cmd(
-        build_args(&mut build, &name, &[&bin], &[FEATURE])
-            .args(["--target", TRIPLE])
-            .env(
-                "CARGO_ZIGBUILD_PYTHON_PATH",
-                tools::venv_program(&venv, "python"),
-            ),
-    )
-    .map_err(|e| format!("{e}\n  the executable did not build; see cargo's messages above"))?;
-    let binary = target_dir.join(TRIPLE).join(PROFILE).join(&bin);
-    let bytes = std::fs::read(&binary)
-        .map_err(|e| format!("cannot read the executable {}: {e}", binary.display()))?;
+    let (binary, bytes) = cross_build(&build_tools, &package, FEATURE, TRIPLE, TRIPLE)?;
     let needs = elf::needs(&bytes).map_err(|e| format!("the executable is {e}"))?;
     if needs.dynamic {
         return Err(format!(
@@ -115,18 +97,12 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
             binary.display()
         ));
     }
-    let built = run_manifest(Command::new(&binary).arg("--nube-manifest"))?;
-    if built != manifest {
-        return Err(format!(
-            "{} declares a different app than the host build of {app}; run `cargo clean -p {name}` and retry",
-            binary.display()
-        ));
-    }
+    check_declares(&binary, &manifest, app, &package)?;
 
     let out = target_dir.join("nube").join("gcp").join(app);
     step(5, format_args!("Writing {}", out.display()));
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let exe = out.join(&bin);
+    let exe = out.join(bin);
     std::fs::write(&exe, &bytes).map_err(|e| format!("cannot write {}: {e}", exe.display()))?;
     set_executable(&exe)?;
     for (file, text) in &files {

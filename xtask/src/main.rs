@@ -1,8 +1,12 @@
 //! `cargo xtask`: the project's own commands, run with `cargo xtask <verb>`.
 
 mod bench;
+mod compare;
+mod events;
+mod invoke;
 mod manifest;
 mod package;
+mod samples;
 mod test;
 mod tools;
 
@@ -45,6 +49,16 @@ enum Verb {
     /// Build an app for a cloud: `--target aws` writes bootstrap.zip and a SAM template.
     #[command(long_about = package::LONG_ABOUT)]
     Package(package::Args),
+    /// Show what each function of an app becomes on every cloud, side by side.
+    #[command(long_about = compare::LONG_ABOUT)]
+    Compare(compare::Args),
+    /// Show each cloud's native payload for a trigger beside the nube event it decodes to.
+    #[command(long_about = events::LONG_ABOUT)]
+    Events(events::Args),
+    /// Run one function of an app under a cloud's adapter on this machine and show the
+    /// native request and response.
+    #[command(long_about = invoke::LONG_ABOUT)]
+    Invoke(invoke::Args),
     /// Install the test tools (moto, cfn-lint, sam, zig, cargo-lambda into .tools/venv; the Azure
     /// emulators into .tools/npm) and print their variables.
     #[command(
@@ -67,6 +81,9 @@ fn main() -> ExitCode {
         Verb::Bench(a) => bench::run(a),
         Verb::Manifest(a) => manifest::run(a),
         Verb::Package(a) => package::run(a),
+        Verb::Compare(a) => compare::run(a),
+        Verb::Events(a) => events::run(a),
+        Verb::Invoke(a) => invoke::run(a),
         Verb::Tools => tools::ensure_python_tools().and_then(|venv| {
             let npm = tools::ensure_npm_tools()?;
             println!("NUBE_MOTO_SERVER={}", tools::moto_server(&venv).display());

@@ -15,7 +15,7 @@
 //! hand with axum (`azure.md`); `cargo xtask bench gcp` ([`gcp`]) the Cloud Run server against bare axum and the Node
 //! Functions Framework (`gcp.md`).
 
-mod aws;
+pub(crate) mod aws;
 mod azure;
 mod gcp;
 
@@ -67,7 +67,8 @@ struct Server {
     binary: PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A port on 127.0.0.1 that was free a moment ago.
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -75,7 +76,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
+/// One HTTP/1.1 request to 127.0.0.1:`port`; its status and the whole answer, or
+/// `None` when nothing answers.
+pub(crate) fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
     use std::io::Write;
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -116,7 +124,8 @@ fn start(server: &Server, dir: &Path, port: u16) -> Result<(Child, Duration), St
     ))
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// The resident memory of process `pid`, in KiB (0 when unknown).
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

@@ -97,6 +97,7 @@ fn main() -> ExitCode {
             if let Some(firestore) = tools::firestore_emulator() {
                 println!("NUBE_FIRESTORE_EMULATOR={}", firestore.display());
             }
+            println!("NUBE_CHROMIUM={}", tools::ensure_chromium()?.display());
             Ok(())
         }),
     };

@@ -61,6 +61,9 @@ pub fn run(args: Args) -> Result<(), String> {
     if let Some(firestore) = tools::firestore_emulator() {
         test.env("NUBE_FIRESTORE_EMULATOR", firestore);
     }
+    // The compare page is checked in Debian's headless chromium; without it that test
+    // fails, saying what to install.
+    test.env("NUBE_CHROMIUM", tools::ensure_chromium()?);
     if let Some(f) = &args.filter {
         test.args(["--", f]);
     }

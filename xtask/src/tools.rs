@@ -340,3 +340,43 @@ pub fn ensure_npm_tools() -> Result<PathBuf, String> {
     eprintln!("    Installed the npm tools in {}", dir.display());
     Ok(dir)
 }
+
+/// Debian's chromium: the headless browser `cargo xtask compare`'s page is checked in
+/// (`NUBE_CHROMIUM`).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Makes sure Debian's chromium is installed (`apt-get install chromium` when
+/// [`CHROMIUM`] is missing; needs root and Debian's package archive); returns its path.
+pub fn ensure_chromium() -> Result<PathBuf, String> {
+    let chromium = PathBuf::from(CHROMIUM);
+    if chromium.is_file() {
+        eprintln!("    chromium is installed ({CHROMIUM})");
+        return Ok(chromium);
+    }
+    let how = "install Debian's chromium (`sudo apt-get install --no-install-recommends chromium`) and retry";
+    eprintln!("    Installing chromium (Debian's package, for the compare page's test)");
+    for args in [
+        &["update", "-qq"][..],
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "chromium",
+        ][..],
+    ] {
+        run_cmd(
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+        .map_err(|e| format!("{e}\n  {how}"))?;
+    }
+    if chromium.is_file() {
+        Ok(chromium)
+    } else {
+        Err(format!(
+            "apt-get installed chromium, but {CHROMIUM} is missing; {how}"
+        ))
+    }
+}

@@ -237,6 +237,13 @@ fn wiring(manifest: &Manifest, options: &Options) -> Result<Vec<Wiring>, String>
 /// The triggers and jobs as YAML in the shape of the Eventarc `Trigger` and Cloud
 /// Scheduler `Job` REST resources; `${SERVICE_URL}` stands for the service's URL.
 pub fn render_triggers_yaml(manifest: &Manifest, options: &Options) -> Result<String, String> {
+    Ok(to_yaml(&triggers(manifest, options)?))
+}
+
+/// What [`render_triggers_yaml`] writes, as a JSON value: `eventarcTriggers` (Eventarc
+/// `Trigger` resources) and `schedulerJobs` (Cloud Scheduler `Job` resources), each
+/// naming its function's path in `destination.cloudRun.path` or `httpTarget.uri`.
+pub fn triggers(manifest: &Manifest, options: &Options) -> Result<Value, String> {
     let parent = format!("projects/{}/locations/{}", options.project, options.region);
     let mut triggers = Vec::new();
     let mut jobs = Vec::new();
@@ -298,10 +305,10 @@ pub fn render_triggers_yaml(manifest: &Manifest, options: &Options) -> Result<St
             }
         }
     }
-    Ok(to_yaml(&json!({
+    Ok(json!({
         "eventarcTriggers": triggers,
         "schedulerJobs": jobs,
-    })))
+    }))
 }
 
 /// `s` quoted for POSIX sh (single quotes).

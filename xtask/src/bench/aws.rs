@@ -370,7 +370,7 @@ fn log_tail(subject: &Subject) -> String {
 
 /// What the emulated Runtime API knows about its one function.
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     /// Invocations the bench allows to hand out so far.
     granted: u64,
     /// Invocations handed out by `/next`.
@@ -382,11 +382,13 @@ struct State {
     /// The invocation handed out and not answered yet, and when `/next` answered.
     pending: Option<(String, Instant)>,
     samples: Vec<Duration>,
-    first_poll: Option<Instant>,
+    /// When the first `/next` poll arrived.
+    pub(crate) first_poll: Option<Instant>,
     failure_count: u64,
     /// The first few failures, described.
     failures: Vec<String>,
-    init_error: Option<String>,
+    /// What the runtime reported to `/init/error`.
+    pub(crate) init_error: Option<String>,
     stopped: bool,
 }
 
@@ -406,13 +408,16 @@ struct Shared {
 
 /// A Runtime API on a local port: `/next` hands out the bench event as far as
 /// [`Driver::grant`] allows and blocks after that.
-struct Driver {
-    port: u16,
+pub(crate) struct Driver {
+    /// The Runtime API's port (`AWS_LAMBDA_RUNTIME_API=127.0.0.1:<port>`).
+    pub(crate) port: u16,
     shared: Arc<Shared>,
 }
 
 impl Driver {
-    fn start() -> Result<Self, String> {
+    /// Starts a Runtime API with nothing granted: `/next` records its first poll
+    /// and blocks.
+    pub(crate) fn start() -> Result<Self, String> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -434,7 +439,8 @@ impl Driver {
         Ok(Self { port, shared })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    /// Its state.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.shared.state.lock().unwrap()
     }
 

@@ -35,7 +35,7 @@ fn step(n: usize, what: impl std::fmt::Display) {
 }
 
 /// What `cargo metadata` says about the app.
-pub(super) struct AppPackage {
+pub(crate) struct AppPackage {
     /// Its package name (`-p`).
     pub name: String,
     /// Its binary's name.
@@ -263,7 +263,7 @@ pub(crate) fn host_build(package: &str, bins: &[&str], features: &[&str]) -> Com
 /// The app's binary name and cargo's target directory, from `cargo metadata`; fails
 /// when the app has no `feature` (the cargo feature that builds it for a cloud), saying
 /// `how` to add it.
-pub(super) fn app_package(app: &str, feature: &str, how: &str) -> Result<AppPackage, String> {
+pub(crate) fn app_package(app: &str, feature: &str, how: &str) -> Result<AppPackage, String> {
     let mut cmd = cargo();
     cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
     let output = cmd
@@ -325,7 +325,7 @@ pub(super) fn app_package(app: &str, feature: &str, how: &str) -> Result<AppPack
 }
 
 /// Builds the app for the host (default features) and runs it with `--nube-manifest`.
-pub(super) fn host_manifest(package: &str, bin: &str) -> Result<Manifest, String> {
+pub(crate) fn host_manifest(package: &str, bin: &str) -> Result<Manifest, String> {
     let mut cmd = cargo();
     cmd.args(["run", "-p", package, "--bin", bin, "--", "--nube-manifest"]);
     run_manifest(&mut cmd)
@@ -333,7 +333,7 @@ pub(super) fn host_manifest(package: &str, bin: &str) -> Result<Manifest, String
 
 /// Runs `cmd` (an app binary asked for its manifest; stderr streams) and parses what it
 /// prints.
-pub(super) fn run_manifest(cmd: &mut Command) -> Result<Manifest, String> {
+pub(crate) fn run_manifest(cmd: &mut Command) -> Result<Manifest, String> {
     eprintln!("    Running `{}`", describe(cmd));
     let output = cmd
         // Whatever this shell has, the binary must take the local path, which prints.

@@ -53,6 +53,13 @@ pub fn render(
     ])
 }
 
+/// The descriptors' options for `app` in `project` and `region`: the image is
+/// `<region>-docker.pkg.dev/<project>/nube/<app>:latest`.
+pub(crate) fn options(app: &str, project: &str, region: &str) -> Options {
+    let image = format!("{region}-docker.pkg.dev/{project}/nube/{app}:latest");
+    Options::new(project, region, image)
+}
+
 /// Packages `app` for Cloud Run in `project` and `region`.
 pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
     let started = Instant::now();
@@ -73,8 +80,7 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
         2,
         "Rendering service.yaml, triggers.yaml, deploy.sh, Dockerfile",
     );
-    let image = format!("{region}-docker.pkg.dev/{project}/nube/{app}:latest");
-    let options = Options::new(project, region, image);
+    let options = options(app, project, region);
     let files = render(&manifest, &options, bin)?;
 
     step(

@@ -8,10 +8,10 @@
 //! - `elf.rs`: reads a binary's CPU, glibc needs and whether it is static.
 
 pub(crate) mod aws;
-mod azure;
+pub(crate) mod azure;
 mod elf;
-mod gcp;
-mod sam;
+pub(crate) mod gcp;
+pub(crate) mod sam;
 
 /// The targets `--target` names, and whether they are implemented yet.
 const TARGETS: &[(&str, bool)] = &[("aws", true), ("azure", true), ("gcp", true)];

@@ -31,9 +31,14 @@ impl Moto {
              (it installs moto into .tools/venv and sets NUBE_MOTO_SERVER), or `export $(cargo xtask tools)` \
              and run cargo test again, or set NUBE_MOTO_SERVER to a moto_server program"
         );
+        Moto::start_program(&program)
+    }
+
+    /// Starts moto from `program` (a `moto_server`) and waits until it answers.
+    pub fn start_program(program: &str) -> Moto {
         let port = free_port();
         let log = tempfile::NamedTempFile::new().expect("temp file for moto's log");
-        let child = Command::new(&program)
+        let child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log.reopen().expect("moto log"))
@@ -97,7 +102,8 @@ impl Moto {
             .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {text:?}")))
     }
 
-    fn log_text(&self) -> String {
+    /// What moto printed so far.
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 }

@@ -44,6 +44,12 @@ impl Emulator {
                      then run `cargo xtask test`, or `export $(cargo xtask tools)` and cargo test again"
                 )
             });
+        Self::firestore_at(&program)
+    }
+
+    /// The Cloud Firestore emulator from `program` (its start script). Fails, naming
+    /// what is missing, when Java is not there.
+    pub fn firestore_at(program: &str) -> Emulator {
         let java = std::env::var("JAVA").unwrap_or_else(|_| "java".into());
         let version = Command::new(&java).arg("-version").output();
         assert!(
@@ -54,7 +60,7 @@ impl Emulator {
         let port = free_port();
         Self::start(
             "the Cloud Firestore emulator",
-            &program,
+            program,
             &[
                 "start".into(),
                 "--host=127.0.0.1".into(),
@@ -73,10 +79,15 @@ impl Emulator {
              (it installs it into .tools/venv and sets NUBE_GCS_EMULATOR), or `export $(cargo xtask tools)` \
              and run cargo test again"
         );
+        Self::gcs_at(&program)
+    }
+
+    /// gcp-storage-emulator from `program`, in memory.
+    pub fn gcs_at(program: &str) -> Emulator {
         let port = free_port();
         Self::start(
             "gcp-storage-emulator",
-            &program,
+            program,
             &[
                 "start".into(),
                 "--host".into(),

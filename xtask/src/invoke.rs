@@ -131,11 +131,26 @@ impl Target {
     }
 }
 
+/// A target from the command line, or a one-line error listing the targets.
+fn parse_target(text: &str) -> Result<Target, String> {
+    use clap::ValueEnum;
+    Target::from_str(text, true).map_err(|_| {
+        format!(
+            "unknown target {text:?} (there is: {})",
+            Target::value_variants()
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
 /// Options of `cargo xtask invoke`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Where to run the function.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = parse_target)]
     pub target: Target,
     /// The function (a name from the app's manifest).
     #[arg(long)]
@@ -144,7 +159,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with = "sample")]
     pub event: Option<PathBuf>,
     /// Send the sample payload of this trigger kind (the function's own kind).
-    #[arg(long, value_enum, value_name = "KIND")]
+    #[arg(long, value_name = "KIND", value_parser = crate::events::parse_kind)]
     pub sample: Option<Kind>,
     /// The example app (a package under examples/).
     #[arg(long, default_value = "delivery-app")]

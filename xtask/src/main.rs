@@ -21,9 +21,13 @@ use clap::{Parser, Subcommand};
     bin_name = "cargo xtask",
     about = "nube's project commands",
     long_about = "nube's project commands.\n\nRun the whole test suite with `cargo xtask test` (what CI runs), \
-                  measure nube against bare baselines with `cargo xtask bench local` (the local runtime) and \
-                  `cargo xtask bench aws` (the Lambda bootstrap), print an app's declaration \
-                  with `cargo xtask manifest`, and build an app for a cloud with `cargo xtask package --target aws`."
+                  measure nube against bare baselines with `cargo xtask bench local|aws|azure|gcp`, print an \
+                  app's declaration with `cargo xtask manifest`, build an app for a cloud with `cargo xtask \
+                  package --target aws|azure|gcp|all`, and see how the clouds differ: `cargo xtask compare` \
+                  (each function on every target, side by side), `cargo xtask events blob` (each cloud's \
+                  payload beside the nube event it becomes), `cargo xtask invoke --target gcp --function \
+                  todos` (one function run here under a cloud's adapter). `cargo xtask <verb> --help` \
+                  explains each verb."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,12 +45,12 @@ enum Verb {
         Give a filter to run only the tests whose name contains it, and --no-lint to skip fmt and clippy."
     )]
     Test(test::Args),
-    /// Measure nube against bare baselines: `local` (the local runtime: latency, throughput,
-    /// trigger delay, start-up) or `aws` (the Lambda bootstrap: per-invocation time, init, zip size).
+    /// Measure nube against bare baselines: `local` (the local runtime), `aws` (the Lambda
+    /// bootstrap), `azure` (the custom handler), `gcp` (the Cloud Run server).
     Bench(bench::Args),
     /// Print an example app's manifest (its functions, triggers and resources) as JSON.
     Manifest(manifest::Args),
-    /// Build an app for a cloud: `--target aws` writes bootstrap.zip and a SAM template.
+    /// Build an app for a cloud: `--target aws|azure|gcp|all` writes what that cloud deploys.
     #[command(long_about = package::LONG_ABOUT)]
     Package(package::Args),
     /// Show what each function of an app becomes on every cloud, side by side.

@@ -1,5 +1,7 @@
 //! What runtimes that write JSON log lines share: [`FieldsAsJson`], a tracing field
-//! visitor that puts an event's (or a span's) fields into a JSON object.
+//! visitor that puts an event's (or a span's) fields into a JSON object, and (feature
+//! `json-span-fields`) `JsonSpanFields`, which stores each span's fields as JSON for
+//! `tracing_subscriber::fmt`.
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -32,5 +34,256 @@ impl Visit for FieldsAsJson<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.0
             .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+    }
+}
+
+#[cfg(feature = "json-span-fields")]
+pub use span_fields::JsonSpanFields;
+
+#[cfg(feature = "json-span-fields")]
+mod span_fields {
+    use std::fmt::{self, Write};
+
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::field::RecordFields;
+    use tracing_subscriber::fmt::format::Writer;
+    use tracing_subscriber::fmt::{FormatFields, FormattedFields};
+
+    /// Span fields as one JSON object (`{"function":"todos","invocation_id":"…"}`),
+    /// written straight into the span's buffer as they are visited: what
+    /// `tracing_subscriber::fmt`'s `JsonFields` stores, without building a map of JSON
+    /// values first, which is most of what a span costs under a JSON log format. Values
+    /// are typed as in [`super::FieldsAsJson`]; a non-finite float is `null`. Fields
+    /// recorded later (`span.record`) are appended to the object; an event formatter
+    /// reads it back from `FormattedFields<JsonSpanFields>` with `serde_json`, where a
+    /// field recorded twice keeps its last value.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct JsonSpanFields;
+
+    impl<'writer> FormatFields<'writer> for JsonSpanFields {
+        fn format_fields<R: RecordFields>(
+            &self,
+            mut writer: Writer<'writer>,
+            fields: R,
+        ) -> fmt::Result {
+            writer.write_char('{')?;
+            let mut members = Members::new(&mut writer, true);
+            fields.record(&mut members);
+            members.result?;
+            writer.write_char('}')
+        }
+
+        fn add_fields(
+            &self,
+            current: &'writer mut FormattedFields<Self>,
+            fields: &tracing::span::Record<'_>,
+        ) -> fmt::Result {
+            if current.fields.is_empty() {
+                return self.format_fields(current.as_writer(), fields);
+            }
+            current.fields.pop();
+            let empty = current.fields.ends_with('{');
+            let mut writer = current.as_writer();
+            let mut members = Members::new(&mut writer, empty);
+            fields.record(&mut members);
+            members.result?;
+            writer.write_char('}')
+        }
+    }
+
+    /// Writes each visited field as a `"name":value` member of a JSON object.
+    struct Members<'a> {
+        out: &'a mut dyn Write,
+        first: bool,
+        result: fmt::Result,
+    }
+
+    impl<'a> Members<'a> {
+        fn new(out: &'a mut dyn Write, first: bool) -> Self {
+            Self {
+                out,
+                first,
+                result: Ok(()),
+            }
+        }
+
+        fn member(&mut self, field: &Field, value: impl FnOnce(&mut dyn Write) -> fmt::Result) {
+            if self.result.is_err() {
+                return;
+            }
+            self.result = (|| {
+                if !self.first {
+                    self.out.write_char(',')?;
+                }
+                self.first = false;
+                self.out.write_char('"')?;
+                Escaped(&mut *self.out).write_str(field.name())?;
+                self.out.write_str("\":")?;
+                value(&mut *self.out)
+            })();
+        }
+
+        fn string(&mut self, field: &Field, value: impl fmt::Display) {
+            self.member(field, |out| {
+                out.write_char('"')?;
+                write!(Escaped(&mut *out), "{value}")?;
+                out.write_char('"')
+            });
+        }
+    }
+
+    impl Visit for Members<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.string(field, value);
+        }
+        fn record_i64(&mut self, field: &Field, value: i64) {
+            self.member(field, |out| write!(out, "{value}"));
+        }
+        fn record_u64(&mut self, field: &Field, value: u64) {
+            self.member(field, |out| write!(out, "{value}"));
+        }
+        fn record_f64(&mut self, field: &Field, value: f64) {
+            if value.is_finite() {
+                self.member(field, |out| write!(out, "{value}"));
+            } else {
+                self.member(field, |out| out.write_str("null"));
+            }
+        }
+        fn record_bool(&mut self, field: &Field, value: bool) {
+            self.member(field, |out| write!(out, "{value}"));
+        }
+        fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+            self.string(field, value);
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.string(field, format_args!("{value:?}"));
+        }
+    }
+
+    /// Escapes what is written through it as the inside of a JSON string.
+    struct Escaped<'a>(&'a mut dyn Write);
+
+    impl Write for Escaped<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let mut start = 0;
+            for (i, b) in s.bytes().enumerate() {
+                let escape = match b {
+                    b'"' => "\\\"",
+                    b'\\' => "\\\\",
+                    b'\n' => "\\n",
+                    b'\r' => "\\r",
+                    b'\t' => "\\t",
+                    0..=0x1f => "",
+                    _ => continue,
+                };
+                self.0.write_str(&s[start..i])?;
+                if escape.is_empty() {
+                    write!(self.0, "\\u{b:04x}")?;
+                } else {
+                    self.0.write_str(escape)?;
+                }
+                start = i + 1;
+            }
+            self.0.write_str(&s[start..])
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use serde_json::{Value, json};
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::fmt::FmtContext;
+        use tracing_subscriber::fmt::format::FormatEvent;
+        use tracing_subscriber::registry::LookupSpan;
+
+        /// Writes each event as the JSON its span's stored fields parse to.
+        struct SpanFieldsOnly;
+
+        impl<S> FormatEvent<S, JsonSpanFields> for SpanFieldsOnly
+        where
+            S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+        {
+            fn format_event(
+                &self,
+                ctx: &FmtContext<'_, S, JsonSpanFields>,
+                mut writer: Writer<'_>,
+                _event: &tracing::Event<'_>,
+            ) -> fmt::Result {
+                let span = ctx.lookup_current().expect("the event is in a span");
+                let extensions = span.extensions();
+                let fields = extensions
+                    .get::<FormattedFields<JsonSpanFields>>()
+                    .expect("the span's fields were formatted");
+                writeln!(writer, "{}", fields.fields)
+            }
+        }
+
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        #[derive(Debug)]
+        struct Odd;
+
+        #[test]
+        fn span_fields_are_one_json_object_typed_and_escaped() {
+            let lines = Lines::default();
+            let writer = lines.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .fmt_fields(JsonSpanFields)
+                .event_format(SpanFieldsOnly)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!(
+                    "invocation",
+                    function = "todos",
+                    quote = "a \"b\"\n\\ \u{1}",
+                    n = -3i64,
+                    big = u64::MAX,
+                    ratio = 0.5f64,
+                    nan = f64::NAN,
+                    ok = true,
+                    odd = ?Odd,
+                    later = tracing::field::Empty,
+                );
+                span.in_scope(|| tracing::info!("one"));
+                span.record("later", "set");
+                span.in_scope(|| tracing::info!("two"));
+                let empty = tracing::info_span!("empty", later = tracing::field::Empty);
+                empty.record("later", 7u64);
+                empty.in_scope(|| tracing::info!("three"));
+            });
+            let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+            let parsed: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+                .collect();
+            let first = json!({
+                "function": "todos",
+                "quote": "a \"b\"\n\\ \u{1}",
+                "n": -3,
+                "big": u64::MAX,
+                "ratio": 0.5,
+                "nan": null,
+                "ok": true,
+                "odd": "Odd",
+            });
+            assert_eq!(parsed[0], first);
+            let mut second = first.clone();
+            second["later"] = json!("set");
+            assert_eq!(parsed[1], second);
+            assert_eq!(parsed[2], json!({"later": 7}));
+        }
     }
 }

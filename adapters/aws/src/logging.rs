@@ -15,26 +15,26 @@
 
 use std::fmt::Write as _;
 
-use nube::logging::FieldsAsJson;
+use nube::logging::{FieldsAsJson, JsonSpanFields};
 use serde_json::{Map, Value};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The event format: one JSON object per line with `requestId` at the top level.
-/// Use it with `JsonFields` as the field formatter (as [`init`] does).
+/// Use it with [`JsonSpanFields`] as the field formatter (as [`init`] does).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LambdaJson;
 
-impl<S> FormatEvent<S, JsonFields> for LambdaJson
+impl<S> FormatEvent<S, JsonSpanFields> for LambdaJson
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, JsonFields>,
+        ctx: &FmtContext<'_, S, JsonSpanFields>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
@@ -50,7 +50,7 @@ where
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 let extensions = span.extensions();
-                if let Some(formatted) = extensions.get::<FormattedFields<JsonFields>>()
+                if let Some(formatted) = extensions.get::<FormattedFields<JsonSpanFields>>()
                     && let Ok(Value::Object(span_fields)) =
                         serde_json::from_str::<Value>(&formatted.fields)
                 {
@@ -117,7 +117,7 @@ pub fn log_panics() {
 pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
-        .fmt_fields(JsonFields::new())
+        .fmt_fields(JsonSpanFields)
         .event_format(LambdaJson)
         .with_writer(std::io::stdout)
         .try_init();
@@ -146,7 +146,7 @@ mod tests {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
-            .fmt_fields(JsonFields::new())
+            .fmt_fields(JsonSpanFields)
             .event_format(LambdaJson)
             .with_writer(move || writer.clone())
             .finish();

@@ -21,11 +21,11 @@
 
 use std::fmt::Write as _;
 
-use nube::logging::FieldsAsJson;
+use nube::logging::{FieldsAsJson, JsonSpanFields};
 use serde_json::{Map, Value};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -105,7 +105,7 @@ pub fn severity(level: &Level) -> &'static str {
 }
 
 /// The event format: one Cloud Logging JSON object per line. Use it with
-/// `JsonFields` as the field formatter (as [`init`] does).
+/// [`JsonSpanFields`] as the field formatter (as [`init`] does).
 #[derive(Debug, Clone, Default)]
 pub struct CloudLoggingJson {
     labels: Map<String, Value>,
@@ -139,13 +139,13 @@ impl CloudLoggingJson {
     }
 }
 
-impl<S> FormatEvent<S, JsonFields> for CloudLoggingJson
+impl<S> FormatEvent<S, JsonSpanFields> for CloudLoggingJson
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, JsonFields>,
+        ctx: &FmtContext<'_, S, JsonSpanFields>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
@@ -156,7 +156,7 @@ where
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 let extensions = span.extensions();
-                if let Some(formatted) = extensions.get::<FormattedFields<JsonFields>>()
+                if let Some(formatted) = extensions.get::<FormattedFields<JsonSpanFields>>()
                     && let Ok(Value::Object(span_fields)) =
                         serde_json::from_str::<Value>(&formatted.fields)
                 {
@@ -228,7 +228,7 @@ pub fn log_panics() {
 pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
-        .fmt_fields(JsonFields::new())
+        .fmt_fields(JsonSpanFields)
         .event_format(CloudLoggingJson::from_env())
         .with_writer(std::io::stdout)
         .try_init();
@@ -286,7 +286,7 @@ mod tests {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
-            .fmt_fields(JsonFields::new())
+            .fmt_fields(JsonSpanFields)
             .event_format(CloudLoggingJson::with_labels([(
                 "k_service",
                 "svc".to_owned(),

@@ -189,8 +189,8 @@ impl ContextBuilder {
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let span = tracing::info_span!(
             "invocation",
-            function = %self.function,
-            invocation_id = %invocation_id,
+            function = self.function.as_str(),
+            invocation_id = invocation_id.as_str(),
             provider = self.provider.as_str(),
         );
         Context {

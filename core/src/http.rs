@@ -2,7 +2,10 @@
 //! manifest and the packagers), the [`Json`] extractor with typed rejections, and
 //! [`App::http_service`], the one Router every runtime serves.
 
+use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
@@ -10,12 +13,13 @@ use axum::extract::{
     DefaultBodyLimit, FromRequest, FromRequestParts, Request, rejection::JsonRejection,
 };
 use axum::handler::Handler;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
+use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::app::{App, Trigger};
@@ -225,12 +229,56 @@ where
     }
 }
 
-#[derive(Clone)]
+/// What each request to one HTTP function's routes is run with.
 struct Invocation {
     function: String,
     provider: Provider,
     resources: Resources,
     timeout: Duration,
+}
+
+/// Runs every request to a function's routes through [`invocation`].
+#[derive(Clone)]
+struct InvocationLayer(Arc<Invocation>);
+
+impl<S> tower::Layer<S> for InvocationLayer {
+    type Service = InvocationService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InvocationService {
+            invocation: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// A function's route, run by [`invocation`].
+#[derive(Clone)]
+struct InvocationService<S> {
+    invocation: Arc<Invocation>,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for InvocationService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The clone is not ready: keep the service that is, as tower expects.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let inv = self.invocation.clone();
+        Box::pin(async move { Ok(invocation(&inv, req, ready).await) })
+    }
 }
 
 /// The header whose value becomes the invocation id of an HTTP request, when set.
@@ -239,11 +287,10 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The response header naming the invocation (find its log lines by this id).
 pub const INVOCATION_ID_HEADER: &str = "x-nube-invocation-id";
 
-async fn invocation(
-    axum::extract::State(inv): axum::extract::State<Invocation>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+async fn invocation<S>(inv: &Invocation, mut req: Request, route: S) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     let by_timeout = std::time::Instant::now() + inv.timeout;
     let deadline = match req.extensions().get::<Deadline>() {
         Some(Deadline(d)) => by_timeout.min(*d),
@@ -269,15 +316,16 @@ async fn invocation(
     let ctx = builder.build();
     let invocation_id = http::HeaderValue::from_str(ctx.invocation_id()).ok();
     let span = ctx.span().clone();
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     req.extensions_mut().insert(ctx);
-    let run = AssertUnwindSafe(next.run(req)).catch_unwind();
+    let run = AssertUnwindSafe(route.oneshot(req)).catch_unwind();
     let started = std::time::Instant::now();
     let response = match tokio::time::timeout(limit, run)
         .instrument(span.clone())
         .await
     {
-        Ok(Ok(response)) => response,
+        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Err(infallible))) => match infallible {},
         Ok(Err(panic)) => Error::new(
             ErrorKind::Panic,
             format!("the handler panicked: {}", panic_message(&*panic)),
@@ -295,6 +343,7 @@ async fn invocation(
     }
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let path = uri.path();
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!(%method, path, status, elapsed_ms, "request failed");
@@ -318,22 +367,11 @@ pub struct InvocationId(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline(pub std::time::Instant);
 
-async fn method_not_allowed(response: Response) -> Response {
-    if response.status() == http::StatusCode::METHOD_NOT_ALLOWED
-        && !response.headers().contains_key(http::header::CONTENT_TYPE)
-    {
-        let allow = response.headers().get(http::header::ALLOW).cloned();
-        let mut r = Error::new(
-            ErrorKind::MethodNotAllowed,
-            "this path does not take that method",
-        )
-        .into_response();
-        if let Some(allow) = allow {
-            r.headers_mut().insert(http::header::ALLOW, allow);
-        }
-        return r;
-    }
-    response
+async fn method_not_allowed() -> Error {
+    Error::new(
+        ErrorKind::MethodNotAllowed,
+        "this path does not take that method",
+    )
 }
 
 async fn not_found() -> Error {
@@ -364,22 +402,19 @@ impl App {
             if only.is_some_and(|o| o != f.name()) {
                 continue;
             }
-            let inv = Invocation {
+            let inv = InvocationLayer(Arc::new(Invocation {
                 function: f.name().to_owned(),
                 provider,
                 resources: resources.clone(),
                 timeout: self.timeout_of(f),
-            };
-            router = router.merge(
-                routes
-                    .router()
-                    .clone()
-                    .route_layer(middleware::from_fn_with_state(inv, invocation)),
-            );
+            }));
+            router = router.merge(routes.router().clone().route_layer(inv));
         }
+        // A fallback on each route's methods (axum adds the `Allow` header to its
+        // answer), rather than a layer looking at every response.
         router
+            .method_not_allowed_fallback(method_not_allowed)
             .fallback(not_found)
-            .layer(middleware::map_response(method_not_allowed))
             .layer(DefaultBodyLimit::max(self.settings().max_body_bytes))
     }
 }

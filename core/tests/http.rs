@@ -113,6 +113,7 @@ async fn path_method_and_route_errors_are_json() {
     let wrong = t.delete("/items").await;
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(code(&wrong), "method_not_allowed");
+    assert_eq!(wrong.headers[http::header::ALLOW], "POST");
 }
 
 #[tokio::test]

@@ -266,7 +266,7 @@ impl Server {
         let trace = trace_of(headers);
         let span = tracing::info_span!(
             "request",
-            method = %req.method(),
+            method = req.method().as_str(),
             path = req.uri().path(),
             { TRACE_FIELD } = tracing::field::Empty,
             { SPAN_ID_FIELD } = tracing::field::Empty,

@@ -265,8 +265,7 @@ impl Runtime {
         let function = crate::names::nube_function(&self.app, name).ok_or_else(|| {
             Failure::bad_request(format!("app {} has no function {name:?}", self.app.name()))
         })?;
-        let request = InvocationRequest::parse(body)?;
-        let raw: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let (request, raw) = InvocationRequest::parse_with_payload(body)?;
         let mismatch = |request: &InvocationRequest| {
             Failure::bad_request(format!(
                 "function {:?} takes {}, and the payload is {}; check its function.json",
@@ -299,11 +298,16 @@ impl Runtime {
                 Ok(outputs)
             }
             Trigger::Timer(schedule) => {
-                if !request.data.values().any(crate::timer::is_timer_info) {
+                let Some(timer) = crate::timer::timer_info(&request) else {
                     return Err(mismatch(&request));
-                }
-                let tick =
-                    crate::timer::decode(&request, function.name(), &schedule.to_string(), &raw)?;
+                };
+                let tick = crate::timer::tick(
+                    &request,
+                    &timer,
+                    function.name(),
+                    &schedule.to_string(),
+                    raw,
+                );
                 let ctx = self.context(function, invocation_id, attempt);
                 self.app
                     .invoke(Event::Timer(tick), ctx)

@@ -30,19 +30,25 @@ pub struct InvocationRequest {
 impl InvocationRequest {
     /// Parses a request body; the error says what is wrong with it.
     pub fn parse(body: &[u8]) -> Result<Self, DecodeError> {
+        Self::parse_with_payload(body).map(|(request, _)| request)
+    }
+
+    /// Parses a request body once, returning the request and the whole payload as
+    /// JSON (what an event's [`nube::RawEvent`] carries).
+    pub fn parse_with_payload(body: &[u8]) -> Result<(Self, Value), DecodeError> {
         let value: Value = serde_json::from_slice(body).map_err(|e| {
             DecodeError::new(format!("the invocation request is not valid JSON: {e}"))
         })?;
-        let Value::Object(mut object) = value else {
+        let Value::Object(object) = &value else {
             return Err(DecodeError::new(format!(
                 "the invocation request must be a JSON object with \"Data\" and \"Metadata\", not {}",
                 kind_of(&value)
             )));
         };
-        let mut field = |name: &str| -> Result<Map<String, Value>, DecodeError> {
-            match object.remove(name) {
+        let field = |name: &str| -> Result<Map<String, Value>, DecodeError> {
+            match object.get(name) {
                 None | Some(Value::Null) => Ok(Map::new()),
-                Some(v) => match json_value(&v) {
+                Some(v) => match json_value(v) {
                     Value::Object(m) => Ok(m),
                     other => Err(DecodeError::new(format!(
                         "the invocation request's \"{name}\" must be an object, not {}",
@@ -58,7 +64,7 @@ impl InvocationRequest {
                 "the invocation request has no \"Data\" and no \"Metadata\": this is not a custom-handler invocation payload",
             ));
         }
-        Ok(Self { data, metadata })
+        Ok((Self { data, metadata }, value))
     }
 
     /// The value of the `Data` binding `name` (case-insensitive), or of the only

@@ -28,50 +28,75 @@ fn time(text: Option<&str>) -> Option<DateTime<Utc>> {
 
 /// Whether `value` looks like the host's `TimerInfo`.
 pub fn is_timer_info(value: &Value) -> bool {
-    let v = json_value(value);
-    field(&v, "IsPastDue").is_some()
-        || field(&v, "ScheduleStatus").is_some()
+    looks_like_timer_info(&json_value(value))
+}
+
+fn looks_like_timer_info(v: &Value) -> bool {
+    field(v, "IsPastDue").is_some()
+        || field(v, "ScheduleStatus").is_some()
         || v.get("Schedule").is_some()
 }
 
-/// The tick of `function` (declared with `schedule`) that `request` carries.
+/// The host's `TimerInfo` among `request`'s `Data` values, decoded once (it comes as
+/// an object or as a JSON string holding one).
+pub fn timer_info(request: &InvocationRequest) -> Option<Value> {
+    request
+        .data
+        .values()
+        .map(json_value)
+        .find(looks_like_timer_info)
+}
+
+/// The tick of `function` (declared with `schedule`) that `request` carries; `raw`
+/// is the whole invocation payload.
 pub fn decode(
     request: &InvocationRequest,
     function: &str,
     schedule: &str,
-    raw: &Value,
+    raw: Value,
 ) -> Result<TimerTick, DecodeError> {
-    let timer = request
-        .data
-        .values()
-        .map(json_value)
-        .find(is_timer_info)
-        .ok_or_else(|| {
-            let got = request
-                .data
-                .iter()
-                .map(|(k, v)| format!("{k:?} ({})", kind_of(&json_value(v))))
-                .collect::<Vec<_>>()
-                .join(", ");
-            DecodeError::new(format!(
-                "no timerTrigger value (an object with IsPastDue / ScheduleStatus) in Data; got: {}",
-                if got.is_empty() { "nothing".to_owned() } else { got }
-            ))
-        })?;
+    let timer = timer_info(request).ok_or_else(|| {
+        let got = request
+            .data
+            .iter()
+            .map(|(k, v)| format!("{k:?} ({})", kind_of(&json_value(v))))
+            .collect::<Vec<_>>()
+            .join(", ");
+        DecodeError::new(format!(
+            "no timerTrigger value (an object with IsPastDue / ScheduleStatus) in Data; got: {}",
+            if got.is_empty() {
+                "nothing".to_owned()
+            } else {
+                got
+            }
+        ))
+    })?;
+    Ok(tick(request, &timer, function, schedule, raw))
+}
+
+/// The tick of `function` from `timer`, the `TimerInfo` [`timer_info`] found in
+/// `request`.
+pub fn tick(
+    request: &InvocationRequest,
+    timer: &Value,
+    function: &str,
+    schedule: &str,
+    raw: Value,
+) -> TimerTick {
     let now = request
         .meta("sys")
         .and_then(|sys| time(field_str(&sys, "UtcNow")))
         .unwrap_or_else(Utc::now);
-    let next = field(&timer, "ScheduleStatus").and_then(|s| time(field_str(s, "Next")));
+    let next = field(timer, "ScheduleStatus").and_then(|s| time(field_str(s, "Next")));
     let scheduled_time = next.filter(|n| *n <= now + NEXT_SLACK).unwrap_or(now);
-    Ok(TimerTick {
+    TimerTick {
         event_id: format!(
             "{function}@{}",
             scheduled_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         ),
         schedule: schedule.to_owned(),
         scheduled_time,
-        past_due: field_bool(&timer, "IsPastDue").unwrap_or(false),
-        raw: RawEvent::new(Provider::Azure, raw.clone()),
-    })
+        past_due: field_bool(timer, "IsPastDue").unwrap_or(false),
+        raw: RawEvent::new(Provider::Azure, raw),
+    }
 }

@@ -411,6 +411,13 @@ fn joined_headers(headers: &HeaderMap) -> HeaderMap {
         if name == SET_COOKIE {
             continue;
         }
+        let mut all = headers.get_all(name).iter();
+        if let (Some(only), None) = (all.next(), all.next()) {
+            if only.to_str().is_ok() {
+                out.insert(name.clone(), only.clone());
+            }
+            continue;
+        }
         let values: Vec<&str> = headers
             .get_all(name)
             .iter()

@@ -1,7 +1,7 @@
 //! What runtimes that write JSON log lines share: [`FieldsAsJson`], a tracing field
 //! visitor that puts an event's (or a span's) fields into a JSON object, and (feature
 //! `json-span-fields`) `JsonSpanFields`, which stores each span's fields as JSON for
-//! `tracing_subscriber::fmt`.
+//! `tracing_subscriber::fmt`; and [`log_panics`], which sends panics through `tracing`.
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -37,6 +37,26 @@ impl Visit for FieldsAsJson<'_> {
     }
 }
 
+/// Makes panics log one error event (the panic message, its location, and a
+/// backtrace when `RUST_BACKTRACE` asks for one) through `tracing` instead of plain
+/// text on stderr, so that a JSON log format writes it as one line carrying the fields
+/// of the invocation that panicked.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::capture();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = crate::panic_message(info.payload());
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(panic = message, location, backtrace = %backtrace, "panic");
+        } else {
+            tracing::error!(panic = message, location, "panic");
+        }
+    }));
+}
+
 #[cfg(feature = "json-span-fields")]
 pub use span_fields::JsonSpanFields;
 
@@ -44,10 +64,12 @@ pub use span_fields::JsonSpanFields;
 mod span_fields {
     use std::fmt::{self, Write};
 
+    use serde_json::{Map, Value};
     use tracing::field::{Field, Visit};
     use tracing_subscriber::field::RecordFields;
     use tracing_subscriber::fmt::format::Writer;
-    use tracing_subscriber::fmt::{FormatFields, FormattedFields};
+    use tracing_subscriber::fmt::{FmtContext, FormatFields, FormattedFields};
+    use tracing_subscriber::registry::LookupSpan;
 
     /// Span fields as one JSON object (`{"function":"todos","invocation_id":"…"}`),
     /// written straight into the span's buffer as they are visited: what
@@ -59,6 +81,28 @@ mod span_fields {
     /// field recorded twice keeps its last value.
     #[derive(Debug, Clone, Copy, Default)]
     pub struct JsonSpanFields;
+
+    impl JsonSpanFields {
+        /// The fields of every span the event being formatted is in, outermost first
+        /// (an inner span's field replaces an outer one's of the same name): where an
+        /// event formatter starts its line.
+        pub fn in_scope<S>(ctx: &FmtContext<'_, S, JsonSpanFields>) -> Map<String, Value>
+        where
+            S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+        {
+            let mut fields = Map::new();
+            for span in ctx.event_scope().into_iter().flat_map(|s| s.from_root()) {
+                let extensions = span.extensions();
+                if let Some(formatted) = extensions.get::<FormattedFields<JsonSpanFields>>()
+                    && let Ok(Value::Object(span_fields)) =
+                        serde_json::from_str::<Value>(&formatted.fields)
+                {
+                    fields.extend(span_fields);
+                }
+            }
+            fields
+        }
+    }
 
     impl<'writer> FormatFields<'writer> for JsonSpanFields {
         fn format_fields<R: RecordFields>(
@@ -191,11 +235,8 @@ mod span_fields {
     #[cfg(test)]
     mod tests {
         use super::*;
-        use serde_json::{Value, json};
-        use std::sync::{Arc, Mutex};
-        use tracing_subscriber::fmt::FmtContext;
+        use serde_json::json;
         use tracing_subscriber::fmt::format::FormatEvent;
-        use tracing_subscriber::registry::LookupSpan;
 
         /// Writes each event as the JSON its span's stored fields parse to.
         struct SpanFieldsOnly;
@@ -219,25 +260,12 @@ mod span_fields {
             }
         }
 
-        #[derive(Clone, Default)]
-        struct Lines(Arc<Mutex<Vec<u8>>>);
-
-        impl std::io::Write for Lines {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
         #[derive(Debug)]
         struct Odd;
 
         #[test]
         fn span_fields_are_one_json_object_typed_and_escaped() {
-            let lines = Lines::default();
+            let lines = crate::testing::LogBuffer::default();
             let writer = lines.clone();
             let subscriber = tracing_subscriber::fmt()
                 .fmt_fields(JsonSpanFields)
@@ -264,7 +292,7 @@ mod span_fields {
                 empty.record("later", 7u64);
                 empty.in_scope(|| tracing::info!("three"));
             });
-            let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+            let text = lines.text();
             let parsed: Vec<Value> = text
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))

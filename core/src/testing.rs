@@ -349,3 +349,26 @@ impl TestApp {
         panic!("settle: events kept triggering more events after 1000 rounds (a loop?)");
     }
 }
+
+/// Log lines kept in memory, for tests of log formats: give a subscriber
+/// `.with_writer(move || buffer.clone())` and read what it wrote with
+/// [`LogBuffer::text`].
+#[derive(Debug, Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything written so far, as UTF-8 text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The event format: one JSON object per line with `requestId` at the top level.
@@ -46,18 +46,7 @@ where
         );
         line.insert("level".into(), Value::from(meta.level().as_str()));
         line.insert("target".into(), Value::from(meta.target()));
-        let mut fields = Map::new();
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let extensions = span.extensions();
-                if let Some(formatted) = extensions.get::<FormattedFields<JsonSpanFields>>()
-                    && let Ok(Value::Object(span_fields)) =
-                        serde_json::from_str::<Value>(&formatted.fields)
-                {
-                    fields.extend(span_fields);
-                }
-            }
-        }
+        let mut fields = JsonSpanFields::in_scope(ctx);
         event.record(&mut FieldsAsJson(&mut fields));
         if let Some(message) = fields.remove("message") {
             line.insert("message".into(), message);
@@ -94,24 +83,7 @@ pub fn filter() -> EnvFilter {
     EnvFilter::new(level)
 }
 
-/// Makes panics log one JSON line (message, location, and a backtrace when
-/// `RUST_BACKTRACE` asks for one) through `tracing`, so they carry the `requestId`
-/// of the invocation that panicked, instead of plain text on stderr.
-pub fn log_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let backtrace = std::backtrace::Backtrace::capture();
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        let message = nube::panic_message(info.payload());
-        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
-            tracing::error!(panic = message, location, backtrace = %backtrace, "panic");
-        } else {
-            tracing::error!(panic = message, location, "panic");
-        }
-    }));
-}
+pub use nube::logging::log_panics;
 
 /// Installs the JSON-lines subscriber on stdout; does nothing if one is installed.
 pub fn init() {
@@ -126,24 +98,11 @@ pub fn init() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use nube::testing::LogBuffer;
 
     #[test]
     fn lines_carry_the_request_id() {
-        let buffer = Buffer::default();
+        let buffer = LogBuffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
             .fmt_fields(JsonSpanFields)
@@ -161,7 +120,7 @@ mod tests {
             let alone = tracing::info_span!("invocation", invocation_id = "req-2");
             alone.in_scope(|| tracing::warn!("second"));
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = buffer.text();
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The span field holding the trace (`projects/<p>/traces/<id>`), as Cloud Logging
@@ -152,18 +152,7 @@ where
         let meta = event.metadata();
         let mut line = Map::new();
         line.insert("severity".into(), Value::from(severity(meta.level())));
-        let mut fields = Map::new();
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let extensions = span.extensions();
-                if let Some(formatted) = extensions.get::<FormattedFields<JsonSpanFields>>()
-                    && let Ok(Value::Object(span_fields)) =
-                        serde_json::from_str::<Value>(&formatted.fields)
-                {
-                    fields.extend(span_fields);
-                }
-            }
-        }
+        let mut fields = JsonSpanFields::in_scope(ctx);
         event.record(&mut FieldsAsJson(&mut fields));
         line.insert(
             "message".into(),
@@ -205,24 +194,7 @@ pub fn filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Makes panics log one JSON line (message, location, and a backtrace when
-/// `RUST_BACKTRACE` asks for one) through `tracing`, so they carry the trace of the
-/// request that panicked, instead of plain text on stderr.
-pub fn log_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let backtrace = std::backtrace::Backtrace::capture();
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        let message = nube::panic_message(info.payload());
-        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
-            tracing::error!(panic = message, location, backtrace = %backtrace, "panic");
-        } else {
-            tracing::error!(panic = message, location, "panic");
-        }
-    }));
-}
+pub use nube::logging::log_panics;
 
 /// Installs the JSON-lines subscriber on stdout; does nothing if one is installed.
 pub fn init() {
@@ -237,20 +209,7 @@ pub fn init() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use nube::testing::LogBuffer;
 
     #[test]
     fn traces_from_either_header() {
@@ -283,7 +242,7 @@ mod tests {
 
     #[test]
     fn lines_have_severity_message_trace_and_labels() {
-        let buffer = Buffer::default();
+        let buffer = LogBuffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
             .fmt_fields(JsonSpanFields)
@@ -306,7 +265,7 @@ mod tests {
             drop(_g);
             tracing::error!("alone");
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = buffer.text();
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())

@@ -84,7 +84,7 @@ pub fn decode(
     request: &InvocationRequest,
     bucket: &str,
     prefix: &str,
-    raw: &Value,
+    raw: Value,
 ) -> Result<BlobCreated, DecodeError> {
     let properties = request.meta("Properties").unwrap_or(Value::Null);
     if !properties.is_null() && !properties.is_object() {
@@ -111,15 +111,17 @@ pub fn decode(
             (bucket.to_owned(), format!("{prefix}{name}"))
         }
     };
-    let content_len = request
-        .data
-        .values()
-        .next()
-        .and_then(bytes_value)
-        .map(|b| b.len() as u64);
     let size = field_u64(&properties, "ContentLength")
         .or_else(|| field_u64(&properties, "Length"))
-        .or(content_len)
+        .or_else(|| {
+            // Only without the properties: this decodes the whole content.
+            request
+                .data
+                .values()
+                .next()
+                .and_then(bytes_value)
+                .map(|b| b.len() as u64)
+        })
         .unwrap_or(0);
     let etag = field_str(&properties, "ETag").map(|e| e.trim_matches('"').to_owned());
     let time = time(field(&properties, "LastModified"))
@@ -138,7 +140,7 @@ pub fn decode(
         content_type: field_str(&properties, "ContentType").map(str::to_owned),
         etag,
         time,
-        raw: RawEvent::new(Provider::Azure, raw.clone()),
+        raw: RawEvent::new(Provider::Azure, raw),
     })
 }
 

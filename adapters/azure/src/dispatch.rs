@@ -319,7 +319,7 @@ impl Runtime {
                 if !crate::blob::is_blob(&request) {
                     return Err(mismatch(&request));
                 }
-                let blob = crate::blob::decode(&request, bucket, prefix, &raw)?;
+                let blob = crate::blob::decode(&request, bucket, prefix, raw)?;
                 let ctx = self.context(function, invocation_id, attempt);
                 self.app
                     .invoke(Event::BlobCreated(blob), ctx)

@@ -167,20 +167,7 @@ pub fn init() {
         .try_init();
 }
 
-/// Logs panics through `tracing` (so they land in their invocation's `Logs` too).
-pub fn log_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        tracing::error!(
-            panic = nube::panic_message(info.payload()),
-            location,
-            "panic"
-        );
-    }));
-}
+pub use nube::logging::log_panics;
 
 #[cfg(test)]
 mod tests {

@@ -13,8 +13,7 @@ use chrono::{DateTime, Utc};
 use nube::{Provider, RawEvent, TimerTick};
 use serde_json::Value;
 
-use crate::error::DecodeError;
-use crate::payload::{InvocationRequest, field, field_bool, field_str, json_value, kind_of};
+use crate::payload::{InvocationRequest, field, field_bool, field_str, json_value};
 
 /// How far in the future `ScheduleStatus.Next` may be and still be this tick's time
 /// (clock skew between the host's schedule monitor and `sys.UtcNow`).
@@ -45,33 +44,6 @@ pub fn timer_info(request: &InvocationRequest) -> Option<Value> {
         .values()
         .map(json_value)
         .find(looks_like_timer_info)
-}
-
-/// The tick of `function` (declared with `schedule`) that `request` carries; `raw`
-/// is the whole invocation payload.
-pub fn decode(
-    request: &InvocationRequest,
-    function: &str,
-    schedule: &str,
-    raw: Value,
-) -> Result<TimerTick, DecodeError> {
-    let timer = timer_info(request).ok_or_else(|| {
-        let got = request
-            .data
-            .iter()
-            .map(|(k, v)| format!("{k:?} ({})", kind_of(&json_value(v))))
-            .collect::<Vec<_>>()
-            .join(", ");
-        DecodeError::new(format!(
-            "no timerTrigger value (an object with IsPastDue / ScheduleStatus) in Data; got: {}",
-            if got.is_empty() {
-                "nothing".to_owned()
-            } else {
-                got
-            }
-        ))
-    })?;
-    Ok(tick(request, &timer, function, schedule, raw))
 }
 
 /// The tick of `function` from `timer`, the `TimerInfo` [`timer_info`] found in

@@ -198,7 +198,7 @@ fn wrk(url: &str, connections: u32, seconds: u32, script: Option<&Path>) -> Resu
 }
 
 /// The median of `values` (sorts them).
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

@@ -13,7 +13,7 @@ use nube::manifest::{FunctionManifest, Manifest, TriggerManifest};
 use serde_json::Value;
 
 /// A cloud whose native payloads nube decodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Provider {
     /// AWS Lambda.
     Aws,
@@ -38,7 +38,7 @@ impl Provider {
 }
 
 /// A trigger kind, as `cargo xtask events` and `invoke --sample` name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// An HTTP request to one of the function's routes.
     Http,
@@ -157,7 +157,7 @@ pub fn sample(
                 Provider::Azure => azure::document(f, &document)?,
                 Provider::Gcp => {
                     let path = nube_gcp::names::collection_path(collection, lookup);
-                    gcp::document(manifest, f, &path, &document)?
+                    gcp::document(f, &path, &document)?
                 }
             }
         }

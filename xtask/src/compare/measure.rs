@@ -126,8 +126,7 @@ pub fn measure(
         let _ = child.wait();
         drop(guard);
     }
-    let mut sorted = starts.clone();
-    sorted.sort_by(f64::total_cmp);
+    let start_ms = crate::bench::median(&mut starts.clone());
     let root = crate::root();
     Ok(Measured {
         binary: binary
@@ -135,7 +134,7 @@ pub fn measure(
             .unwrap_or(&binary)
             .display()
             .to_string(),
-        start_ms: sorted[sorted.len() / 2],
+        start_ms,
         starts_ms: starts,
         rss_kib: rss,
     })

@@ -135,29 +135,18 @@ fn headers(object: &Map<String, Value>) -> Result<Vec<(String, String)>, String>
     }
 }
 
-/// Standard base64 (padding optional), for `bodyBase64`.
+/// Standard base64 (padding optional, whitespace ignored), for `bodyBase64`.
 fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-    {
-        let v = ALPHABET
-            .iter()
-            .position(|a| *a == c)
-            .ok_or_else(|| format!("\"bodyBase64\" is not base64 ({:?})", c as char))?;
-        bits = (bits << 6) | v as u32;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    Ok(out)
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const STANDARD_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    STANDARD_ANY_PADDING
+        .decode(compact)
+        .map_err(|e| format!("\"bodyBase64\" is not base64 ({e})"))
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ mod elf;
 pub(crate) mod gcp;
 pub(crate) mod sam;
 
-/// The targets `--target` names, and whether they are implemented yet.
-const TARGETS: &[(&str, bool)] = &[("aws", true), ("azure", true), ("gcp", true)];
+/// The targets `--target` names.
+const TARGETS: &[&str] = &["aws", "azure", "gcp"];
 
 /// Options of `cargo xtask package`.
 #[derive(clap::Args)]
@@ -158,24 +158,12 @@ pub fn run(args: Args) -> Result<(), String> {
 
 /// The targets `--target` selects, or a one-line error saying what exists.
 fn selected_targets(target: &str) -> Result<Vec<&'static str>, String> {
-    let implemented: Vec<&str> = TARGETS.iter().filter(|t| t.1).map(|t| t.0).collect();
-    let missing: Vec<&str> = TARGETS.iter().filter(|t| !t.1).map(|t| t.0).collect();
-    match TARGETS.iter().find(|t| t.0 == target) {
-        Some((name, true)) => Ok(vec![name]),
-        Some((name, false)) => Err(format!(
-            "--target {name} is not implemented yet (implemented: {})",
-            implemented.join(", ")
-        )),
-        None if target == "all" && missing.is_empty() => Ok(implemented),
-        None if target == "all" => Err(format!(
-            "--target all includes {}, which {} not implemented yet; package one target with --target {}",
-            missing.join(" and "),
-            if missing.len() == 1 { "is" } else { "are" },
-            implemented.join(" or --target ")
-        )),
+    match TARGETS.iter().find(|t| **t == target) {
+        Some(name) => Ok(vec![name]),
+        None if target == "all" => Ok(TARGETS.to_vec()),
         None => Err(format!(
             "unknown target {target:?} (there is: {}, all)",
-            TARGETS.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
+            TARGETS.join(", ")
         )),
     }
 }

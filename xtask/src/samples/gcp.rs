@@ -117,7 +117,6 @@ pub(super) fn blob(function: &FunctionManifest, bucket: &str, object: &Object) -
 /// Eventarc's `google.cloud.firestore.document.v1.created` for a document created at
 /// `collection` (its path), with `DocumentEventData` in protobuf.
 pub(super) fn document(
-    _manifest: &Manifest,
     function: &FunctionManifest,
     collection: &str,
     (id, document): &(String, Value),

@@ -13,8 +13,6 @@
 //! `AWS_LAMBDA_LOG_LEVEL` (advanced logging controls) applies, else `info`.
 //! [`log_panics`] sends panic messages the same way.
 
-use std::fmt::Write as _;
-
 use nube::logging::{FieldsAsJson, JsonSpanFields};
 use serde_json::{Map, Value};
 use tracing::{Event, Subscriber};
@@ -60,9 +58,7 @@ where
         for (k, v) in fields {
             line.entry(k).or_insert(v);
         }
-        let mut text = String::new();
-        write!(text, "{}", Value::Object(line))?;
-        writeln!(writer, "{text}")
+        writeln!(writer, "{}", Value::Object(line))
     }
 }
 

@@ -155,15 +155,6 @@ pub fn data_json(event: &Event) -> Result<Value, DecodeError> {
     }
 }
 
-/// The event's data as bytes (text as its UTF-8 bytes, JSON as its text).
-pub fn data_bytes(event: &Event) -> Option<Vec<u8>> {
-    match event.data()? {
-        Data::Binary(b) => Some(b.clone()),
-        Data::String(s) => Some(s.clone().into_bytes()),
-        Data::Json(v) => Some(v.to_string().into_bytes()),
-    }
-}
-
 /// A string extension attribute (`database`, `document`...), when set.
 pub fn extension(event: &Event, name: &str) -> Option<String> {
     event.extension(name).map(|v| v.to_string())

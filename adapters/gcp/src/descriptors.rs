@@ -23,7 +23,7 @@ use nube::manifest::{Manifest, TriggerManifest};
 use serde_json::{Map, Value, json};
 
 /// The port the container listens on (nube-gcp's default `PORT`).
-pub const CONTAINER_PORT: u16 = 8080;
+pub const CONTAINER_PORT: u16 = crate::server::DEFAULT_PORT;
 
 /// Cloud Run's longest request timeout, in seconds.
 pub const MAX_CLOUD_RUN_TIMEOUT: u64 = 3600;

@@ -54,9 +54,6 @@ pub const CREATED: &str = "google.cloud.firestore.document.v1.created";
 pub const CREATED_WITH_AUTH_CONTEXT: &str =
     "google.cloud.firestore.document.v1.created.withAuthContext";
 
-/// Prefix of every Firestore document event type.
-pub const TYPE_PREFIX: &str = "google.cloud.firestore.document.v1.";
-
 /// The data content type Eventarc uses for Firestore events.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/protobuf";
 

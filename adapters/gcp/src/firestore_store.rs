@@ -616,13 +616,7 @@ impl DocumentStore for FirestoreStore {
         let read = found.len();
         let documents = found
             .into_iter()
-            .map(|doc| {
-                let id = doc.name.rsplit('/').next().unwrap_or_default().to_owned();
-                to_document(&at, doc).map_err(|e| match e {
-                    StoreError::Backend { message, .. } => corrupt(&at, &id, message),
-                    other => other,
-                })
-            })
+            .map(|doc| to_document(&at, doc))
             .collect::<Result<Vec<_>, _>>()?;
         tracing::debug!(
             collection = at.collection_id,

@@ -19,8 +19,6 @@
 //! object. `RUST_LOG` filters (default `info`). [`log_panics`] sends panic messages
 //! the same way.
 
-use std::fmt::Write as _;
-
 use nube::logging::{FieldsAsJson, JsonSpanFields};
 use serde_json::{Map, Value};
 use tracing::{Event, Level, Subscriber};
@@ -183,9 +181,7 @@ where
         for (k, v) in fields {
             line.entry(k).or_insert(v);
         }
-        let mut text = String::new();
-        write!(text, "{}", Value::Object(line))?;
-        writeln!(writer, "{text}")
+        writeln!(writer, "{}", Value::Object(line))
     }
 }
 

@@ -287,22 +287,22 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned);
-        req.extensions_mut()
-            .insert(self.inner.config.revision.clone());
-        if let Some(id) = &execution_id {
-            req.extensions_mut()
-                .insert(nube::http::InvocationId(id.clone()));
-        }
         let work = async {
             let function = self
                 .event_function(req.method(), req.uri().path())
                 .map(|f| f.name().to_owned());
-            match function {
-                Some(function) => self.event(&function, execution_id, req).await,
-                None => match self.inner.http.clone().oneshot(req).await {
-                    Ok(response) => response,
-                    Err(infallible) => match infallible {},
-                },
+            if let Some(function) = function {
+                return self.event(&function, execution_id, req).await;
+            }
+            // What only HTTP handlers read.
+            req.extensions_mut()
+                .insert(self.inner.config.revision.clone());
+            if let Some(id) = execution_id {
+                req.extensions_mut().insert(nube::http::InvocationId(id));
+            }
+            match self.inner.http.clone().oneshot(req).await {
+                Ok(response) => response,
+                Err(infallible) => match infallible {},
             }
         };
         match AssertUnwindSafe(work).catch_unwind().instrument(span).await {

@@ -22,9 +22,6 @@ use crate::names::ResourceNames;
 /// The CloudEvent type of an object written (created or overwritten).
 pub const FINALIZED: &str = "google.cloud.storage.object.v1.finalized";
 
-/// Prefix of every Cloud Storage object event type.
-pub const TYPE_PREFIX: &str = "google.cloud.storage.object.v1.";
-
 /// An int64 as proto3 JSON writes it (a decimal string) or as a JSON number.
 pub fn int64_field(data: &Value, name: &str) -> Result<Option<i64>, DecodeError> {
     match data.get(name) {

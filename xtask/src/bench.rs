@@ -43,7 +43,7 @@ pub struct Args {
     /// local, azure, gcp: open connections during the load run.
     #[arg(long, default_value_t = 32)]
     pub connections: u32,
-    /// Start-ups timed per server or function (default: 10 for local and gcp, 20 for aws).
+    /// Start-ups timed per server or function (default: 10 for local, azure and gcp, 20 for aws).
     #[arg(long)]
     pub starts: Option<u32>,
     /// gcp: `RUST_LOG` for the Rust servers (default: unset, each logs as it does by
@@ -57,7 +57,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000)]
     pub warmup: u64,
     /// aws: the timed invocations are split in this many rounds, the two functions
-    /// taking turns; azure, gcp: load runs per server, taking turns (at most 5).
+    /// taking turns; azure, gcp: load runs per server, taking turns (at most 5, so the
+    /// default runs 5).
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
 }

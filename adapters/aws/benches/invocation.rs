@@ -3,8 +3,8 @@
 //! `aws_lambda_events` types (what the bare `lambda_runtime` baseline of
 //! `cargo xtask bench aws` does), without a Runtime API around either.
 //!
-//! `cargo bench -p nube-aws --bench invocation` prints the median per call of both and
-//! their ratio; `cargo xtask bench aws` measures the whole bootstrap.
+//! `cargo bench -p nube-aws --bench invocation` prints (on stderr) the median per call of both and
+//! their difference; `cargo xtask bench aws` measures the whole bootstrap.
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -40,7 +40,7 @@ use nube_aws::names::{bucket_env_var, table_env_var};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use lambda_emulator::Emulator;
+use lambda_emulator::{Emulator, log_file, read_log};
 use moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
 
 /// Physical names: `delivery-app-e2e-<logical>` for tables and the bucket.
@@ -49,14 +49,6 @@ const PREFIX: &str = "delivery-app-e2e-";
 const QUEUE: &str = "delivery-app-e2e-uploads-created";
 /// How long any one wait (an invocation, a message, a stream record) may take.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn log_file() -> tempfile::NamedTempFile {
-    tempfile::NamedTempFile::new().expect("a temp file for a process log")
-}
-
-fn read_log(log: &tempfile::NamedTempFile) -> String {
-    std::fs::read_to_string(log.path()).unwrap_or_default()
-}
 
 /// One `bootstrap` process: one nube function behind one Lambda function.
 struct Bootstrap {

@@ -30,11 +30,13 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn log_file() -> tempfile::NamedTempFile {
+/// A temp file for a process's output.
+pub fn log_file() -> tempfile::NamedTempFile {
     tempfile::NamedTempFile::new().expect("a temp file for a process log")
 }
 
-fn read_log(log: &tempfile::NamedTempFile) -> String {
+/// What a process wrote to its [`log_file`] so far.
+pub fn read_log(log: &tempfile::NamedTempFile) -> String {
     std::fs::read_to_string(log.path()).unwrap_or_default()
 }
 

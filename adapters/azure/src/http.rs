@@ -23,7 +23,7 @@ use http::{HeaderName, HeaderValue, Request};
 use serde_json::{Map, Value, json};
 
 use crate::error::DecodeError;
-use crate::payload::{field, field_str, json_value, kind_of};
+use crate::payload::{decoded, field, field_str, json_value, kind_of};
 
 /// host.json's default route prefix.
 pub const DEFAULT_ROUTE_PREFIX: &str = "api";
@@ -68,7 +68,7 @@ pub fn strip_route_prefix(path: &str, prefix: &str) -> Option<String> {
 /// Whether `value` looks like an httpTrigger's `Data.req` (an object with `Url` and
 /// `Method`).
 pub fn is_http_request(value: &Value) -> bool {
-    let v = json_value(value);
+    let v = decoded(value);
     field(&v, "Url").is_some() && field(&v, "Method").is_some()
 }
 
@@ -81,7 +81,7 @@ fn is_binary(content_type: Option<&str>) -> bool {
 
 /// The `http::Request` in `Data.req`, its path below `prefix`.
 pub fn request_from_data(req: &Value, prefix: &str) -> Result<Request<Body>, DecodeError> {
-    let req = json_value(req);
+    let req = decoded(req);
     if !req.is_object() {
         return Err(DecodeError::new(format!(
             "Data.req must be an object with Url and Method, not {}",

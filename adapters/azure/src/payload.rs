@@ -10,7 +10,10 @@
 //! JSON-encoded strings and bytes as base64: [`json_value`] and [`bytes_value`] accept
 //! every form.
 
+use std::borrow::Cow;
+
 use base64::Engine;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -133,16 +136,21 @@ pub struct InvocationResponse {
 /// A value as the host sends it: an object or array as it is, a string that holds
 /// JSON decoded, any other string kept as a string.
 pub fn json_value(value: &Value) -> Value {
+    decoded(value).into_owned()
+}
+
+/// [`json_value`] without a copy: borrowed unless a string had to be decoded.
+pub fn decoded(value: &Value) -> Cow<'_, Value> {
     match value {
         Value::String(s) => {
             let t = s.trim_start();
             if t.starts_with('{') || t.starts_with('[') || t.starts_with('"') {
-                serde_json::from_str(s).unwrap_or_else(|_| value.clone())
+                serde_json::from_str(s).map_or(Cow::Borrowed(value), Cow::Owned)
             } else {
-                value.clone()
+                Cow::Borrowed(value)
             }
         }
-        other => other.clone(),
+        other => Cow::Borrowed(other),
     }
 }
 

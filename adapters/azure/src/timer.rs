@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use nube::{Provider, RawEvent, TimerTick};
 use serde_json::Value;
 
-use crate::payload::{InvocationRequest, field, field_bool, field_str, json_value};
+use crate::payload::{InvocationRequest, decoded, field, field_bool, field_str};
 
 /// How far in the future `ScheduleStatus.Next` may be and still be this tick's time
 /// (clock skew between the host's schedule monitor and `sys.UtcNow`).
@@ -27,7 +27,7 @@ fn time(text: Option<&str>) -> Option<DateTime<Utc>> {
 
 /// Whether `value` looks like the host's `TimerInfo`.
 pub fn is_timer_info(value: &Value) -> bool {
-    looks_like_timer_info(&json_value(value))
+    looks_like_timer_info(&decoded(value))
 }
 
 fn looks_like_timer_info(v: &Value) -> bool {
@@ -42,8 +42,9 @@ pub fn timer_info(request: &InvocationRequest) -> Option<Value> {
     request
         .data
         .values()
-        .map(json_value)
-        .find(looks_like_timer_info)
+        .map(decoded)
+        .find(|v| looks_like_timer_info(v))
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// The tick of `function` from `timer`, the `TimerInfo` [`timer_info`] found in

@@ -162,16 +162,18 @@ pub fn extension(event: &Event, name: &str) -> Option<String> {
 
 /// The event as the provider payload nube keeps ([`nube::RawEvent`]): its
 /// attributes and extensions as JSON fields, and `data` as JSON when it is JSON, else
-/// `{"contentType": ..., "base64": ...}`.
-pub fn raw_payload(event: &Event, mode: Mode) -> Value {
+/// `{"contentType": ..., "base64": ...}`. `parsed` is the data as JSON when the
+/// decoder already parsed it (so that it is not parsed again).
+pub fn raw_payload(event: &Event, mode: Mode, parsed: Option<Value>) -> Value {
     let mut out = Map::new();
     for (name, value) in event.iter() {
         out.insert(name.to_owned(), Value::from(value.to_string()));
     }
-    let data = match event.data() {
-        None => Value::Null,
-        Some(Data::Json(v)) => v.clone(),
-        Some(other) => match data_json(event) {
+    let data = match (parsed, event.data()) {
+        (Some(parsed), _) => parsed,
+        (None, None) => Value::Null,
+        (None, Some(Data::Json(v))) => v.clone(),
+        (None, Some(other)) => match data_json(event) {
             Ok(v) => v,
             Err(_) => {
                 let bytes = match other {

@@ -559,8 +559,8 @@ fn decode_event(
             event.ty()
         )));
     }
-    let document = if is_protobuf(event) {
-        match event.data() {
+    let (document, parsed) = if is_protobuf(event) {
+        let document = match event.data() {
             Some(Data::Binary(bytes)) => decode_protobuf(bytes)?,
             Some(Data::String(text)) => decode_protobuf(text.as_bytes())?,
             _ => {
@@ -568,9 +568,11 @@ fn decode_event(
                     "the data content type is application/protobuf, and the data is missing or JSON",
                 ));
             }
-        }
+        };
+        (document, None)
     } else {
-        decode_json(&data_json(event)?)?
+        let data = data_json(event)?;
+        (decode_json(&data)?, Some(data))
     };
     let path = extension(event, "document")
         .filter(|d| !d.is_empty())
@@ -597,7 +599,7 @@ fn decode_event(
         collection: names.logical_collection(collection).to_owned(),
         id: id.to_owned(),
         document: Json::Object(document.fields),
-        raw: RawEvent::new(Provider::Gcp, raw_payload(event, mode)),
+        raw: RawEvent::new(Provider::Gcp, raw_payload(event, mode, parsed)),
     })
 }
 

@@ -44,10 +44,11 @@ pub fn from_cloud_event(
     mode: Mode,
     schedule: &str,
 ) -> Result<TimerTick, DecodeError> {
-    let (event_id, scheduled_time) = match event.ty() {
+    let (event_id, scheduled_time, parsed) = match event.ty() {
         EXECUTED => (
             event.id().to_owned(),
             event.time().copied().unwrap_or_else(Utc::now),
+            None,
         ),
         MESSAGE_PUBLISHED => {
             let data = data_json(event).map_err(|e| e.within("Pub/Sub event"))?;
@@ -66,7 +67,8 @@ pub fn from_cloud_event(
                 Some(t) => parse_time("Pub/Sub event: message.publishTime", t)?,
                 None => event.time().copied().unwrap_or_else(Utc::now),
             };
-            (id.to_owned(), time)
+            let id = id.to_owned();
+            (id, time, Some(data))
         }
         other => {
             return Err(DecodeError::new(format!(
@@ -79,7 +81,7 @@ pub fn from_cloud_event(
         schedule: schedule.to_owned(),
         scheduled_time,
         past_due: false,
-        raw: RawEvent::new(Provider::Gcp, raw_payload(event, mode)),
+        raw: RawEvent::new(Provider::Gcp, raw_payload(event, mode, parsed)),
     })
 }
 

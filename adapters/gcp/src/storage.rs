@@ -107,15 +107,18 @@ fn decode_data(
             None => event.time().copied().unwrap_or_else(Utc::now),
         },
     };
+    let bucket = names.logical_bucket(physical).to_owned();
+    let content_type = text("contentType").map(str::to_owned);
+    let etag = text("md5Hash").and_then(md5_hex);
     Ok(BlobCreated {
         event_id: event.id().to_owned(),
-        bucket: names.logical_bucket(physical).to_owned(),
+        bucket,
         key,
         size,
-        content_type: text("contentType").map(str::to_owned),
-        etag: text("md5Hash").and_then(md5_hex),
+        content_type,
+        etag,
         time,
-        raw: RawEvent::new(Provider::Gcp, raw_payload(event, mode)),
+        raw: RawEvent::new(Provider::Gcp, raw_payload(event, mode, Some(data))),
     })
 }
 

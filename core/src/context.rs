@@ -105,7 +105,7 @@ impl Resources {
 
 struct Inner {
     invocation_id: String,
-    function: String,
+    function: Arc<str>,
     provider: Provider,
     deadline: Option<Instant>,
     attempt: u32,
@@ -150,7 +150,7 @@ impl std::fmt::Debug for Context {
 #[derive(Debug)]
 pub struct ContextBuilder {
     invocation_id: Option<String>,
-    function: String,
+    function: Arc<str>,
     provider: Provider,
     deadline: Option<Instant>,
     attempt: u32,
@@ -184,12 +184,16 @@ impl ContextBuilder {
 
     /// The finished context, with its tracing span.
     pub fn build(self) -> Context {
-        let invocation_id = self
-            .invocation_id
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let invocation_id = self.invocation_id.unwrap_or_else(|| {
+            let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+            uuid::Uuid::now_v7()
+                .hyphenated()
+                .encode_lower(&mut id)
+                .to_owned()
+        });
         let span = tracing::info_span!(
             "invocation",
-            function = self.function.as_str(),
+            function = &*self.function,
             invocation_id = invocation_id.as_str(),
             provider = self.provider.as_str(),
         );
@@ -210,7 +214,7 @@ impl ContextBuilder {
 impl Context {
     /// Starts a context for `function` on `provider`.
     pub fn builder(
-        function: impl Into<String>,
+        function: impl Into<Arc<str>>,
         provider: Provider,
         resources: Resources,
     ) -> ContextBuilder {

@@ -231,7 +231,7 @@ where
 
 /// What each request to one HTTP function's routes is run with.
 struct Invocation {
-    function: String,
+    function: Arc<str>,
     provider: Provider,
     resources: Resources,
     timeout: Duration,
@@ -287,16 +287,21 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The response header naming the invocation (find its log lines by this id).
 pub const INVOCATION_ID_HEADER: &str = "x-nube-invocation-id";
 
+// Parsed once rather than on every request.
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
+const INVOCATION_ID: http::HeaderName = http::HeaderName::from_static(INVOCATION_ID_HEADER);
+
 async fn invocation<S>(inv: &Invocation, mut req: Request, route: S) -> Response
 where
     S: tower::Service<Request, Response = Response, Error = Infallible>,
 {
-    let by_timeout = std::time::Instant::now() + inv.timeout;
+    let started = std::time::Instant::now();
+    let by_timeout = started + inv.timeout;
     let deadline = match req.extensions().get::<Deadline>() {
         Some(Deadline(d)) => by_timeout.min(*d),
         None => by_timeout,
     };
-    let limit = deadline.saturating_duration_since(std::time::Instant::now());
+    let limit = deadline.saturating_duration_since(started);
     let mut builder = Context::builder(inv.function.clone(), inv.provider, inv.resources.clone())
         .deadline(deadline);
     if let Some(id) = req
@@ -305,7 +310,7 @@ where
         .map(|i| i.0.clone())
         .or_else(|| {
             req.headers()
-                .get(REQUEST_ID_HEADER)
+                .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| !v.is_empty() && v.len() <= 128)
                 .map(str::to_owned)
@@ -319,7 +324,6 @@ where
     let (method, uri) = (req.method().clone(), req.uri().clone());
     req.extensions_mut().insert(ctx);
     let run = AssertUnwindSafe(route.oneshot(req)).catch_unwind();
-    let started = std::time::Instant::now();
     let response = match tokio::time::timeout(limit, run)
         .instrument(span.clone())
         .await
@@ -339,7 +343,7 @@ where
     };
     let mut response = response;
     if let Some(id) = invocation_id {
-        response.headers_mut().insert(INVOCATION_ID_HEADER, id);
+        response.headers_mut().insert(INVOCATION_ID, id);
     }
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -403,7 +407,7 @@ impl App {
                 continue;
             }
             let inv = InvocationLayer(Arc::new(Invocation {
-                function: f.name().to_owned(),
+                function: f.name().into(),
                 provider,
                 resources: resources.clone(),
                 timeout: self.timeout_of(f),

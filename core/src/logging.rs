@@ -110,11 +110,15 @@ mod span_fields {
             mut writer: Writer<'writer>,
             fields: R,
         ) -> fmt::Result {
-            writer.write_char('{')?;
-            let mut members = Members::new(&mut writer, true);
+            // Written into a buffer on the stack first, so that the span's `String`
+            // is allocated once, at its size, rather than grown piece by piece.
+            let mut object = StackBuffer::new();
+            object.write_char('{')?;
+            let mut members = Members::new(&mut object, true);
             fields.record(&mut members);
             members.result?;
-            writer.write_char('}')
+            object.write_char('}')?;
+            writer.write_str(object.as_str())
         }
 
         fn add_fields(
@@ -127,23 +131,22 @@ mod span_fields {
             }
             current.fields.pop();
             let empty = current.fields.ends_with('{');
-            let mut writer = current.as_writer();
-            let mut members = Members::new(&mut writer, empty);
+            let mut members = Members::new(&mut current.fields, empty);
             fields.record(&mut members);
             members.result?;
-            writer.write_char('}')
+            current.fields.write_char('}')
         }
     }
 
     /// Writes each visited field as a `"name":value` member of a JSON object.
-    struct Members<'a> {
-        out: &'a mut dyn Write,
+    struct Members<'a, W: Write> {
+        out: &'a mut W,
         first: bool,
         result: fmt::Result,
     }
 
-    impl<'a> Members<'a> {
-        fn new(out: &'a mut dyn Write, first: bool) -> Self {
+    impl<'a, W: Write> Members<'a, W> {
+        fn new(out: &'a mut W, first: bool) -> Self {
             Self {
                 out,
                 first,
@@ -151,16 +154,13 @@ mod span_fields {
             }
         }
 
-        fn member(&mut self, field: &Field, value: impl FnOnce(&mut dyn Write) -> fmt::Result) {
+        fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
             if self.result.is_err() {
                 return;
             }
             self.result = (|| {
-                if !self.first {
-                    self.out.write_char(',')?;
-                }
+                self.out.write_str(if self.first { "\"" } else { ",\"" })?;
                 self.first = false;
-                self.out.write_char('"')?;
                 Escaped(&mut *self.out).write_str(field.name())?;
                 self.out.write_str("\":")?;
                 value(&mut *self.out)
@@ -176,9 +176,14 @@ mod span_fields {
         }
     }
 
-    impl Visit for Members<'_> {
+    impl<W: Write> Visit for Members<'_, W> {
         fn record_str(&mut self, field: &Field, value: &str) {
-            self.string(field, value);
+            // Not through `string`: `write!` costs more than the escaping.
+            self.member(field, |out| {
+                out.write_str("\"")?;
+                Escaped(&mut *out).write_str(value)?;
+                out.write_str("\"")
+            });
         }
         fn record_i64(&mut self, field: &Field, value: i64) {
             self.member(field, |out| write!(out, "{value}"));
@@ -204,11 +209,57 @@ mod span_fields {
         }
     }
 
-    /// Escapes what is written through it as the inside of a JSON string.
-    struct Escaped<'a>(&'a mut dyn Write);
+    /// A `fmt::Write` target that keeps its first 256 bytes on the stack and moves to
+    /// the heap only beyond that.
+    struct StackBuffer {
+        inline: [u8; 256],
+        len: usize,
+        spilled: Option<String>,
+    }
 
-    impl Write for Escaped<'_> {
+    impl StackBuffer {
+        fn new() -> Self {
+            Self {
+                inline: [0; 256],
+                len: 0,
+                spilled: None,
+            }
+        }
+
+        fn as_str(&self) -> &str {
+            match &self.spilled {
+                Some(s) => s,
+                // Only whole `&str`s are copied in, so the bytes are UTF-8.
+                None => std::str::from_utf8(&self.inline[..self.len]).unwrap_or_default(),
+            }
+        }
+    }
+
+    impl Write for StackBuffer {
         fn write_str(&mut self, s: &str) -> fmt::Result {
+            if let Some(spilled) = &mut self.spilled {
+                spilled.push_str(s);
+            } else if let Some(room) = self.inline.get_mut(self.len..self.len + s.len()) {
+                room.copy_from_slice(s.as_bytes());
+                self.len += s.len();
+            } else {
+                let mut spilled = String::with_capacity(2 * (self.len + s.len()));
+                spilled.push_str(self.as_str());
+                spilled.push_str(s);
+                self.spilled = Some(spilled);
+            }
+            Ok(())
+        }
+    }
+
+    /// Escapes what is written through it as the inside of a JSON string.
+    struct Escaped<'a, W: Write>(&'a mut W);
+
+    impl<W: Write> Write for Escaped<'_, W> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+                return self.0.write_str(s);
+            }
             let mut start = 0;
             for (i, b) in s.bytes().enumerate() {
                 let escape = match b {
@@ -288,6 +339,9 @@ mod span_fields {
                 span.in_scope(|| tracing::info!("one"));
                 span.record("later", "set");
                 span.in_scope(|| tracing::info!("two"));
+                let long = "é\"".repeat(100);
+                tracing::info_span!("long", function = "todos", long = long.as_str())
+                    .in_scope(|| tracing::info!("past the stack buffer"));
                 let empty = tracing::info_span!("empty", later = tracing::field::Empty);
                 empty.record("later", 7u64);
                 empty.in_scope(|| tracing::info!("three"));
@@ -311,7 +365,11 @@ mod span_fields {
             let mut second = first.clone();
             second["later"] = json!("set");
             assert_eq!(parsed[1], second);
-            assert_eq!(parsed[2], json!({"later": 7}));
+            assert_eq!(
+                parsed[2],
+                json!({"function": "todos", "long": "é\"".repeat(100)})
+            );
+            assert_eq!(parsed[3], json!({"later": 7}));
         }
     }
 }

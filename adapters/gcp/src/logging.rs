@@ -11,8 +11,9 @@
 //! ```
 //!
 //! `severity` is the level (`ERROR`, `WARNING`, `INFO`, `DEBUG`; trace is `DEBUG`).
-//! The trace fields come from the request span the server opens per request
-//! ([`trace_of`]: `traceparent`, else `X-Cloud-Trace-Context`), so every line of a
+//! The trace fields come from the request span the server opens for a request that
+//! carries a trace ([`trace_of`]: `traceparent`, else `X-Cloud-Trace-Context`; Cloud
+//! Run adds one to every request), so every line of a
 //! request joins its trace in Cloud Trace; the project is `GOOGLE_CLOUD_PROJECT`
 //! (the bare trace id without it). `K_SERVICE` and `K_REVISION` go in the labels.
 //! The fields of every enclosing span and of the event are flattened into the
@@ -63,8 +64,10 @@ impl Trace {
 /// The trace of a request: W3C `traceparent` (`00-<trace>-<span>-<flags>`), else
 /// `X-Cloud-Trace-Context` (`<trace>/<span>;o=<0|1>`).
 pub fn trace_of(headers: &http::HeaderMap) -> Option<Trace> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(tp) = header("traceparent") {
+    const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+    const CLOUD_TRACE: http::HeaderName = http::HeaderName::from_static("x-cloud-trace-context");
+    let header = |name: http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(tp) = header(TRACEPARENT) {
         let parts: Vec<&str> = tp.trim().split('-').collect();
         if parts.len() >= 4
             && parts[1].len() == 32
@@ -78,7 +81,7 @@ pub fn trace_of(headers: &http::HeaderMap) -> Option<Trace> {
             });
         }
     }
-    let cloud = header("x-cloud-trace-context")?;
+    let cloud = header(CLOUD_TRACE)?;
     let (ids, options) = cloud.split_once(';').unwrap_or((cloud, ""));
     let (trace_id, span_id) = ids.split_once('/').unwrap_or((ids, ""));
     let trace_id = trace_id.trim();

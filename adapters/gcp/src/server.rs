@@ -53,7 +53,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use http::{HeaderMap, Method, StatusCode};
 use nube::axum::Router;
-use nube::axum::extract::{Request, State};
+use nube::axum::extract::Request;
 use nube::axum::response::{IntoResponse, Response};
 use nube::{App, Context, Error, ErrorKind, Event, Function, Provider, Resources, Trigger};
 use tower::ServiceExt;
@@ -83,6 +83,8 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// The header the Functions Framework names an execution by; its value becomes the
 /// invocation id when present.
 pub const EXECUTION_ID_HEADER: &str = "function-execution-id";
+
+const EXECUTION_ID: http::HeaderName = http::HeaderName::from_static(EXECUTION_ID_HEADER);
 
 /// What the server reads from the environment (the table in the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,9 +240,11 @@ impl Server {
         &self.inner.app
     }
 
-    /// The axum service: every request of the service goes through it.
+    /// The axum service: every request of the service goes through it. (The server
+    /// itself is that service, [`tower::Service`]; this wraps it in a Router for
+    /// those who want one.)
     pub fn router(&self) -> Router {
-        Router::new().fallback(dispatch).with_state(self.clone())
+        Router::new().fallback_service(self.clone())
     }
 
     /// The event function a request is for, if any: the target when it is an event
@@ -263,27 +267,25 @@ impl Server {
     /// Handles one request.
     pub async fn handle(&self, mut req: Request) -> Response {
         let headers = req.headers();
-        let trace = trace_of(headers);
-        let span = tracing::info_span!(
-            "request",
-            method = req.method().as_str(),
-            path = req.uri().path(),
-            { TRACE_FIELD } = tracing::field::Empty,
-            { SPAN_ID_FIELD } = tracing::field::Empty,
-            { TRACE_SAMPLED_FIELD } = tracing::field::Empty,
-        );
-        if let Some(trace) = &trace {
-            span.record(
-                TRACE_FIELD,
-                trace.resource(self.inner.config.project.as_deref()),
-            );
-            if let Some(id) = &trace.span_id {
-                span.record(SPAN_ID_FIELD, id.as_str());
+        // A request span only to carry Cloud Trace's context into the log lines; the
+        // invocation's span (nube's Context) carries the rest.
+        let span = match trace_of(headers) {
+            None => tracing::Span::none(),
+            Some(trace) => {
+                let span = tracing::info_span!(
+                    "request",
+                    { TRACE_FIELD } = trace.resource(self.inner.config.project.as_deref()),
+                    { SPAN_ID_FIELD } = tracing::field::Empty,
+                    { TRACE_SAMPLED_FIELD } = trace.sampled,
+                );
+                if let Some(id) = &trace.span_id {
+                    span.record(SPAN_ID_FIELD, id.as_str());
+                }
+                span
             }
-            span.record(TRACE_SAMPLED_FIELD, trace.sampled);
-        }
+        };
         let execution_id = headers
-            .get(EXECUTION_ID_HEADER)
+            .get(EXECUTION_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned);
@@ -485,8 +487,22 @@ fn warn_about_shadowed_routes(app: &App) {
     }
 }
 
-async fn dispatch(State(server): State<Server>, req: Request) -> Response {
-    server.handle(req).await
+impl tower::Service<Request> for Server {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let server = self.clone();
+        Box::pin(async move { Ok(server.handle(req).await) })
+    }
 }
 
 /// Serves `server` on `listener` until `shutdown` completes, then lets the requests
@@ -496,7 +512,7 @@ pub async fn serve(
     server: Server,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    nube::axum::serve(listener, server.router())
+    nube::axum::serve(listener, nube::axum::ServiceExt::into_make_service(server))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -23,6 +23,7 @@
 //! Lambda deadline less [`REPORT_MARGIN`], so an overrun is reported before Lambda
 //! stops the sandbox, and the next invocation is served as usual.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use nube::axum::Router;
 use nube::store::{DocumentStore, NoDocumentStore};
 use nube::{App, Context, Event, Function, Provider, Resources, Trigger};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::blob::S3Record;
 use crate::document::StreamRecord;
@@ -185,11 +187,44 @@ impl Dispatcher {
         &self.function
     }
 
-    /// Handles one Lambda invocation.
-    pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+    /// Handles one Lambda invocation, its payload as the Runtime API sent it.
+    pub async fn handle_event(
+        &self,
+        event: LambdaEvent<Box<RawValue>>,
+    ) -> Result<Box<RawValue>, HandlerError> {
         let (payload, context) = event.into_parts();
         let deadline = deadline_from_epoch_ms(context.deadline);
-        self.handle(payload, context, deadline).await
+        self.handle_json(payload.get(), context, deadline).await
+    }
+
+    /// Handles one payload given as JSON text, as [`Dispatcher::handle`] does, and
+    /// answers JSON text. An HTTP API or Function URL request to an HTTP function
+    /// ([`crate::http::read_payload_v2`]) is decoded straight into its type; any other
+    /// payload is read into a `Value` first.
+    pub async fn handle_json(
+        &self,
+        payload: &str,
+        lambda: lambda_runtime::Context,
+        deadline: Option<Instant>,
+    ) -> Result<Box<RawValue>, HandlerError> {
+        if let Kind::Http(router) = &self.kind
+            && let Some(request) = crate::http::read_payload_v2(payload)
+        {
+            return guarded(crate::http::serve_v2(router, request, lambda, deadline).map(Ok)).await;
+        }
+        let payload: Value = serde_json::from_str(payload).map_err(|e| {
+            HandlerError::new(
+                HandlerError::INVALID_EVENT,
+                format!("the payload is not JSON nube can read: {e}"),
+            )
+        })?;
+        let answer = self.handle(payload, lambda, deadline).await?;
+        serde_json::value::to_raw_value(&answer).map_err(|e| {
+            HandlerError::new(
+                HandlerError::RUNTIME,
+                format!("the answer could not be written as JSON: {e}"),
+            )
+        })
     }
 
     /// Handles one payload: `lambda` is the invocation's context (its request id is
@@ -201,19 +236,7 @@ impl Dispatcher {
         lambda: lambda_runtime::Context,
         deadline: Option<Instant>,
     ) -> Result<Value, HandlerError> {
-        match AssertUnwindSafe(self.dispatch(payload, lambda, deadline))
-            .catch_unwind()
-            .await
-        {
-            Ok(result) => result,
-            Err(panic) => Err(HandlerError::new(
-                HandlerError::RUNTIME,
-                format!(
-                    "the nube-aws runtime panicked: {}",
-                    nube::panic_message(&*panic)
-                ),
-            )),
-        }
+        guarded(self.dispatch(payload, lambda, deadline)).await
     }
 
     async fn dispatch(
@@ -394,6 +417,22 @@ impl Dispatcher {
     }
 }
 
+/// `work`, with a panic anywhere in it made the invocation's error.
+async fn guarded<T>(
+    work: impl Future<Output = Result<T, HandlerError>>,
+) -> Result<T, HandlerError> {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(HandlerError::new(
+            HandlerError::RUNTIME,
+            format!(
+                "the nube-aws runtime panicked: {}",
+                nube::panic_message(&*panic)
+            ),
+        )),
+    }
+}
+
 fn batch_response(response: &DynamoDbEventResponse) -> Value {
     serde_json::to_value(response).expect("a batch response serialises")
 }
@@ -535,7 +574,7 @@ async fn start(app: App) -> Result<Result<(), lambda_runtime::Error>, InitError>
     let names = ResourceNames::from_env(&app);
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(app), &function, resources, names)?);
     tracing::info!(function, "nube-aws is serving");
-    let service = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+    let service = lambda_runtime::service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let dispatcher = dispatcher.clone();
         async move { dispatcher.handle_event(event).await }
     });

@@ -11,6 +11,12 @@
 //! request also gets the Lambda request id as [`nube::http::InvocationId`], the
 //! Lambda context as an extension, and the X-Ray trace id as `x-amzn-trace-id`.
 //!
+//! **Payload 2.0 from its text.** The bootstrap reads an HTTP API or Function URL
+//! request straight from the payload's JSON text into its type ([`read_payload_v2`],
+//! [`serve_v2`]) and writes its response straight to JSON text, rather than through a
+//! `serde_json::Value` both ways ([`serve`], which every other payload takes): the
+//! same checks and the same answer, without building the payload twice.
+//!
 //! **Responses** follow lambda_http's rules (its encoder is not public):
 //!
 //! | origin | headers | cookies | extra |
@@ -34,7 +40,6 @@ use std::time::Instant;
 use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
 use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
-    ApiGatewayV2httpResponse,
 };
 use aws_lambda_events::encodings::Body as LambdaBody;
 use base64::Engine;
@@ -46,6 +51,7 @@ use nube::axum::Router;
 use nube::axum::body::Body;
 use nube::{Error, ErrorKind};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tower::ServiceExt;
 
 use crate::error::{DecodeError, HandlerError};
@@ -170,13 +176,6 @@ fn prefer_multi_value_headers(payload: &mut Value) {
 /// lambda_http builds the URI from the Host header (or `requestContext.domainName`)
 /// and panics on a host its URL parser refuses; such a request is refused here first.
 fn check_host(payload: &Value) -> Result<(), DecodeError> {
-    let plausible = |host: &str| {
-        !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
-            && host.parse::<http::uri::Authority>().is_ok()
-    };
     let mut hosts: Vec<&str> = Vec::new();
     for map in ["headers", "multiValueHeaders"] {
         if let Some(headers) = payload.get(map).and_then(Value::as_object) {
@@ -197,6 +196,17 @@ fn check_host(payload: &Value) -> Result<(), DecodeError> {
     {
         hosts.push(domain);
     }
+    check_hosts(hosts)
+}
+
+fn check_hosts<'a>(hosts: impl IntoIterator<Item = &'a str>) -> Result<(), DecodeError> {
+    let plausible = |host: &str| {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+            && host.parse::<http::uri::Authority>().is_ok()
+    };
     match hosts.into_iter().find(|h| !plausible(h)) {
         Some(bad) => Err(DecodeError::new(format!(
             "the request's host {bad:?} is not a valid host name"
@@ -206,8 +216,15 @@ fn check_host(payload: &Value) -> Result<(), DecodeError> {
 }
 
 fn check_base64_body(payload: &Value) -> Result<(), DecodeError> {
-    if payload.get("isBase64Encoded").and_then(Value::as_bool) == Some(true)
-        && let Some(body) = payload.get("body").and_then(Value::as_str)
+    check_base64(
+        payload.get("isBase64Encoded").and_then(Value::as_bool) == Some(true),
+        payload.get("body").and_then(Value::as_str),
+    )
+}
+
+fn check_base64(is_base64_encoded: bool, body: Option<&str>) -> Result<(), DecodeError> {
+    if is_base64_encoded
+        && let Some(body) = body
         && base64::engine::general_purpose::STANDARD
             .decode(body)
             .is_err()
@@ -244,7 +261,6 @@ pub async fn serve(
     deadline: Option<Instant>,
 ) -> Result<Value, HandlerError> {
     let shape = classify(&payload);
-    let request_id = lambda.request_id.clone();
     let origin = HttpOrigin::from_shape(shape);
     if origin.is_none() && !shape.is_http() && shape != EventShape::Unknown {
         return Err(HandlerError::mismatch(format!(
@@ -273,7 +289,62 @@ pub async fn serve(
             },
         },
     };
-    let response = match request {
+    let response = respond(router, request, lambda, deadline).await;
+    Ok(encode_response(origin, response).await)
+}
+
+/// An HTTP API or Function URL request (payload format 2.0) read straight from its
+/// JSON text, when the text shows it is one by the signs [`classify`] reads: a
+/// `requestContext` without `elb`, no `Records`, and `rawPath` or `version: "2.0"`.
+/// `None` means "read it as a `Value` and classify it": for any other payload, for a
+/// 2.0 request that does not decode, and (to stay exact) for text with `\u` escapes,
+/// which could spell a key.
+pub fn read_payload_v2(json: &str) -> Option<ApiGatewayV2httpRequest> {
+    let has = |key: &str| json.contains(key);
+    if !has("\"requestContext\"") || has("\"Records\"") || has("\"elb\"") || has("\\u") {
+        return None;
+    }
+    let request: ApiGatewayV2httpRequest = serde_json::from_str(json).ok()?;
+    (request.raw_path.is_some() || request.version.as_deref() == Some("2.0")).then_some(request)
+}
+
+/// Serves an HTTP API or Function URL request ([`read_payload_v2`]) and answers the
+/// JSON of its response: what [`serve`] does for such a payload, with the same checks
+/// and the same answer, without a `Value` either way.
+pub async fn serve_v2(
+    router: &Router,
+    request: ApiGatewayV2httpRequest,
+    lambda: lambda_runtime::Context,
+    deadline: Option<Instant>,
+) -> Box<RawValue> {
+    let request = check_base64(request.is_base64_encoded, request.body.as_deref())
+        .and_then(|()| {
+            check_hosts(
+                request
+                    .headers
+                    .get_all(http::header::HOST)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .chain(request.request_context.domain_name.as_deref()),
+            )
+        })
+        .and_then(|()| into_http(LambdaRequest::ApiGatewayV2(request)));
+    let response = respond(router, request, lambda, deadline).await;
+    let (status, headers, body) = response_parts(response).await;
+    serde_json::value::to_raw_value(&V2Response::new(status, &headers, body))
+        .expect("Lambda HTTP responses serialise (headers are UTF-8)")
+}
+
+/// Runs a decoded request through `router` (a request that could not be decoded
+/// is answered 400).
+async fn respond(
+    router: &Router,
+    request: Result<http::Request<lambda_http::Body>, DecodeError>,
+    lambda: lambda_runtime::Context,
+    deadline: Option<Instant>,
+) -> Response<Body> {
+    let request_id = lambda.request_id.clone();
+    match request {
         Ok(request) => {
             let mut request = request.map(Body::new);
             request
@@ -296,8 +367,7 @@ pub async fn serve(
             tracing::warn!(error = %e, "malformed HTTP request answered 400");
             with_invocation_id(Error::bad_request(e.to_string()), &request_id)
         }
-    };
-    Ok(encode_response(origin, response).await)
+    }
 }
 
 fn with_invocation_id(error: Error, request_id: &str) -> Response<Body> {
@@ -430,8 +500,9 @@ fn joined_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// The Router's response as the Lambda response for a request of `origin`.
-pub async fn encode_response(origin: HttpOrigin, response: Response<Body>) -> Value {
+/// The status, UTF-8 headers and Lambda body of the Router's response (a body that
+/// fails is a 500).
+async fn response_parts(response: Response<Body>) -> (StatusCode, HeaderMap, LambdaBody) {
     let (parts, body) = response.into_parts();
     let (status, headers, bytes) = match nube::axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => (parts.status, utf8_headers(parts.headers), bytes.to_vec()),
@@ -447,29 +518,70 @@ pub async fn encode_response(origin: HttpOrigin, response: Response<Body>) -> Va
         }
     };
     let body = encode_body(&headers, bytes);
+    (status, headers, body)
+}
+
+/// An HTTP API / Function URL response (payload format 2.0) as Lambda reads it:
+/// `aws_lambda_events`' `ApiGatewayV2httpResponse` without the `multiValueHeaders`
+/// that type always writes and payload 2.0 does not have.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2Response {
+    status_code: u16,
+    #[serde(serialize_with = "single_values")]
+    headers: HeaderMap,
+    body: LambdaBody,
+    is_base64_encoded: bool,
+    cookies: Vec<String>,
+}
+
+impl V2Response {
+    fn new(status: StatusCode, headers: &HeaderMap, body: LambdaBody) -> Self {
+        Self {
+            status_code: status.as_u16(),
+            cookies: headers
+                .get_all(SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect(),
+            headers: joined_headers(headers),
+            is_base64_encoded: matches!(body, LambdaBody::Binary(_)),
+            body,
+        }
+    }
+}
+
+/// A map of one (UTF-8) value per header name, as [`joined_headers`] leaves it.
+fn single_values<S: serde::Serializer>(headers: &HeaderMap, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
+    )
+}
+
+/// The Router's response as the Lambda response for a request of `origin`.
+pub async fn encode_response(origin: HttpOrigin, response: Response<Body>) -> Value {
+    let (status, headers, body) = response_parts(response).await;
     let is_base64_encoded = matches!(body, LambdaBody::Binary(_));
     let status_code = i64::from(status.as_u16());
-    let (value, drop_key) = match origin {
+    let value = match origin {
         HttpOrigin::RestApi => {
             let mut r = ApiGatewayProxyResponse::default();
             r.status_code = status_code;
             r.multi_value_headers = headers;
             r.body = Some(body);
             r.is_base64_encoded = is_base64_encoded;
-            (serde_json::to_value(r), Some("headers"))
+            serde_json::to_value(r).map(|mut v| {
+                // Only the multi-value map: API Gateway would merge and duplicate two.
+                if let Some(obj) = v.as_object_mut() {
+                    obj.remove("headers");
+                }
+                v
+            })
         }
         HttpOrigin::HttpApi | HttpOrigin::FunctionUrl => {
-            let mut r = ApiGatewayV2httpResponse::default();
-            r.status_code = status_code;
-            r.cookies = headers
-                .get_all(SET_COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                .collect();
-            r.headers = joined_headers(&headers);
-            r.body = Some(body);
-            r.is_base64_encoded = is_base64_encoded;
-            (serde_json::to_value(r), Some("multiValueHeaders"))
+            serde_json::to_value(V2Response::new(status, &headers, body))
         }
         HttpOrigin::Alb => {
             let mut r = AlbTargetGroupResponse::default();
@@ -487,14 +599,10 @@ pub async fn encode_response(origin: HttpOrigin, response: Response<Body>) -> Va
             r.multi_value_headers = headers;
             r.body = Some(body);
             r.is_base64_encoded = is_base64_encoded;
-            (serde_json::to_value(r), None)
+            serde_json::to_value(r)
         }
     };
-    let mut value = value.expect("Lambda HTTP responses serialise (headers are UTF-8)");
-    if let (Some(key), Some(obj)) = (drop_key, value.as_object_mut()) {
-        obj.remove(key);
-    }
-    value
+    value.expect("Lambda HTTP responses serialise (headers are UTF-8)")
 }
 
 #[cfg(test)]

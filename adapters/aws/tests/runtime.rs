@@ -183,13 +183,18 @@ impl Harness {
         .await
     }
 
+    /// The answer of [`handle`] (the payload as a `Value`); for a payload 2.0 request
+    /// to the HTTP function, checked to be the answer `Dispatcher::handle_json` gives
+    /// to the payload's text (what the bootstrap runs, straight from the text).
     async fn call_by(
         &self,
         function: &str,
         payload: Value,
         deadline: Option<Instant>,
     ) -> Result<Value, HandlerError> {
-        handle(
+        let text = payload.to_string();
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let by_value = handle(
             &self.app,
             function,
             &self.resources,
@@ -197,7 +202,23 @@ impl Harness {
             "lambda-req-1",
             deadline,
         )
-        .await
+        .await;
+        // Other payloads take the same `Value` path either way.
+        if function == "api" && nube_aws::http::read_payload_v2(&text).is_some() {
+            let mut lambda = lambda_runtime::Context::default();
+            lambda.request_id = "lambda-req-1".into();
+            let by_text = self
+                .dispatcher(function)
+                .handle_json(&text, lambda, left.map(|l| Instant::now() + l))
+                .await
+                .map(|raw| serde_json::from_str::<Value>(raw.get()).unwrap());
+            match (&by_value, &by_text) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+                _ => panic!("{text}: {by_value:?} from the Value, {by_text:?} from the text"),
+            }
+        }
+        by_value
     }
 
     /// A dispatcher whose physical names map back to the app's logical ones.
@@ -272,6 +293,37 @@ async fn rest_api_request_with_multi_value_maps() {
     assert_eq!(echo["invocation_id"], "lambda-req-1");
     // No Host header in the request: the URI is relative and routing works anyway.
     assert_eq!(echo["host"], json!([]));
+}
+
+#[test]
+fn only_payload_2_0_requests_are_read_straight_from_their_text() {
+    let text = |name: &str| fixture(name).to_string();
+    for v2 in [
+        "apigw-http-cookies-base64.json",
+        "apigw-http-get-hello.json",
+        "function-url-path-with-space.json",
+    ] {
+        assert!(nube_aws::http::read_payload_v2(&text(v2)).is_some(), "{v2}");
+    }
+    for other in [
+        "apigw-rest-multi-value.json",
+        "alb-multi-value.json",
+        "s3-object-created-plus-key.json",
+        "eventbridge-scheduled.json",
+        "sqs-mismatched.json",
+    ] {
+        assert!(
+            nube_aws::http::read_payload_v2(&text(other)).is_none(),
+            "{other}"
+        );
+    }
+    // A key spelled with an escape could be `Records`: read as a Value instead.
+    let escaped = text("apigw-http-get-hello.json").replacen("\"rawPath\"", "\"raw\\u0050ath\"", 1);
+    assert!(nube_aws::http::read_payload_v2(&escaped).is_none());
+    // A 2.0 request that does not decode is answered by the Value path (400).
+    let mut broken = fixture("apigw-http-get-hello.json");
+    broken["headers"] = json!(["not", "a", "map"]);
+    assert!(nube_aws::http::read_payload_v2(&broken.to_string()).is_none());
 }
 
 #[tokio::test]

@@ -32,9 +32,9 @@ impl App {
     /// deadline (or the function's timeout); with [`ErrorKind::Panic`] when it
     /// panics. The process goes on in every case.
     pub async fn invoke(&self, event: Event, ctx: Context) -> Result<()> {
-        let name = ctx.function_name().to_owned();
+        let name = ctx.function_name();
         let function = self
-            .require_function(&name)
+            .require_function(name)
             .map_err(|e| Error::bad_request(e.client_message().to_owned()))?;
         if !function.accepts(&event) {
             let wanted = match function.trigger() {

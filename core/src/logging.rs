@@ -1,7 +1,8 @@
-//! What runtimes that write JSON log lines share: [`FieldsAsJson`], a tracing field
-//! visitor that puts an event's (or a span's) fields into a JSON object, and (feature
+//! What runtimes' log formats share: [`FieldsAsJson`], a tracing field visitor that
+//! puts an event's (or a span's) fields into a JSON object; (feature
 //! `json-span-fields`) `JsonSpanFields`, which stores each span's fields as JSON for
-//! `tracing_subscriber::fmt`; and [`log_panics`], which sends panics through `tracing`.
+//! `tracing_subscriber::fmt`, and `TextFields`, its field formatter for text lines;
+//! and [`log_panics`], which sends panics through `tracing`.
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -58,7 +59,7 @@ pub fn log_panics() {
 }
 
 #[cfg(feature = "json-span-fields")]
-pub use span_fields::JsonSpanFields;
+pub use span_fields::{JsonSpanFields, TextFields};
 
 #[cfg(feature = "json-span-fields")]
 mod span_fields {
@@ -135,6 +136,90 @@ mod span_fields {
             fields.record(&mut members);
             members.result?;
             current.fields.write_char('}')
+        }
+    }
+
+    /// Fields as text, `name=value` separated by spaces, strings quoted and escaped as
+    /// in JSON (`function="todos" attempt=1`), an event's `message` as it is: the
+    /// layout of `tracing_subscriber::fmt`'s `DefaultFields`, written through one
+    /// buffer rather than `Debug` formatting each value, which is most of what a span
+    /// costs under a text log format. For `fmt().fmt_fields(TextFields)`.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct TextFields;
+
+    impl<'writer> FormatFields<'writer> for TextFields {
+        fn format_fields<R: RecordFields>(
+            &self,
+            mut writer: Writer<'writer>,
+            fields: R,
+        ) -> fmt::Result {
+            let mut text = StackBuffer::new();
+            let mut pairs = Pairs {
+                out: &mut text,
+                first: true,
+                result: Ok(()),
+            };
+            fields.record(&mut pairs);
+            pairs.result?;
+            writer.write_str(text.as_str())
+        }
+
+        fn add_fields(
+            &self,
+            current: &'writer mut FormattedFields<Self>,
+            fields: &tracing::span::Record<'_>,
+        ) -> fmt::Result {
+            let mut pairs = Pairs {
+                first: current.fields.is_empty(),
+                out: &mut current.fields,
+                result: Ok(()),
+            };
+            fields.record(&mut pairs);
+            pairs.result
+        }
+    }
+
+    /// Writes each visited field as ` name=value` ([`TextFields`]).
+    struct Pairs<'a, W: Write> {
+        out: &'a mut W,
+        first: bool,
+        result: fmt::Result,
+    }
+
+    impl<W: Write> Pairs<'_, W> {
+        fn pair(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+            if self.result.is_err() {
+                return;
+            }
+            self.result = (|| {
+                if !std::mem::take(&mut self.first) {
+                    self.out.write_str(" ")?;
+                }
+                if field.name() != "message" {
+                    self.out.write_str(field.name())?;
+                    self.out.write_str("=")?;
+                }
+                value(&mut *self.out)
+            })();
+        }
+    }
+
+    impl<W: Write> Visit for Pairs<'_, W> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "message" {
+                return self.pair(field, |out| out.write_str(value));
+            }
+            self.pair(field, |out| {
+                out.write_str("\"")?;
+                Escaped(&mut *out).write_str(value)?;
+                out.write_str("\"")
+            });
+        }
+        fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+            self.pair(field, |out| write!(out, "{value}"));
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.pair(field, |out| write!(out, "{value:?}"));
         }
     }
 
@@ -313,6 +398,50 @@ mod span_fields {
 
         #[derive(Debug)]
         struct Odd;
+
+        /// The lines `fmt` writes (no time, no colour) with `fields` as its field
+        /// formatter, for the same spans and events.
+        fn text_lines<N>(fields: N) -> String
+        where
+            N: for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static,
+        {
+            let lines = crate::testing::LogBuffer::default();
+            let writer = lines.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .fmt_fields(fields)
+                .without_time()
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!(
+                    "invocation",
+                    function = "todos",
+                    n = -3i64,
+                    ok = true,
+                    odd = ?Odd,
+                    later = tracing::field::Empty,
+                );
+                span.in_scope(|| tracing::info!(key = "v", count = 2u64, "one thing"));
+                span.record("later", "set");
+                span.in_scope(|| tracing::warn!("two"));
+                tracing::info!(text = "a b", "outside");
+            });
+            lines.text()
+        }
+
+        #[test]
+        fn text_fields_lay_out_lines_as_default_fields_does() {
+            let ours = text_lines(TextFields);
+            assert_eq!(
+                ours,
+                text_lines(tracing_subscriber::fmt::format::DefaultFields::new())
+            );
+            assert!(
+                ours.contains(r#"invocation{function="todos" n=-3 ok=true odd=Odd later="set"}"#),
+                "{ours}"
+            );
+        }
 
         #[test]
         fn span_fields_are_one_json_object_typed_and_escaped() {

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use http::StatusCode;
@@ -168,10 +168,14 @@ impl Runtime {
         }
     }
 
-    /// The axum service the host calls.
+    /// The axum service the host calls, as a Router.
     pub fn into_router(self) -> Router {
-        let runtime = Arc::new(self);
-        Router::new().fallback(entry).with_state(runtime)
+        Router::new().fallback_service(self.into_service())
+    }
+
+    /// The service the host calls: what [`serve`] serves.
+    pub fn into_service(self) -> RuntimeService {
+        RuntimeService(Arc::new(self))
     }
 
     async fn forward(&self, req: Request, path: String) -> Response {
@@ -376,7 +380,36 @@ fn invocation_id_header(headers: &http::HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn entry(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
+/// A [`Runtime`] as a `tower::Service` (cheap to clone): every request the host sends
+/// goes through it.
+#[derive(Clone)]
+pub struct RuntimeService(Arc<Runtime>);
+
+impl std::fmt::Debug for RuntimeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RuntimeService").field(&self.0).finish()
+    }
+}
+
+impl tower::Service<Request> for RuntimeService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let runtime = self.0.clone();
+        Box::pin(async move { Ok(entry(runtime, req).await) })
+    }
+}
+
+async fn entry(runtime: Arc<Runtime>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let forwarded = if runtime.route_prefix.is_empty() {
         None
@@ -539,9 +572,12 @@ pub fn port_from_env() -> Result<u16, InitError> {
 
 /// Serves `runtime` on `listener` until the process is asked to stop.
 pub async fn serve(runtime: Runtime, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, runtime.into_router())
-        .with_graceful_shutdown(shutdown())
-        .await
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(runtime.into_service()),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
 }
 
 async fn shutdown() {

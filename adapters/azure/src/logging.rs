@@ -106,6 +106,23 @@ impl Visit for Line {
     }
 }
 
+/// Reads a span's `invocation_id` field and nothing else.
+struct TagOf(Option<String>);
+
+impl Visit for TagOf {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "invocation_id" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "invocation_id" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
 /// The layer that feeds open [`Capture`]s.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CaptureLayer;
@@ -115,9 +132,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: LayerContext<'_, S>) {
-        let mut line = Line::default();
-        attrs.record(&mut line);
-        if let (Some(tag), Some(span)) = (line.invocation_id, ctx.span(id)) {
+        if attrs.metadata().fields().field("invocation_id").is_none() {
+            return;
+        }
+        let mut tag = TagOf(None);
+        attrs.record(&mut tag);
+        if let (Some(tag), Some(span)) = (tag.0, ctx.span(id)) {
             span.extensions_mut().insert(InvocationTag(tag));
         }
     }
@@ -160,6 +180,7 @@ pub fn init() {
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
+                .fmt_fields(nube::logging::TextFields)
                 .with_ansi(false)
                 .with_writer(std::io::stdout),
         )

@@ -1,0 +1,118 @@
+//! In-process cost of one timer invocation through the nube-azure custom handler
+//! (`Runtime::into_service`, what `nube_azure::serve` serves, with nube-azure's
+//! subscriber layers installed, writing to a sink) against an axum handler written by
+//! hand reading the same `{Data, Metadata}` payload (the baseline of
+//! `cargo xtask bench azure`), without sockets: the user-space part of what that
+//! bench measures under wrk, steadier on a noisy machine.
+//!
+//! `cargo bench -p nube-azure --bench invocation` prints, for each, the mean per
+//! invocation over rounds of 20,000 (the median round), and the difference.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Json, Router};
+use http::Request;
+use nube::{App, Context, Resources, TimerTick};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tracing_subscriber::prelude::*;
+
+/// The host's invocation of a timer function, as `post-timer.lua` sends it.
+const PAYLOAD: &str = r#"{"Data":{"timer":"{\"Schedule\":{\"AdjustForDST\":true},\"ScheduleStatus\":{\"Last\":\"2026-11-23T09:55:00+00:00\",\"Next\":\"2026-11-23T10:00:00+00:00\",\"LastUpdated\":\"2026-11-23T09:55:00.0000000+00:00\"},\"IsPastDue\":false}"},"Metadata":{"sys":{"MethodName":"tick","UtcNow":"2026-11-23T10:00:00.0012345Z","RandGuid":"0f8fad5b-d9cb-469f-a165-70867728950e"}}}"#;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Invocation {
+    data: Value,
+    #[allow(dead_code)]
+    metadata: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Timer {
+    #[allow(dead_code)]
+    is_past_due: bool,
+}
+
+/// The baseline's handler (`examples/baselines/src/bin/bare-azure-tick.rs`).
+async fn bare_tick(Json(invocation): Json<Invocation>) -> Json<Value> {
+    let timer = match &invocation.data["timer"] {
+        Value::String(text) => serde_json::from_str::<Timer>(text).ok(),
+        other => serde_json::from_value::<Timer>(other.clone()).ok(),
+    };
+    std::hint::black_box(timer);
+    Json(json!({"Outputs": {}, "Logs": [], "ReturnValue": null}))
+}
+
+async fn tick(_tick: TimerTick, _ctx: Context) -> Result<(), nube::Error> {
+    Ok(())
+}
+
+const PER_ROUND: u32 = 20_000;
+
+/// Mean time per invocation over one round of `PER_ROUND`.
+async fn round<S>(service: &S) -> Duration
+where
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+{
+    let started = Instant::now();
+    for i in 0..PER_ROUND {
+        let request = Request::post("/tick")
+            .header("content-type", "application/json")
+            .header("x-azure-functions-invocationid", format!("inv-{i}"))
+            .body(Body::from(PAYLOAD))
+            .unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        assert!(body.starts_with(b"{\""));
+    }
+    started.elapsed() / PER_ROUND
+}
+
+fn main() {
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(nube::logging::TextFields)
+                .with_ansi(false)
+                .with_writer(std::io::sink),
+        )
+        .with(nube_azure::logging::CaptureLayer)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let app = App::new("tick").timer("tick", "*/5 * * * *", tick);
+    let resources = Resources::new(Arc::new(nube::store::MemoryStore::new()));
+    let nube = nube_azure::Runtime::new(app, resources, "api").into_service();
+    let bare = Router::new().route("/tick", post(bare_tick));
+    let rounds = 15;
+    let (mut with_nube, mut by_hand) = (vec![], vec![]);
+    runtime.block_on(async {
+        for _ in 0..rounds {
+            with_nube.push(round(&nube).await);
+            by_hand.push(round(&bare).await);
+        }
+    });
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e6
+    };
+    let (n, b) = (median(with_nube), median(by_hand));
+    println!(
+        "per invocation, median of {rounds} rounds of {PER_ROUND}: nube-azure {n:.2} µs, axum by hand {b:.2} µs; difference {:.2} µs",
+        n - b
+    );
+}

@@ -86,7 +86,7 @@ pub fn decode(
     prefix: &str,
     raw: Value,
 ) -> Result<BlobCreated, DecodeError> {
-    let properties = request.meta("Properties").unwrap_or(Value::Null);
+    let properties = request.meta("Properties").unwrap_or_default();
     if !properties.is_null() && !properties.is_object() {
         return Err(DecodeError::new(
             "Metadata.Properties is neither an object nor a JSON-encoded object",
@@ -95,7 +95,7 @@ pub fn decode(
     let from_uri = request
         .meta("Uri")
         .as_ref()
-        .and_then(Value::as_str)
+        .and_then(|uri| uri.as_str())
         .and_then(container_and_key);
     let (container, key) = match from_uri {
         Some(pair) => pair,

@@ -84,12 +84,13 @@ impl InvocationRequest {
             .map(|(k, v)| (k.as_str(), v))
     }
 
-    /// The metadata entry `name` (case-insensitive), decoded with [`json_value`].
-    pub fn meta(&self, name: &str) -> Option<Value> {
+    /// The metadata entry `name` (case-insensitive), decoded as [`json_value`] does
+    /// (borrowed unless a string had to be decoded).
+    pub fn meta(&self, name: &str) -> Option<Cow<'_, Value>> {
         self.metadata
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| json_value(v))
+            .map(|(_, v)| decoded(v))
             .filter(|v| !v.is_null())
     }
 

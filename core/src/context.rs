@@ -184,13 +184,7 @@ impl ContextBuilder {
 
     /// The finished context, with its tracing span.
     pub fn build(self) -> Context {
-        let invocation_id = self.invocation_id.unwrap_or_else(|| {
-            let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
-            uuid::Uuid::now_v7()
-                .hyphenated()
-                .encode_lower(&mut id)
-                .to_owned()
-        });
+        let invocation_id = self.invocation_id.unwrap_or_else(new_invocation_id);
         let span = tracing::info_span!(
             "invocation",
             function = &*self.function,
@@ -209,6 +203,22 @@ impl ContextBuilder {
             }),
         }
     }
+}
+
+/// A new UUIDv7 as text: what an invocation is called when its provider gives it no id.
+///
+/// Drawn from a context per thread rather than uuid's process-wide one, a `Mutex` that
+/// every worker thread would take for every invocation. Ids from one thread are in
+/// order; ids from different threads within the same millisecond are unique (random
+/// bits) but not ordered.
+pub fn new_invocation_id() -> String {
+    use uuid::timestamp::context::{ContextV7, ThreadLocalContext};
+    thread_local! {
+        static CONTEXT: ContextV7 = const { ContextV7::new() };
+    }
+    let uuid = uuid::Uuid::new_v7(uuid::Timestamp::now(ThreadLocalContext::new(&CONTEXT)));
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    uuid.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 impl Context {

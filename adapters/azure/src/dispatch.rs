@@ -429,7 +429,7 @@ async fn entry(runtime: Arc<Runtime>, req: Request) -> Response {
         };
     }
     let invocation_id =
-        invocation_id_header(req.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        invocation_id_header(req.headers()).unwrap_or_else(nube::context::new_invocation_id);
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_INVOCATION_BYTES).await {
         Ok(b) => b,

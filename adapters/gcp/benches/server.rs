@@ -58,7 +58,7 @@ where
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
+        .with_env_filter(nube_gcp::logging::filter())
         .fmt_fields(JsonSpanFields)
         .event_format(CloudLoggingJson::with_labels([(
             "k_service",

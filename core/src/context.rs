@@ -302,3 +302,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::new_invocation_id;
+
+    #[test]
+    fn invocation_ids_are_uuid_v7_unique_across_threads_and_ordered_within_one() {
+        let per_thread: Vec<Vec<String>> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..2000).map(|_| new_invocation_id()).collect()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let mut all = std::collections::HashSet::new();
+        for ids in &per_thread {
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "not in order within a thread"
+            );
+            for id in ids {
+                let uuid = uuid::Uuid::parse_str(id).unwrap();
+                assert_eq!(uuid.get_version_num(), 7, "{id}");
+                assert_eq!(id, &uuid.hyphenated().to_string());
+                assert!(all.insert(id.clone()), "{id} twice");
+            }
+        }
+        assert_eq!(all.len(), 8000);
+    }
+}

@@ -109,8 +109,25 @@ struct Inner {
     provider: Provider,
     deadline: Option<Instant>,
     attempt: u32,
+    trace: Option<TraceContext>,
     span: tracing::Span,
     resources: Resources,
+}
+
+/// The distributed trace an invocation belongs to, as its provider passed it (W3C
+/// `traceparent`, Cloud Trace's `X-Cloud-Trace-Context`...). A runtime sets it with
+/// [`ContextBuilder::trace`], or on an HTTP request as an extension; the invocation's
+/// span carries it as the fields `trace.id`, `trace.span_id` and `trace.sampled`, which
+/// a provider's log format turns into its own (Cloud Logging's
+/// `logging.googleapis.com/trace`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace id (32 hex digits for W3C and Cloud Trace).
+    pub trace_id: String,
+    /// The caller's span id, when given, as sent.
+    pub span_id: Option<String>,
+    /// Whether the caller sampled the trace.
+    pub sampled: bool,
 }
 
 /// One invocation's context: invocation id, function name, provider, deadline,
@@ -154,6 +171,7 @@ pub struct ContextBuilder {
     provider: Provider,
     deadline: Option<Instant>,
     attempt: u32,
+    trace: Option<TraceContext>,
     resources: Resources,
 }
 
@@ -182,14 +200,24 @@ impl ContextBuilder {
         self
     }
 
+    /// The trace the invocation belongs to.
+    pub fn trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
     /// The finished context, with its tracing span.
     pub fn build(self) -> Context {
         let invocation_id = self.invocation_id.unwrap_or_else(new_invocation_id);
+        let trace = self.trace.as_ref();
         let span = tracing::info_span!(
             "invocation",
             function = &*self.function,
             invocation_id = invocation_id.as_str(),
             provider = self.provider.as_str(),
+            trace.id = trace.map(|t| t.trace_id.as_str()),
+            trace.span_id = trace.and_then(|t| t.span_id.as_deref()),
+            trace.sampled = trace.map(|t| t.sampled),
         );
         Context {
             inner: Arc::new(Inner {
@@ -198,6 +226,7 @@ impl ContextBuilder {
                 provider: self.provider,
                 deadline: self.deadline,
                 attempt: self.attempt,
+                trace: self.trace,
                 span,
                 resources: self.resources,
             }),
@@ -234,6 +263,7 @@ impl Context {
             provider,
             deadline: None,
             attempt: 1,
+            trace: None,
             resources,
         }
     }
@@ -268,6 +298,11 @@ impl Context {
     /// Delivery attempt, 1 for the first.
     pub fn attempt(&self) -> u32 {
         self.inner.attempt
+    }
+
+    /// The trace the invocation belongs to, when its provider passed one.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.inner.trace.as_ref()
     }
 
     /// The invocation's tracing span (function and invocation id as fields).

@@ -23,7 +23,7 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::app::{App, Trigger};
-use crate::context::{Context, Resources};
+use crate::context::{Context, Resources, TraceContext};
 use crate::error::{Error, ErrorKind};
 use crate::event::Provider;
 use crate::invoke::panic_message;
@@ -318,6 +318,10 @@ where
     {
         builder = builder.invocation_id(id);
     }
+    // Moved into the Context (`Context::trace`), not copied.
+    if let Some(trace) = req.extensions_mut().remove::<TraceContext>() {
+        builder = builder.trace(trace);
+    }
     let ctx = builder.build();
     let invocation_id = http::HeaderValue::from_str(ctx.invocation_id()).ok();
     let span = ctx.span().clone();
@@ -384,7 +388,8 @@ async fn not_found() -> Error {
 
 impl App {
     /// One Router serving every HTTP function of the app: each request gets a
-    /// [`Context`] (invocation id from the runtime or `x-request-id`), the function's
+    /// [`Context`] (invocation id from the runtime or `x-request-id`; the trace from a
+    /// [`TraceContext`] request extension a runtime sets), the function's
     /// timeout (504), panic capture (500 with no detail), the body limit (413), and
     /// a JSON 404 for unknown paths.
     pub fn http_service(&self, provider: Provider, resources: Resources) -> Router {

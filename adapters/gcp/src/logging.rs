@@ -11,9 +11,9 @@
 //! ```
 //!
 //! `severity` is the level (`ERROR`, `WARNING`, `INFO`, `DEBUG`; trace is `DEBUG`).
-//! The trace fields come from the request span the server opens for a request that
-//! carries a trace ([`trace_of`]: `traceparent`, else `X-Cloud-Trace-Context`; Cloud
-//! Run adds one to every request), so every line of a
+//! The trace fields come from the invocation's span: the server reads a request's trace
+//! ([`trace_of`]: `traceparent`, else `X-Cloud-Trace-Context`; Cloud Run adds one to
+//! every request) into its `nube::Context` (`nube::TraceContext`), so every line of a
 //! request joins its trace in Cloud Trace; the project is `GOOGLE_CLOUD_PROJECT`
 //! (the bare trace id without it). `K_SERVICE` and `K_REVISION` go in the labels.
 //! The fields of every enclosing span and of the event are flattened into the
@@ -50,14 +50,30 @@ pub struct Trace {
     pub sampled: bool,
 }
 
+impl From<Trace> for nube::TraceContext {
+    fn from(t: Trace) -> Self {
+        Self {
+            trace_id: t.trace_id,
+            span_id: t.span_id,
+            sampled: t.sampled,
+        }
+    }
+}
+
+/// The value of [`TRACE_FIELD`] for `trace_id`: `projects/<project>/traces/<id>`, or the
+/// bare id when the project is not known.
+pub fn trace_resource(trace_id: &str, project: Option<&str>) -> String {
+    match project.filter(|p| !p.is_empty()) {
+        Some(p) => format!("projects/{p}/traces/{trace_id}"),
+        None => trace_id.to_owned(),
+    }
+}
+
 impl Trace {
     /// The value of [`TRACE_FIELD`]: `projects/<project>/traces/<id>`, or the bare id
     /// when the project is not known.
     pub fn resource(&self, project: Option<&str>) -> String {
-        match project.filter(|p| !p.is_empty()) {
-            Some(p) => format!("projects/{p}/traces/{}", self.trace_id),
-            None => self.trace_id.clone(),
-        }
+        trace_resource(&self.trace_id, project)
     }
 }
 
@@ -110,6 +126,7 @@ pub fn severity(level: &Level) -> &'static str {
 #[derive(Debug, Clone, Default)]
 pub struct CloudLoggingJson {
     labels: Map<String, Value>,
+    project: Option<String>,
 }
 
 impl CloudLoggingJson {
@@ -121,12 +138,23 @@ impl CloudLoggingJson {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), Value::from(v)))
                 .collect(),
+            project: None,
         }
     }
 
-    /// The labels of a Cloud Run revision: `k_service` and `k_revision` from
-    /// `K_SERVICE` and `K_REVISION`, when set.
+    /// The project trace ids belong to ([`trace_resource`]).
+    pub fn with_project(mut self, project: Option<String>) -> Self {
+        self.project = project.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// The labels of a Cloud Run revision (`k_service` and `k_revision` from
+    /// `K_SERVICE` and `K_REVISION`, when set) and the project of
+    /// [`crate::server::Config`].
     pub fn from_env() -> Self {
+        let project = crate::server::Config::from_env()
+            .ok()
+            .and_then(|c| c.project);
         Self::with_labels(
             [("k_service", "K_SERVICE"), ("k_revision", "K_REVISION")]
                 .into_iter()
@@ -137,6 +165,7 @@ impl CloudLoggingJson {
                         .map(|v| (label, v))
                 }),
         )
+        .with_project(project)
     }
 }
 
@@ -166,6 +195,20 @@ where
         for name in [TRACE_FIELD, SPAN_ID_FIELD, TRACE_SAMPLED_FIELD] {
             if let Some(v) = fields.remove(name) {
                 line.insert(name.into(), v);
+            }
+        }
+        // The trace of nube's invocation span (`nube::TraceContext`), in Cloud
+        // Logging's names.
+        if let Some(Value::String(id)) = fields.remove("trace.id") {
+            line.entry(TRACE_FIELD)
+                .or_insert_with(|| Value::from(trace_resource(&id, self.project.as_deref())));
+        }
+        for (ours, theirs) in [
+            ("trace.span_id", SPAN_ID_FIELD),
+            ("trace.sampled", TRACE_SAMPLED_FIELD),
+        ] {
+            if let Some(v) = fields.remove(ours) {
+                line.entry(theirs).or_insert(v);
             }
         }
         if let (Some(file), Some(l)) = (meta.file(), meta.line()) {

@@ -55,13 +55,15 @@ use http::{HeaderMap, Method, StatusCode};
 use nube::axum::Router;
 use nube::axum::extract::Request;
 use nube::axum::response::{IntoResponse, Response};
-use nube::{App, Context, Error, ErrorKind, Event, Function, Provider, Resources, Trigger};
+use nube::{
+    App, Context, Error, ErrorKind, Event, Function, Provider, Resources, TraceContext, Trigger,
+};
 use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::cloudevent::{self, Incoming};
 use crate::error::DecodeError;
-use crate::logging::{SPAN_ID_FIELD, TRACE_FIELD, TRACE_SAMPLED_FIELD, trace_of};
+use crate::logging::trace_of;
 use crate::names::ResourceNames;
 use crate::resources::resources_from_env;
 
@@ -267,23 +269,9 @@ impl Server {
     /// Handles one request.
     pub async fn handle(&self, mut req: Request) -> Response {
         let headers = req.headers();
-        // A request span only to carry Cloud Trace's context into the log lines; the
-        // invocation's span (nube's Context) carries the rest.
-        let span = match trace_of(headers) {
-            None => tracing::Span::none(),
-            Some(trace) => {
-                let span = tracing::info_span!(
-                    "request",
-                    { TRACE_FIELD } = trace.resource(self.inner.config.project.as_deref()),
-                    { SPAN_ID_FIELD } = tracing::field::Empty,
-                    { TRACE_SAMPLED_FIELD } = trace.sampled,
-                );
-                if let Some(id) = &trace.span_id {
-                    span.record(SPAN_ID_FIELD, id.as_str());
-                }
-                span
-            }
-        };
+        // The trace goes into the invocation's Context (and so its span and log
+        // lines): no span of the server's own on the way.
+        let trace = trace_of(headers).map(TraceContext::from);
         let execution_id = headers
             .get(EXECUTION_ID)
             .and_then(|v| v.to_str().ok())
@@ -294,20 +282,23 @@ impl Server {
                 .event_function(req.method(), req.uri().path())
                 .map(|f| f.name().to_owned());
             if let Some(function) = function {
-                return self.event(&function, execution_id, req).await;
+                return self.traced_event(&function, execution_id, trace, req).await;
             }
             // What only HTTP handlers read.
-            req.extensions_mut()
-                .insert(self.inner.config.revision.clone());
+            let extensions = req.extensions_mut();
+            extensions.insert(self.inner.config.revision.clone());
             if let Some(id) = execution_id {
-                req.extensions_mut().insert(nube::http::InvocationId(id));
+                extensions.insert(nube::http::InvocationId(id));
+            }
+            if let Some(trace) = trace {
+                extensions.insert(trace);
             }
             match self.inner.http.clone().oneshot(req).await {
                 Ok(response) => response,
                 Err(infallible) => match infallible {},
             }
         };
-        match AssertUnwindSafe(work).catch_unwind().instrument(span).await {
+        match AssertUnwindSafe(work).catch_unwind().await {
             Ok(response) => response,
             Err(panic) => Error::new(
                 ErrorKind::Panic,
@@ -320,7 +311,37 @@ impl Server {
         }
     }
 
-    async fn event(&self, function: &str, execution_id: Option<String>, req: Request) -> Response {
+    /// [`Server::event`] inside a span carrying the trace (in the invocation span's
+    /// field names), so that the lines logged before the function's `Context` exists
+    /// (a refused event) join the trace too.
+    async fn traced_event(
+        &self,
+        function: &str,
+        execution_id: Option<String>,
+        trace: Option<TraceContext>,
+        req: Request,
+    ) -> Response {
+        let Some(trace) = trace else {
+            return self.event(function, execution_id, None, req).await;
+        };
+        let span = tracing::info_span!(
+            "request",
+            trace.id = trace.trace_id.as_str(),
+            trace.span_id = trace.span_id.as_deref(),
+            trace.sampled = trace.sampled,
+        );
+        self.event(function, execution_id, Some(trace), req)
+            .instrument(span)
+            .await
+    }
+
+    async fn event(
+        &self,
+        function: &str,
+        execution_id: Option<String>,
+        trace: Option<TraceContext>,
+        req: Request,
+    ) -> Response {
         if req.method() != Method::POST {
             let mut response = Error::new(
                 ErrorKind::MethodNotAllowed,
@@ -374,6 +395,9 @@ impl Server {
         );
         if let Some(id) = execution_id {
             builder = builder.invocation_id(id);
+        }
+        if let Some(trace) = trace {
+            builder = builder.trace(trace);
         }
         match self.inner.app.invoke(event, builder.build()).await {
             Ok(()) => StatusCode::OK.into_response(),

@@ -282,7 +282,22 @@ impl Server {
                 .event_function(req.method(), req.uri().path())
                 .map(|f| f.name().to_owned());
             if let Some(function) = function {
-                return self.traced_event(&function, execution_id, trace, req).await;
+                // A span carrying the trace (in the invocation span's field names), so
+                // that what is logged before the function's Context exists (a refused
+                // event) joins the trace too.
+                let span = match &trace {
+                    Some(t) => tracing::info_span!(
+                        "request",
+                        trace.id = t.trace_id.as_str(),
+                        trace.span_id = t.span_id.as_deref(),
+                        trace.sampled = t.sampled,
+                    ),
+                    None => tracing::Span::none(),
+                };
+                return self
+                    .event(&function, execution_id, trace, req)
+                    .instrument(span)
+                    .await;
             }
             // What only HTTP handlers read.
             let extensions = req.extensions_mut();
@@ -309,30 +324,6 @@ impl Server {
             )
             .into_response(),
         }
-    }
-
-    /// [`Server::event`] inside a span carrying the trace (in the invocation span's
-    /// field names), so that the lines logged before the function's `Context` exists
-    /// (a refused event) join the trace too.
-    async fn traced_event(
-        &self,
-        function: &str,
-        execution_id: Option<String>,
-        trace: Option<TraceContext>,
-        req: Request,
-    ) -> Response {
-        let Some(trace) = trace else {
-            return self.event(function, execution_id, None, req).await;
-        };
-        let span = tracing::info_span!(
-            "request",
-            trace.id = trace.trace_id.as_str(),
-            trace.span_id = trace.span_id.as_deref(),
-            trace.sampled = trace.sampled,
-        );
-        self.event(function, execution_id, Some(trace), req)
-            .instrument(span)
-            .await
     }
 
     async fn event(

@@ -117,7 +117,7 @@ mod span_fields {
             object.write_char('{')?;
             let mut members = Members::new(&mut object, true);
             fields.record(&mut members);
-            members.result?;
+            members.0.result?;
             object.write_char('}')?;
             writer.write_str(object.as_str())
         }
@@ -134,7 +134,7 @@ mod span_fields {
             let empty = current.fields.ends_with('{');
             let mut members = Members::new(&mut current.fields, empty);
             fields.record(&mut members);
-            members.result?;
+            members.0.result?;
             current.fields.write_char('}')
         }
     }
@@ -154,13 +154,9 @@ mod span_fields {
             fields: R,
         ) -> fmt::Result {
             let mut text = StackBuffer::new();
-            let mut pairs = Pairs {
-                out: &mut text,
-                first: true,
-                result: Ok(()),
-            };
+            let mut pairs = Pairs(Entries::new(&mut text, true));
             fields.record(&mut pairs);
-            pairs.result?;
+            pairs.0.result?;
             writer.write_str(text.as_str())
         }
 
@@ -169,38 +165,56 @@ mod span_fields {
             current: &'writer mut FormattedFields<Self>,
             fields: &tracing::span::Record<'_>,
         ) -> fmt::Result {
-            let mut pairs = Pairs {
-                first: current.fields.is_empty(),
-                out: &mut current.fields,
-                result: Ok(()),
-            };
+            let first = current.fields.is_empty();
+            let mut pairs = Pairs(Entries::new(&mut current.fields, first));
             fields.record(&mut pairs);
-            pairs.result
+            pairs.0.result
         }
     }
 
-    /// Writes each visited field as ` name=value` ([`TextFields`]).
-    struct Pairs<'a, W: Write> {
+    /// Where [`Members`] and [`Pairs`] write: the output, whether nothing has been
+    /// written to it yet, and the first error (after which nothing more is written).
+    struct Entries<'a, W: Write> {
         out: &'a mut W,
         first: bool,
         result: fmt::Result,
     }
 
-    impl<W: Write> Pairs<'_, W> {
-        fn pair(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+    impl<'a, W: Write> Entries<'a, W> {
+        fn new(out: &'a mut W, first: bool) -> Self {
+            Self {
+                out,
+                first,
+                result: Ok(()),
+            }
+        }
+
+        /// Writes one entry: `separator` unless it is the first, then `entry`.
+        fn entry(&mut self, separator: &str, entry: impl FnOnce(&mut W) -> fmt::Result) {
             if self.result.is_err() {
                 return;
             }
-            self.result = (|| {
-                if !std::mem::take(&mut self.first) {
-                    self.out.write_str(" ")?;
-                }
+            if !std::mem::take(&mut self.first) {
+                self.result = self.out.write_str(separator);
+            }
+            if self.result.is_ok() {
+                self.result = entry(&mut *self.out);
+            }
+        }
+    }
+
+    /// Writes each visited field as ` name=value` ([`TextFields`]).
+    struct Pairs<'a, W: Write>(Entries<'a, W>);
+
+    impl<W: Write> Pairs<'_, W> {
+        fn pair(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+            self.0.entry(" ", |out| {
                 if field.name() != "message" {
-                    self.out.write_str(field.name())?;
-                    self.out.write_str("=")?;
+                    out.write_str(field.name())?;
+                    out.write_str("=")?;
                 }
-                value(&mut *self.out)
-            })();
+                value(out)
+            });
         }
     }
 
@@ -224,32 +238,20 @@ mod span_fields {
     }
 
     /// Writes each visited field as a `"name":value` member of a JSON object.
-    struct Members<'a, W: Write> {
-        out: &'a mut W,
-        first: bool,
-        result: fmt::Result,
-    }
+    struct Members<'a, W: Write>(Entries<'a, W>);
 
     impl<'a, W: Write> Members<'a, W> {
         fn new(out: &'a mut W, first: bool) -> Self {
-            Self {
-                out,
-                first,
-                result: Ok(()),
-            }
+            Self(Entries::new(out, first))
         }
 
         fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
-            if self.result.is_err() {
-                return;
-            }
-            self.result = (|| {
-                self.out.write_str(if self.first { "\"" } else { ",\"" })?;
-                self.first = false;
-                Escaped(&mut *self.out).write_str(field.name())?;
-                self.out.write_str("\":")?;
-                value(&mut *self.out)
-            })();
+            self.0.entry(",", |out| {
+                out.write_str("\"")?;
+                Escaped(&mut *out).write_str(field.name())?;
+                out.write_str("\":")?;
+                value(out)
+            });
         }
 
         fn string(&mut self, field: &Field, value: impl fmt::Display) {

@@ -88,17 +88,14 @@ impl<'de> Visitor<'de> for TimerVisitor {
         let (mut past_due_seen, mut status_seen) = (false, false);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if !past_due_seen && key.eq_ignore_ascii_case("IsPastDue") {
-                match map.next_value::<Value>()? {
-                    Value::Null => {}
-                    Value::Bool(b) => {
-                        (past_due_seen, fields.is_timer) = (true, true);
-                        fields.info.is_past_due = Some(b);
-                    }
-                    Value::String(t) => {
-                        (past_due_seen, fields.is_timer) = (true, true);
-                        fields.info.is_past_due = t.trim().parse().ok();
-                    }
-                    _ => (past_due_seen, fields.is_timer) = (true, true),
+                let value = map.next_value::<Value>()?;
+                if !value.is_null() {
+                    (past_due_seen, fields.is_timer) = (true, true);
+                    fields.info.is_past_due = match value {
+                        Value::Bool(b) => Some(b),
+                        Value::String(t) => t.trim().parse().ok(),
+                        _ => None,
+                    };
                 }
             } else if !status_seen && key.eq_ignore_ascii_case("ScheduleStatus") {
                 if let Some(status) = map.next_value::<Option<Status>>()? {

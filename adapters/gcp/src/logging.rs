@@ -20,6 +20,7 @@
 //! object. `RUST_LOG` filters (default `info`). [`log_panics`] sends panic messages
 //! the same way.
 
+use nube::TraceContext;
 use nube::logging::{FieldsAsJson, JsonSpanFields};
 use serde_json::{Map, Value};
 use tracing::{Event, Level, Subscriber};
@@ -38,28 +39,6 @@ pub const SPAN_ID_FIELD: &str = "logging.googleapis.com/spanId";
 /// The span field saying whether the trace is sampled.
 pub const TRACE_SAMPLED_FIELD: &str = "logging.googleapis.com/trace_sampled";
 
-/// A request's trace, from its headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trace {
-    /// The 32-hex-digit trace id.
-    pub trace_id: String,
-    /// The span id, when given (hex for `traceparent`, decimal for
-    /// `X-Cloud-Trace-Context`, as sent).
-    pub span_id: Option<String>,
-    /// Whether the caller sampled it.
-    pub sampled: bool,
-}
-
-impl From<Trace> for nube::TraceContext {
-    fn from(t: Trace) -> Self {
-        Self {
-            trace_id: t.trace_id,
-            span_id: t.span_id,
-            sampled: t.sampled,
-        }
-    }
-}
-
 /// The value of [`TRACE_FIELD`] for `trace_id`: `projects/<project>/traces/<id>`, or the
 /// bare id when the project is not known.
 pub fn trace_resource(trace_id: &str, project: Option<&str>) -> String {
@@ -69,17 +48,10 @@ pub fn trace_resource(trace_id: &str, project: Option<&str>) -> String {
     }
 }
 
-impl Trace {
-    /// The value of [`TRACE_FIELD`]: `projects/<project>/traces/<id>`, or the bare id
-    /// when the project is not known.
-    pub fn resource(&self, project: Option<&str>) -> String {
-        trace_resource(&self.trace_id, project)
-    }
-}
-
 /// The trace of a request: W3C `traceparent` (`00-<trace>-<span>-<flags>`), else
-/// `X-Cloud-Trace-Context` (`<trace>/<span>;o=<0|1>`).
-pub fn trace_of(headers: &http::HeaderMap) -> Option<Trace> {
+/// `X-Cloud-Trace-Context` (`<trace>/<span>;o=<0|1>`). The span id is as sent: hex for
+/// `traceparent`, decimal for `X-Cloud-Trace-Context`.
+pub fn trace_of(headers: &http::HeaderMap) -> Option<TraceContext> {
     const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
     const CLOUD_TRACE: http::HeaderName = http::HeaderName::from_static("x-cloud-trace-context");
     let header = |name: http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -90,7 +62,7 @@ pub fn trace_of(headers: &http::HeaderMap) -> Option<Trace> {
             && parts[1].bytes().all(|b| b.is_ascii_hexdigit())
             && parts[1].bytes().any(|b| b != b'0')
         {
-            return Some(Trace {
+            return Some(TraceContext {
                 trace_id: parts[1].to_ascii_lowercase(),
                 span_id: Some(parts[2].to_ascii_lowercase()).filter(|s| s.len() == 16),
                 sampled: u8::from_str_radix(parts[3], 16).is_ok_and(|f| f & 1 == 1),
@@ -104,7 +76,7 @@ pub fn trace_of(headers: &http::HeaderMap) -> Option<Trace> {
     if trace_id.is_empty() || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    Some(Trace {
+    Some(TraceContext {
         trace_id: trace_id.to_ascii_lowercase(),
         span_id: Some(span_id.trim().to_owned()).filter(|s| !s.is_empty()),
         sampled: options.trim() == "o=1",
@@ -265,10 +237,13 @@ mod tests {
         assert_eq!(t.span_id.as_deref(), Some("1"));
         assert!(t.sampled);
         assert_eq!(
-            t.resource(Some("p")),
+            trace_resource(&t.trace_id, Some("p")),
             "projects/p/traces/105445aa7843bc8bf206b12000100000"
         );
-        assert_eq!(t.resource(None), "105445aa7843bc8bf206b12000100000");
+        assert_eq!(
+            trace_resource(&t.trace_id, None),
+            "105445aa7843bc8bf206b12000100000"
+        );
         h.insert(
             "traceparent",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"

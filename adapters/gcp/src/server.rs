@@ -271,7 +271,7 @@ impl Server {
         let headers = req.headers();
         // The trace goes into the invocation's Context (and so its span and log
         // lines): no span of the server's own on the way.
-        let trace = trace_of(headers).map(TraceContext::from);
+        let trace = trace_of(headers);
         let execution_id = headers
             .get(EXECUTION_ID)
             .and_then(|v| v.to_str().ok())

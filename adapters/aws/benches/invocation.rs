@@ -11,10 +11,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Method};
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use nube::App;
 use nube::http::Routes;
 use nube_aws::Dispatcher;
@@ -23,19 +20,17 @@ use serde_json::Value;
 
 const EVENT: &str = include_str!("../tests/fixtures/apigw-http-get-hello.json");
 
-fn bare(event: &str) -> String {
+/// The baseline's function, the very file `cargo xtask bench aws` builds.
+#[path = "../../../examples/baselines/src/bin/bare-lambda-http.rs"]
+#[allow(dead_code)]
+mod baseline;
+
+/// What `lambda_runtime` does around the baseline's function: the event from its
+/// text, the function, the response to text.
+async fn bare(event: &str) -> String {
     let request: ApiGatewayV2httpRequest = serde_json::from_str(event).unwrap();
-    let found = request.request_context.http.method == Method::GET
-        && request.raw_path.as_deref() == Some("/hello");
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = if found { 200 } else { 404 };
-    response.headers = headers;
-    response.body = Some(Body::Text(if found { "hello" } else { "not found" }.into()));
+    let event = lambda_runtime::LambdaEvent::new(request, lambda_runtime::Context::default());
+    let response = baseline::handler(event).await.unwrap();
     serde_json::to_string(&response).unwrap()
 }
 
@@ -74,7 +69,7 @@ fn main() {
                 nube.push(took);
             }
             let started = Instant::now();
-            black_box(bare(EVENT));
+            black_box(bare(EVENT).await);
             if i >= n {
                 plain.push(started.elapsed());
             }

@@ -12,44 +12,22 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Body;
 use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
 use http::Request;
 use nube::{App, Context, Resources, TimerTick};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tower::ServiceExt;
 use tracing_subscriber::prelude::*;
 
 /// The host's invocation of a timer function, as `post-timer.lua` sends it.
 const PAYLOAD: &str = r#"{"Data":{"timer":"{\"Schedule\":{\"AdjustForDST\":true},\"ScheduleStatus\":{\"Last\":\"2026-11-23T09:55:00+00:00\",\"Next\":\"2026-11-23T10:00:00+00:00\",\"LastUpdated\":\"2026-11-23T09:55:00.0000000+00:00\"},\"IsPastDue\":false}"},"Metadata":{"sys":{"MethodName":"tick","UtcNow":"2026-11-23T10:00:00.0012345Z","RandGuid":"0f8fad5b-d9cb-469f-a165-70867728950e"}}}"#;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Invocation {
-    data: Value,
-    #[allow(dead_code)]
-    metadata: Value,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Timer {
-    #[allow(dead_code)]
-    is_past_due: bool,
-}
-
-/// The baseline's handler (`examples/baselines/src/bin/bare-azure-tick.rs`).
-async fn bare_tick(Json(invocation): Json<Invocation>) -> Json<Value> {
-    let timer = match &invocation.data["timer"] {
-        Value::String(text) => serde_json::from_str::<Timer>(text).ok(),
-        other => serde_json::from_value::<Timer>(other.clone()).ok(),
-    };
-    std::hint::black_box(timer);
-    Json(json!({"Outputs": {}, "Logs": [], "ReturnValue": null}))
-}
+/// The baseline's handler, the very file `cargo xtask bench azure` builds.
+#[path = "../../../examples/baselines/src/bin/bare-azure-tick.rs"]
+#[allow(dead_code)]
+mod bare;
 
 async fn tick(_tick: TimerTick, _ctx: Context) -> Result<(), nube::Error> {
     Ok(())
@@ -97,7 +75,7 @@ fn main() {
     let app = App::new("tick").timer("tick", "*/5 * * * *", tick);
     let resources = Resources::new(Arc::new(nube::store::MemoryStore::new()));
     let nube = nube_azure::Runtime::new(app, resources, "api").into_service();
-    let bare = Router::new().route("/tick", post(bare_tick));
+    let bare = Router::new().route("/tick", post(bare::tick));
     let rounds = 15;
     let (mut with_nube, mut by_hand) = (vec![], vec![]);
     runtime.block_on(async {

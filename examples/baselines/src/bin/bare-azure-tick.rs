@@ -10,9 +10,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// The host's invocation request.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Invocation {
+pub struct Invocation {
     data: Value,
     #[allow(dead_code)]
     metadata: Value,
@@ -25,7 +26,9 @@ struct Timer {
     is_past_due: bool,
 }
 
-async fn tick(Json(invocation): Json<Invocation>) -> Json<Value> {
+/// `POST /tick`: reads the timer binding, answers an empty invocation response (also
+/// what `cargo bench -p nube-azure --bench invocation` runs in process).
+pub async fn tick(Json(invocation): Json<Invocation>) -> Json<Value> {
     let timer = match &invocation.data["timer"] {
         Value::String(text) => serde_json::from_str::<Timer>(text).ok(),
         other => serde_json::from_value::<Timer>(other.clone()).ok(),

@@ -10,7 +10,9 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Method};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-async fn handler(
+/// The function (also what `cargo bench -p nube-aws --bench invocation` runs in
+/// process).
+pub async fn handler(
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, Error> {
     let request = event.payload;

@@ -86,39 +86,37 @@ impl Runner {
         }
     }
 
+    /// The dispatcher for `function`, the invocation's Lambda context and deadline.
+    fn invocation(
+        &self,
+        function: &str,
+        names: ResourceNames,
+    ) -> (Dispatcher, lambda_runtime::Context, Option<Instant>) {
+        let resources = Resources::new(self.store.clone());
+        let dispatcher = Dispatcher::new(self.app.clone(), function, resources, names).unwrap();
+        let mut lambda = lambda_runtime::Context::default();
+        lambda.request_id = "conformance-req".into();
+        (
+            dispatcher,
+            lambda,
+            Some(Instant::now() + Duration::from_secs(10)),
+        )
+    }
+
     async fn run(
         &self,
         function: &str,
         names: ResourceNames,
         payload: Value,
     ) -> Result<Value, HandlerError> {
-        let resources = Resources::new(self.store.clone());
-        let dispatcher = Dispatcher::new(self.app.clone(), function, resources, names).unwrap();
-        let mut lambda = lambda_runtime::Context::default();
-        lambda.request_id = "conformance-req".into();
-        dispatcher
-            .handle(
-                payload,
-                lambda,
-                Some(Instant::now() + Duration::from_secs(10)),
-            )
-            .await
+        let (dispatcher, lambda, deadline) = self.invocation(function, names);
+        dispatcher.handle(payload, lambda, deadline).await
     }
 
     /// As [`Runner::run`], from the payload's text (`Dispatcher::handle_json`).
     async fn run_text(&self, function: &str, payload: &str) -> Result<Value, HandlerError> {
-        let resources = Resources::new(self.store.clone());
-        let dispatcher =
-            Dispatcher::new(self.app.clone(), function, resources, ResourceNames::new()).unwrap();
-        let mut lambda = lambda_runtime::Context::default();
-        lambda.request_id = "conformance-req".into();
-        let answer = dispatcher
-            .handle_json(
-                payload,
-                lambda,
-                Some(Instant::now() + Duration::from_secs(10)),
-            )
-            .await?;
+        let (dispatcher, lambda, deadline) = self.invocation(function, ResourceNames::new());
+        let answer = dispatcher.handle_json(payload, lambda, deadline).await?;
         Ok(serde_json::from_str(answer.get()).unwrap())
     }
 

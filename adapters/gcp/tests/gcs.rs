@@ -5,6 +5,7 @@
 //! .tools/venv and sets it). Without it the tests fail.
 
 mod emulator;
+mod gcs_xml_proxy;
 
 use nube::blob::BlobError;
 use nube_gcp::gcs::{GoogleCloudStorageBuilder, bucket_with};
@@ -18,11 +19,11 @@ use emulator::Emulator;
 const EMULATOR_KEY: &str =
     r#"{"private_key": "", "private_key_id": "", "client_email": "", "disable_oauth": true}"#;
 
-/// Through [`emulator::etag_proxy`]: the emulator sends no ETag on uploads.
+/// Through [`gcs_xml_proxy`]: the emulator sends no ETag on uploads.
 fn builder(emulator: &Emulator) -> GoogleCloudStorageBuilder {
     GoogleCloudStorageBuilder::new()
         .with_service_account_key(EMULATOR_KEY)
-        .with_base_url(&emulator::etag_proxy(emulator.port()))
+        .with_base_url(&gcs_xml_proxy::gcs_xml_proxy(emulator.port()))
 }
 
 fn create_bucket(emulator: &Emulator, name: &str) {

@@ -202,61 +202,6 @@ impl Drop for Emulator {
     }
 }
 
-/// A loopback proxy in front of `upstream` that adds the `ETag` and `Last-Modified`
-/// headers to responses that lack them. gcp-storage-emulator answers XML-API uploads and
-/// downloads without them, and object_store requires both (`MissingEtag`,
-/// `MissingLastModified`); real Cloud Storage always sends them. The
-/// proxy's threads end with the test process. Returns `http://127.0.0.1:<port>`.
-pub fn etag_proxy(upstream: u16) -> String {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).expect("a proxy port");
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let counter = std::sync::atomic::AtomicU64::new(1);
-        let counter = std::sync::Arc::new(counter);
-        for client in listener.incoming().flatten() {
-            let counter = counter.clone();
-            std::thread::spawn(move || {
-                let _ = proxy_connection(client, upstream, &counter);
-            });
-        }
-    });
-    format!("http://127.0.0.1:{port}")
-}
-
-fn proxy_connection(
-    mut client: TcpStream,
-    upstream: u16,
-    counter: &std::sync::atomic::AtomicU64,
-) -> std::io::Result<()> {
-    loop {
-        let request = read_response(&mut client)?;
-        if request.is_empty() {
-            return Ok(());
-        }
-        let mut server = TcpStream::connect(("127.0.0.1", upstream))?;
-        server.set_read_timeout(Some(Duration::from_secs(30)))?;
-        server.write_all(&request)?;
-        let mut response = read_response(&mut server)?;
-        let head_end = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or(response.len());
-        let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
-        let mut added = String::new();
-        if !head.contains("\r\netag:") {
-            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            added.push_str(&format!("\r\nETag: \"proxy-{n}\""));
-        }
-        if !head.contains("\r\nlast-modified:") {
-            added.push_str("\r\nLast-Modified: Thu, 01 Jan 2026 00:00:00 GMT");
-        }
-        if let Some(line_end) = response.windows(2).position(|w| w == b"\r\n") {
-            response.splice(line_end..line_end, added.into_bytes());
-        }
-        client.write_all(&response)?;
-    }
-}
-
 /// One request or response: the head, then the body by `Content-Length` (the emulators keep the
 /// connection open whatever the request says, so reading to the end would hang).
 fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {

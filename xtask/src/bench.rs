@@ -22,7 +22,7 @@ mod gcp;
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::{cargo, root, run_cmd};
@@ -77,6 +77,39 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// Why a started process did not get ready.
+#[derive(Debug)]
+pub(crate) enum Unready {
+    /// It exited first, with this status.
+    Exited(ExitStatus),
+    /// It was still not ready when the time allowed had passed.
+    TimedOut,
+}
+
+/// Waits until `ready` holds, asking it every `pause`, and returns how long that took;
+/// fails when `child` exits first or `within` passes. The caller kills the child when
+/// it needs to, and words the failure.
+pub(crate) fn wait_ready(
+    child: &mut Child,
+    within: Duration,
+    pause: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<Duration, Unready> {
+    let started = Instant::now();
+    loop {
+        if ready() {
+            return Ok(started.elapsed());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Unready::Exited(status));
+        }
+        if started.elapsed() > within {
+            return Err(Unready::TimedOut);
+        }
+        std::thread::sleep(pause);
+    }
+}
+
 /// One HTTP/1.1 request to 127.0.0.1:`port`; its status and the whole answer, or
 /// `None` when nothing answers.
 pub(crate) fn http(
@@ -112,17 +145,24 @@ fn start(server: &Server, dir: &Path, port: u16) -> Result<(Child, Duration), St
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", server.binary.display()))?;
-    while t0.elapsed() < Duration::from_secs(30) {
-        if let Some((200, _)) = http(port, "GET", "/todos", None) {
-            return Ok((child, t0.elapsed()));
+    match wait_ready(
+        &mut child,
+        Duration::from_secs(30),
+        Duration::from_micros(500),
+        || matches!(http(port, "GET", "/todos", None), Some((200, _))),
+    ) {
+        Ok(_) => Ok((child, t0.elapsed())),
+        Err(Unready::Exited(status)) => {
+            Err(format!("{} exited at start-up ({status})", server.name))
         }
-        std::thread::sleep(Duration::from_micros(500));
+        Err(Unready::TimedOut) => {
+            let _ = child.kill();
+            Err(format!(
+                "{} did not answer GET /todos within 30 s",
+                server.name
+            ))
+        }
     }
-    let _ = child.kill();
-    Err(format!(
-        "{} did not answer GET /todos within 30 s",
-        server.name
-    ))
 }
 
 /// The resident memory of process `pid`, in KiB (0 when unknown).

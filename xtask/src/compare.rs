@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use nube::manifest::{FunctionManifest, Manifest, TriggerManifest};
 
 use crate::package::aws::{app_package, host_manifest};
+use crate::target::Target;
 use model::{Deployment, Sizes};
 
 /// The app compared when `--app` is not given.
@@ -70,57 +71,6 @@ Examples:
   cargo xtask compare --format html --output /tmp/compare.html
   cargo xtask compare --measure
   cargo xtask compare --update-docs";
-
-/// A column of the comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Target {
-    /// The local runtime (`nube_local`).
-    Local,
-    /// AWS Lambda (`nube_aws`).
-    Aws,
-    /// Azure Functions (`nube_azure`).
-    Azure,
-    /// Google Cloud Run (`nube_gcp`).
-    Gcp,
-}
-
-impl Target {
-    /// Every target, in column order.
-    pub const ALL: [Target; 4] = [Target::Local, Target::Aws, Target::Azure, Target::Gcp];
-
-    /// Its name on the command line (`--target`), and its cargo feature.
-    pub fn name(self) -> &'static str {
-        match self {
-            Target::Local => "local",
-            Target::Aws => "aws",
-            Target::Azure => "azure",
-            Target::Gcp => "gcp",
-        }
-    }
-
-    /// Its column heading.
-    pub fn title(self) -> &'static str {
-        match self {
-            Target::Local => "Local (nube-local)",
-            Target::Aws => "AWS Lambda",
-            Target::Azure => "Azure Functions",
-            Target::Gcp => "Google Cloud Run",
-        }
-    }
-
-    /// The target named `name`, or a one-line error listing those there are.
-    pub fn parse(name: &str) -> Result<Target, String> {
-        Target::ALL
-            .into_iter()
-            .find(|t| t.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown target {name:?} (there is: {})",
-                    Target::ALL.map(Target::name).join(", ")
-                )
-            })
-    }
-}
 
 /// The trigger kinds `--trigger` takes, as the manifest names them and in kebab case.
 const TRIGGERS: [(&str, &str); 4] = [
@@ -181,13 +131,13 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["format", "function", "target", "trigger", "measure", "output"])]
     pub update_docs: bool,
     /// gcp: the Google Cloud project named in bucket names and the image.
-    #[arg(long, value_name = "ID", default_value = "my-project")]
+    #[arg(long, value_name = "ID", default_value = crate::package::DEFAULT_PROJECT)]
     pub project: String,
     /// gcp: the region of the service, its triggers and jobs.
-    #[arg(long, value_name = "REGION", default_value = "europe-west1")]
+    #[arg(long, value_name = "REGION", default_value = crate::package::DEFAULT_REGION)]
     pub region: String,
     /// aws: the memory of each Lambda function, in MB.
-    #[arg(long, value_name = "MB", default_value_t = 256)]
+    #[arg(long, value_name = "MB", default_value_t = crate::package::DEFAULT_MEMORY_MB)]
     pub memory_mb: u32,
 }
 
@@ -304,6 +254,7 @@ pub fn run(args: Args) -> Result<(), String> {
         &deployment,
         Sizes::FromDisk,
         &package.target_dir,
+        &package.bin,
     );
     if args.measure {
         let measured = selection

@@ -15,13 +15,15 @@ mod wire;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use nube::manifest::{FunctionManifest, Manifest, TriggerManifest};
 use serde_json::Value;
 
-use crate::samples::{self, HttpRequest, Kind, Native, Provider};
+use crate::bench::{Unready, wait_ready};
+use crate::samples::{self, HttpRequest, Kind, Native};
+use crate::target::Target;
 use crate::{cargo, describe};
 
 /// The long help of `cargo xtask invoke`.
@@ -95,62 +97,11 @@ Examples:
   echo '{\"method\":\"POST\",\"path\":\"/todos\",\"body\":{\"title\":\"milk\"}}' \\
     | cargo xtask invoke --target gcp --function todos --event -";
 
-/// Where `cargo xtask invoke` runs the function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Target {
-    /// AWS Lambda: the bootstrap behind cargo-lambda's Runtime API emulator, moto.
-    Aws,
-    /// Azure Functions: the custom handler, this command playing the host; the Cosmos DB
-    /// emulator and Azurite.
-    Azure,
-    /// Cloud Run: the container's server; the Firestore emulator, gcp-storage-emulator.
-    Gcp,
-    /// The local runtime, with its embedded stores.
-    Local,
-}
-
-impl Target {
-    /// The name `--target` takes, which is also the app's cargo feature.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Target::Aws => "aws",
-            Target::Azure => "azure",
-            Target::Gcp => "gcp",
-            Target::Local => "local",
-        }
-    }
-
-    /// The cloud whose payloads the target takes; the local runtime takes Cloud Run's
-    /// plain HTTP requests.
-    fn provider(self) -> Provider {
-        match self {
-            Target::Aws => Provider::Aws,
-            Target::Azure => Provider::Azure,
-            Target::Gcp | Target::Local => Provider::Gcp,
-        }
-    }
-}
-
-/// A target from the command line, or a one-line error listing the targets.
-fn parse_target(text: &str) -> Result<Target, String> {
-    use clap::ValueEnum;
-    Target::from_str(text, true).map_err(|_| {
-        format!(
-            "unknown target {text:?} (there is: {})",
-            Target::value_variants()
-                .iter()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
-}
-
 /// Options of `cargo xtask invoke`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Where to run the function.
-    #[arg(long, value_parser = parse_target)]
+    #[arg(long, value_parser = Target::parse)]
     pub target: Target,
     /// The function (a name from the app's manifest).
     #[arg(long)]
@@ -179,7 +130,7 @@ pub fn run(args: Args) -> Result<(), String> {
         Err(format!(
             "{} failed on {}: {} (the response is above)",
             args.function,
-            target.as_str(),
+            target.name(),
             exchange.summary()
         ))
     } else {
@@ -200,7 +151,7 @@ fn invoke(args: &Args) -> Result<Exchange, String> {
     let function = crate::samples::find_function(&manifest, &args.function)?;
     let kind = crate::samples::kind_of(&function.trigger);
     if let Some(asked) = args.sample {
-        check_sample_kind(function, asked)?;
+        check_sample_kind(function, kind, asked)?;
     }
     let names = physical_names(args.target, &manifest);
     let native = match &event {
@@ -211,14 +162,16 @@ fn invoke(args: &Args) -> Result<Exchange, String> {
         manifest: &manifest,
         function,
         names: &names,
-        native: &native,
         build: &build,
     };
-    match args.target {
-        Target::Aws => aws::invoke(&invocation),
-        Target::Azure => azure::invoke(&invocation),
-        Target::Gcp => gcp::invoke(&invocation),
-        Target::Local => local::invoke(&invocation),
+    // An event file and a sample are in the target's own form: a Lambda event for aws,
+    // an HTTP request to the process for the others.
+    match (args.target, &native) {
+        (Target::Aws, Native::Lambda(event)) => aws::invoke(&invocation, event),
+        (Target::Azure, Native::Http(request)) => azure::invoke(&invocation, request),
+        (Target::Gcp, Native::Http(request)) => gcp::invoke(&invocation, request),
+        (Target::Local, Native::Http(request)) => local::invoke(&invocation, request),
+        (target, _) => unreachable!("the payload for {} is in another form", target.name()),
     }
 }
 
@@ -228,7 +181,6 @@ struct Invocation<'a> {
     function: &'a FunctionManifest,
     /// The physical names of the app's resources, as environment variables.
     names: &'a BTreeMap<String, String>,
-    native: &'a Native,
     build: &'a AppBuild,
 }
 
@@ -266,9 +218,9 @@ impl Exchange {
     }
 }
 
-/// Checks that `--sample asked` fits `function`; the error says which kind it takes.
-fn check_sample_kind(function: &FunctionManifest, asked: Kind) -> Result<(), String> {
-    let own = crate::samples::kind_of(&function.trigger);
+/// Checks that `--sample asked` fits `function`, whose trigger is of kind `own`; the
+/// error says which kind it takes.
+fn check_sample_kind(function: &FunctionManifest, own: Kind, asked: Kind) -> Result<(), String> {
     if own == asked {
         Ok(())
     } else {
@@ -359,7 +311,7 @@ impl AppBuild {
         if all_features {
             cmd.arg("--all-features");
         } else if target != Target::Local {
-            cmd.args(["--no-default-features", "--features", target.as_str()]);
+            cmd.args(["--no-default-features", "--features", target.name()]);
         }
         eprintln!("    Running `{}`", describe(&cmd));
         let output = cmd
@@ -372,7 +324,7 @@ impl AppBuild {
                 "`{}` failed ({}); does {app} have a `{}` feature?",
                 describe(&cmd),
                 output.status,
-                target.as_str()
+                target.name()
             ));
         }
         let executable = built_executable(&String::from_utf8_lossy(&output.stdout), app)
@@ -491,31 +443,31 @@ impl Process {
     /// An error if the process has exited, with its log.
     fn check_alive(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
-            Ok(Some(status)) => Err(format!(
-                "{} exited ({status}):\n{}",
-                self.what,
-                self.log_text()
-            )),
+            Ok(Some(status)) => Err(self.exited(status)),
             _ => Ok(()),
         }
     }
 
+    /// That the process exited with `status`, and its log.
+    fn exited(&self, status: ExitStatus) -> String {
+        format!("{} exited ({status}):\n{}", self.what, self.log_text())
+    }
+
     /// Waits until the process accepts connections on `port` of loopback.
     fn wait_for_port(&mut self, port: u16) -> Result<(), String> {
-        let started = Instant::now();
-        loop {
-            self.check_alive()?;
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(());
-            }
-            if started.elapsed() > START_PATIENCE {
-                return Err(format!(
-                    "{} did not listen on port {port} within {START_PATIENCE:?}:\n{}",
-                    self.what,
-                    self.log_text()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match wait_ready(
+            &mut self.child,
+            START_PATIENCE,
+            Duration::from_millis(20),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        ) {
+            Ok(_) => Ok(()),
+            Err(Unready::Exited(status)) => Err(self.exited(status)),
+            Err(Unready::TimedOut) => Err(format!(
+                "{} did not listen on port {port} within {START_PATIENCE:?}:\n{}",
+                self.what,
+                self.log_text()
+            )),
         }
     }
 
@@ -587,17 +539,6 @@ fn exchange_http(
         status: response.status,
         body: response.body,
     })
-}
-
-/// The payload as an HTTP request to the process: what every target but aws sends.
-fn http_payload<'a>(invocation: &'a Invocation, target: Target) -> Result<&'a HttpRequest, String> {
-    match invocation.native {
-        Native::Http(request) => Ok(request),
-        Native::Lambda(_) => Err(format!(
-            "a Lambda event cannot be sent to {}: use --target aws",
-            target.as_str()
-        )),
-    }
 }
 
 /// Prints the request as sent, on stdout.
@@ -675,28 +616,26 @@ mod tests {
             "delivery-app has no function \"todo\" (there is: todos, images-api, make-thumbnails, \
              orders-api, orders-read-model, cleanup-expired-orders)"
         );
-        assert_eq!(
-            crate::samples::find_function(&manifest, "todos")
-                .unwrap()
-                .name,
-            "todos"
-        );
     }
 
     #[test]
     fn a_sample_of_another_kind_says_which_kind_the_function_takes() {
         let manifest = delivery_app();
+        // As `invoke` checks it: against the kind of the function's trigger.
+        let check = |function: &FunctionManifest, asked| {
+            check_sample_kind(function, samples::kind_of(&function.trigger), asked)
+        };
         let thumbnails = crate::samples::find_function(&manifest, "make-thumbnails").unwrap();
         assert_eq!(
-            check_sample_kind(thumbnails, Kind::Http).unwrap_err(),
+            check(thumbnails, Kind::Http).unwrap_err(),
             "make-thumbnails is a blob function: it takes --sample blob, not --sample http"
         );
         let todos = crate::samples::find_function(&manifest, "todos").unwrap();
         assert_eq!(
-            check_sample_kind(todos, Kind::Timer).unwrap_err(),
+            check(todos, Kind::Timer).unwrap_err(),
             "todos is an http function: it takes --sample http, not --sample timer"
         );
-        assert!(check_sample_kind(todos, Kind::Http).is_ok());
+        assert!(check(todos, Kind::Http).is_ok());
     }
 
     #[test]

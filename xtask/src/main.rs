@@ -7,6 +7,7 @@ mod invoke;
 mod manifest;
 mod package;
 mod samples;
+mod target;
 mod test;
 mod tools;
 

@@ -242,13 +242,21 @@ pub fn ensure_cargo_zigbuild() -> Result<PathBuf, String> {
     Ok(program)
 }
 
-/// The npm packages `.tools/npm` holds. Change a pin here and the next `cargo xtask
-/// test` reinstalls.
-const NPM_PACKAGES: &[&str] = &["@vercel/cosmosdb-server@1.0.1", "azurite@3.37.0"];
+/// Google's Node.js Functions Framework, which `cargo xtask bench gcp` measures nube
+/// against (its program: `functions-framework`).
+pub const FUNCTIONS_FRAMEWORK: &str = "@google-cloud/functions-framework@5.0.5";
+
+/// The npm packages `.tools/npm` holds: the Azure emulators and the Functions
+/// Framework. Change a pin here and the next `cargo xtask test` reinstalls.
+const NPM_PACKAGES: &[&str] = &[
+    "@vercel/cosmosdb-server@1.0.1",
+    "azurite@3.37.0",
+    FUNCTIONS_FRAMEWORK,
+];
 
 /// Programs the npm packages put in `node_modules/.bin`; a folder missing one is
 /// reinstalled.
-const NPM_PROGRAMS: &[&str] = &["cosmosdb-server", "azurite-blob"];
+const NPM_PROGRAMS: &[&str] = &["cosmosdb-server", "azurite-blob", "functions-framework"];
 
 /// The file in `.tools/npm` recording what was installed.
 const NPM_MARKER: &str = "nube-npm-packages.txt";
@@ -345,9 +353,13 @@ pub fn ensure_npm_tools() -> Result<PathBuf, String> {
 /// (`NUBE_CHROMIUM`).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Makes sure Debian's chromium is installed (`apt-get install chromium` when
-/// [`CHROMIUM`] is missing; needs root and Debian's package archive); returns its path.
+/// The headless browser: `$NUBE_CHROMIUM` when already set (as the compare page's test
+/// reads it), else Debian's chromium, installed when [`CHROMIUM`] is missing (`apt-get
+/// install chromium`; needs root and Debian's package archive); returns its path.
 pub fn ensure_chromium() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("NUBE_CHROMIUM").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
     let chromium = PathBuf::from(CHROMIUM);
     if chromium.is_file() {
         eprintln!("    chromium is installed ({CHROMIUM})");

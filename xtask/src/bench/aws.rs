@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use super::{Args, median};
+use super::{Args, Unready, median};
 use crate::package::aws as package;
 use crate::{root, run_cmd};
 
@@ -140,7 +140,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     for bin in ["nube-lambda-hello", "bare-lambda-http", "delivery-app"] {
         sizes.push(zip_size(&built.join(bin), &out_dir.join(bin))?);
     }
-    let packaged = root().join("target/nube/aws/delivery-app/bootstrap.zip");
+    let packaged = crate::package::artifact(
+        &root().join("target"),
+        "aws",
+        "delivery-app",
+        "delivery-app",
+    );
     let packaged = std::fs::metadata(&packaged).ok().map(|m| m.len());
 
     let busy_before = busy_cpus(Duration::from_secs(1));
@@ -239,14 +244,11 @@ fn time_init(subject: &Subject, out_dir: &Path) -> Result<Duration, String> {
     let driver = Driver::start()?;
     let started = Instant::now();
     let mut child = spawn(subject, driver.port, out_dir)?;
-    let result = driver.wait(&mut child, subject, Duration::from_secs(30), |s| {
-        s.first_poll.is_some()
-    });
+    let within = Duration::from_secs(30);
+    let result = driver.time_to_first_poll(&mut child, started, within);
     let _ = child.kill();
     let _ = child.wait();
-    result?;
-    let first = driver.lock().first_poll.expect("waited for it");
-    Ok(first.duration_since(started))
+    result.map_err(|why| driver.failure(subject, within, why))
 }
 
 /// Runs both subjects side by side, each against its own Runtime API, and returns
@@ -370,7 +372,7 @@ fn log_tail(subject: &Subject) -> String {
 
 /// What the emulated Runtime API knows about its one function.
 #[derive(Default)]
-pub(crate) struct State {
+struct State {
     /// Invocations the bench allows to hand out so far.
     granted: u64,
     /// Invocations handed out by `/next`.
@@ -383,12 +385,12 @@ pub(crate) struct State {
     pending: Option<(String, Instant)>,
     samples: Vec<Duration>,
     /// When the first `/next` poll arrived.
-    pub(crate) first_poll: Option<Instant>,
+    first_poll: Option<Instant>,
     failure_count: u64,
     /// The first few failures, described.
     failures: Vec<String>,
     /// What the runtime reported to `/init/error`.
-    pub(crate) init_error: Option<String>,
+    init_error: Option<String>,
     stopped: bool,
 }
 
@@ -404,6 +406,15 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
+}
+
+/// Why a runtime was not where it was waited for.
+#[derive(Debug)]
+pub(crate) enum NoPoll {
+    /// It reported this to `/init/error`.
+    InitError(String),
+    /// It exited, or time ran out.
+    Unready(Unready),
 }
 
 /// A Runtime API on a local port: `/next` hands out the bench event as far as
@@ -440,7 +451,7 @@ impl Driver {
     }
 
     /// Its state.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.shared.state.lock().unwrap()
     }
 
@@ -452,6 +463,20 @@ impl Driver {
         self.shared.changed.notify_all();
     }
 
+    /// Waits for the first `/next` poll of the runtime `child`, started at `started`,
+    /// and returns the time from `started` to that poll; fails when the runtime reports
+    /// an init error, exits, or `within` passes.
+    pub(crate) fn time_to_first_poll(
+        &self,
+        child: &mut Child,
+        started: Instant,
+        within: Duration,
+    ) -> Result<Duration, NoPoll> {
+        self.wait_until(child, within, |s| s.first_poll.is_some())?;
+        let first = self.lock().first_poll.expect("waited for it");
+        Ok(first.duration_since(started))
+    }
+
     /// Waits until `done` holds, failing when the process exits, reports an init
     /// error, or `timeout` passes.
     fn wait(
@@ -461,6 +486,18 @@ impl Driver {
         timeout: Duration,
         done: impl Fn(&State) -> bool,
     ) -> Result<(), String> {
+        self.wait_until(child, timeout, done)
+            .map_err(|why| self.failure(subject, timeout, why))
+    }
+
+    /// Waits until `done` holds; why not when the runtime reports an init error, `child`
+    /// exits, or `timeout` passes.
+    fn wait_until(
+        &self,
+        child: &mut Child,
+        timeout: Duration,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<(), NoPoll> {
         let started = Instant::now();
         loop {
             {
@@ -469,11 +506,7 @@ impl Driver {
                     return Ok(());
                 }
                 if let Some(e) = &state.init_error {
-                    return Err(format!(
-                        "{} reported an init error: {e}\n  {}",
-                        subject.name,
-                        log_tail(subject)
-                    ));
+                    return Err(NoPoll::InitError(e.clone()));
                 }
                 let (state, _) = self
                     .shared
@@ -485,22 +518,37 @@ impl Driver {
                 }
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
-                    "{} ({}) exited ({status})\n  {}",
-                    subject.name,
-                    subject.binary.display(),
-                    log_tail(subject)
-                ));
+                return Err(NoPoll::Unready(Unready::Exited(status)));
             }
             if started.elapsed() > timeout {
+                return Err(NoPoll::Unready(Unready::TimedOut));
+            }
+        }
+    }
+
+    /// What went wrong while `subject` was waited for `timeout`, with its log's tail.
+    fn failure(&self, subject: &Subject, timeout: Duration, why: NoPoll) -> String {
+        match why {
+            NoPoll::InitError(e) => format!(
+                "{} reported an init error: {e}\n  {}",
+                subject.name,
+                log_tail(subject)
+            ),
+            NoPoll::Unready(Unready::Exited(status)) => format!(
+                "{} ({}) exited ({status})\n  {}",
+                subject.name,
+                subject.binary.display(),
+                log_tail(subject)
+            ),
+            NoPoll::Unready(Unready::TimedOut) => {
                 let state = self.lock();
-                return Err(format!(
+                format!(
                     "{} did not keep up: {} of {} invocations answered after {timeout:?}\n  {}",
                     subject.name,
                     state.completed,
                     state.granted,
                     log_tail(subject)
-                ));
+                )
             }
         }
     }

@@ -19,7 +19,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Args, Load, free_port, median, rss_kib, wrk};
+use super::{Args, Load, Unready, free_port, median, rss_kib, wait_ready, wrk};
 use crate::{cargo, root, run_cmd};
 
 /// What the host posts for a timer trigger (the `Data.timer` binding as a JSON string,
@@ -44,20 +44,24 @@ impl Subject {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        while t0.elapsed() < Duration::from_secs(30) {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok((child, port, t0.elapsed()));
+        match wait_ready(
+            &mut child,
+            Duration::from_secs(30),
+            Duration::from_micros(200),
+            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        ) {
+            Ok(_) => Ok((child, port, t0.elapsed())),
+            Err(Unready::Exited(status)) => {
+                Err(format!("{} exited at start-up ({status})", self.name))
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("{} exited at start-up ({status})", self.name));
+            Err(Unready::TimedOut) => {
+                let _ = child.kill();
+                Err(format!(
+                    "{} did not accept connections within 30 s",
+                    self.name
+                ))
             }
-            std::thread::sleep(Duration::from_micros(200));
         }
-        let _ = child.kill();
-        Err(format!(
-            "{} did not accept connections within 30 s",
-            self.name
-        ))
     }
 }
 

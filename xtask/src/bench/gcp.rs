@@ -11,17 +11,15 @@
 //! The Rust servers are `examples/baselines` binaries (`nube-gcp-hello`,
 //! `bare-axum-hello`) built with the `release` profile; the Node function is
 //! `exports.hello = (req, res) => res.send("hello")` run by `functions-framework`
-//! (npm `@google-cloud/functions-framework`, installed once into `.tools/node-ff`).
+//! (npm `@google-cloud/functions-framework`, installed once into `.tools/npm` with the
+//! other npm tools: [`tools::ensure_npm_tools`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Args, Load, free_port, http, median, rss_kib, wrk};
-use crate::{cargo, root, run_cmd};
-
-/// The Functions Framework version installed for the bench.
-const FUNCTIONS_FRAMEWORK: &str = "5.0.5";
+use super::{Args, Load, Unready, free_port, http, median, rss_kib, wait_ready, wrk};
+use crate::{cargo, root, run_cmd, tools};
 
 struct Subject {
     name: &'static str,
@@ -51,55 +49,32 @@ impl Subject {
         let port = free_port();
         let t0 = Instant::now();
         let mut child = self.spawn(port)?;
-        while t0.elapsed() < Duration::from_secs(30) {
-            if let Some((200, _)) = http(port, "GET", "/hello", None) {
-                return Ok((child, port, t0.elapsed()));
+        match wait_ready(
+            &mut child,
+            Duration::from_secs(30),
+            Duration::from_micros(300),
+            || matches!(http(port, "GET", "/hello", None), Some((200, _))),
+        ) {
+            Ok(_) => Ok((child, port, t0.elapsed())),
+            Err(Unready::Exited(status)) => {
+                Err(format!("{} exited at start-up ({status})", self.name))
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("{} exited at start-up ({status})", self.name));
+            Err(Unready::TimedOut) => {
+                let _ = child.kill();
+                Err(format!(
+                    "{} did not answer GET /hello within 30 s",
+                    self.name
+                ))
             }
-            std::thread::sleep(Duration::from_micros(300));
         }
-        let _ = child.kill();
-        Err(format!(
-            "{} did not answer GET /hello within 30 s",
-            self.name
-        ))
     }
 }
 
-/// Installs the Functions Framework into `.tools/node-ff` unless that version is there;
-/// returns its `functions-framework` program.
-fn ensure_functions_framework() -> Result<PathBuf, String> {
-    let prefix = root().join(".tools").join("node-ff");
-    let program = prefix.join("node_modules/.bin/functions-framework");
-    let installed = std::fs::read_to_string(
-        prefix.join("node_modules/@google-cloud/functions-framework/package.json"),
-    )
-    .ok()
-    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    .and_then(|v| v["version"].as_str().map(str::to_owned));
-    if installed.as_deref() == Some(FUNCTIONS_FRAMEWORK) && program.exists() {
-        return Ok(program);
-    }
-    eprintln!(
-        "    Installing @google-cloud/functions-framework@{FUNCTIONS_FRAMEWORK} into {} (npm, once)",
-        prefix.display()
-    );
-    std::fs::create_dir_all(&prefix)
-        .map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
-    run_cmd(
-        Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&prefix)
-            .arg(format!(
-                "@google-cloud/functions-framework@{FUNCTIONS_FRAMEWORK}"
-            )),
-    )
-    .map_err(|e| {
-        format!("{e}\n  npm could not install the Functions Framework; is Node.js (npm) installed?")
-    })?;
-    Ok(program)
+/// The version of the Functions Framework [`tools::FUNCTIONS_FRAMEWORK`] pins.
+fn framework_version() -> &'static str {
+    tools::FUNCTIONS_FRAMEWORK
+        .rsplit_once('@')
+        .map_or("", |(_, version)| version)
 }
 
 fn write_node_function(dir: &Path) -> Result<(), String> {
@@ -134,7 +109,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         "--bin",
         "bare-axum-hello",
     ]))?;
-    let framework = ensure_functions_framework()?;
+    let framework = tools::npm_program(&tools::ensure_npm_tools()?, "functions-framework");
     let node_dir = out_dir.join("node-hello");
     write_node_function(&node_dir)?;
     let built = root().join("target/release");
@@ -216,13 +191,14 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut md = format!(
         "`cargo xtask bench gcp --seconds {} --connections {} --rounds {rounds} --starts {starts}{}` \
          (wrk -t1 on the same 2 cores; `GET /hello` answering `hello`; Rust servers built with `--release`; \
-         Functions Framework {FUNCTIONS_FRAMEWORK} on Node {})\n\n",
+         Functions Framework {} on Node {})\n\n",
         args.seconds,
         args.connections,
         args.rust_log
             .as_ref()
             .map(|f| format!(" --rust-log {f}"))
             .unwrap_or_default(),
+        framework_version(),
         node_version()
     );
     md.push_str("| | req/s | p50 ms | p99 ms | cold start ms (exec to first 200, median) | idle RSS MiB |\n|---|---|---|---|---|---|\n");

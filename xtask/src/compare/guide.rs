@@ -38,6 +38,8 @@ pub fn comparison(manifest: &Manifest) -> Comparison {
         &Deployment::default(),
         Sizes::Omitted,
         Path::new(""),
+        // The delivery-app's binary bears its name.
+        &manifest.app,
     )
 }
 

@@ -20,11 +20,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nube::manifest::Manifest;
+use tempfile::TempDir;
 
 use super::Target;
 use super::model::{Row, artifact};
-use crate::bench::aws::Driver;
-use crate::bench::{free_port, rss_kib};
+use crate::bench::aws::{Driver, NoPoll};
+use crate::bench::{Unready, free_port, rss_kib, wait_ready};
 use crate::package::aws::AppPackage;
 use crate::{cargo, run_cmd};
 
@@ -42,29 +43,21 @@ const NOWHERE: &str = "127.0.0.1:9";
 pub struct Measured {
     /// The binary measured, relative to the workspace when inside it.
     pub binary: String,
-    /// Exec to ready, median, in milliseconds.
+    /// Exec to ready, median of [`STARTS`] starts, in milliseconds.
     pub start_ms: f64,
-    /// Every start, in milliseconds.
-    pub starts_ms: Vec<f64>,
     /// Resident memory when idle, in KiB.
     pub rss_kib: u64,
 }
 
 /// The app rows `--measure` adds: start-up and idle memory (or why not measured).
 pub fn rows(measured: &[(Target, Result<Measured, String>)]) -> Vec<Row> {
-    let mut start = Row {
-        aspect: "start-up",
-        cells: Vec::new(),
-    };
-    let mut memory = Row {
-        aspect: "idle memory",
-        cells: Vec::new(),
-    };
+    let mut start = Row::new("start-up");
+    let mut memory = Row::new("idle memory");
     for (target, result) in measured {
         match result {
             Ok(m) => {
                 start.cells.push(vec![
-                    format!("{:.1} ms (median of {})", m.start_ms, m.starts_ms.len()),
+                    format!("{:.1} ms (median of {STARTS})", m.start_ms),
                     format!("exec → {}", ready_means(*target)),
                     stores_note(*target).to_owned(),
                     format!("`{}`", m.binary),
@@ -111,12 +104,14 @@ pub fn measure(
     let scratch = package.target_dir.join("nube/compare").join(target.name());
     std::fs::create_dir_all(&scratch)
         .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-    let binary = binary(target, app, package)?;
+    let binary = binary(target, app, package, &scratch)?;
     eprintln!("    Measuring {} ({})", target.title(), binary.display());
+    // One stand-in serves every start.
+    let backend = backend_stub()?;
     let mut starts = Vec::new();
     let mut rss = 0;
     for i in 0..STARTS {
-        let (mut child, took, guard) = start(target, &binary, &scratch, manifest)?;
+        let (mut child, took, guard) = start(target, &binary, &scratch, manifest, backend)?;
         starts.push(took.as_secs_f64() * 1000.0);
         if i + 1 == STARTS {
             std::thread::sleep(Duration::from_secs(1));
@@ -126,7 +121,7 @@ pub fn measure(
         let _ = child.wait();
         drop(guard);
     }
-    let start_ms = crate::bench::median(&mut starts.clone());
+    let start_ms = crate::bench::median(&mut starts);
     let root = crate::root();
     Ok(Measured {
         binary: binary
@@ -135,14 +130,19 @@ pub fn measure(
             .display()
             .to_string(),
         start_ms,
-        starts_ms: starts,
         rss_kib: rss,
     })
 }
 
 /// The binary of `target` for `app` (its directory under examples/): built (local) or
-/// taken out of the package, packaging first when there is none.
-fn binary(target: Target, app: &str, package: &AppPackage) -> Result<PathBuf, String> {
+/// taken out of the package, packaging first when there is none; the Lambda bootstrap is
+/// unpacked into `scratch`.
+fn binary(
+    target: Target,
+    app: &str,
+    package: &AppPackage,
+    scratch: &Path,
+) -> Result<PathBuf, String> {
     if target == Target::Local {
         run_cmd(cargo().args([
             "build",
@@ -154,7 +154,7 @@ fn binary(target: Target, app: &str, package: &AppPackage) -> Result<PathBuf, St
         ]))?;
         return Ok(package.target_dir.join("release").join(&package.bin));
     }
-    let artifact_path = package.target_dir.join(artifact(target, app));
+    let artifact_path = package.target_dir.join(artifact(target, app, &package.bin));
     if !artifact_path.exists() {
         eprintln!(
             "    {} is not built: packaging {app} for {} first",
@@ -165,15 +165,15 @@ fn binary(target: Target, app: &str, package: &AppPackage) -> Result<PathBuf, St
             target: target.name().to_owned(),
             app: app.to_owned(),
             arch: crate::package::Arch::X86_64,
-            memory_mb: 256,
-            project: "my-project".to_owned(),
-            region: "europe-west1".to_owned(),
+            memory_mb: crate::package::DEFAULT_MEMORY_MB,
+            project: crate::package::DEFAULT_PROJECT.to_owned(),
+            region: crate::package::DEFAULT_REGION.to_owned(),
         })?;
     }
     match target {
         Target::Aws => {
             // The bootstrap as Lambda unpacks it.
-            let out = package.target_dir.join("nube/compare/aws/bootstrap");
+            let out = scratch.join("bootstrap");
             let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", artifact_path.display());
             let file = std::fs::File::open(&artifact_path).map_err(|e| fail(&e))?;
             let mut zip = zip::ZipArchive::new(file).map_err(|e| fail(&e))?;
@@ -188,11 +188,9 @@ fn binary(target: Target, app: &str, package: &AppPackage) -> Result<PathBuf, St
             Ok(out)
         }
         // The executable inside the function app folder (beside host.json).
-        Target::Azure => Ok(package
-            .target_dir
-            .join("nube/azure")
-            .join(app)
-            .join(&package.bin)),
+        Target::Azure => {
+            Ok(crate::package::out_dir(&package.target_dir, "azure", app).join(&package.bin))
+        }
         _ => Ok(artifact_path),
     }
 }
@@ -201,7 +199,7 @@ fn binary(target: Target, app: &str, package: &AppPackage) -> Result<PathBuf, St
 /// an HTTP/1.1 request with the account properties a Cosmos DB account returns at its
 /// root (nube-azure reads them before serving), and holds any other connection (the
 /// Firestore client's gRPC channel) open without answering. It lives as long as the
-/// process.
+/// process; [`measure`] starts one per target, for all its starts.
 fn backend_stub() -> Result<u16, String> {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
@@ -245,27 +243,18 @@ fn backend_stub() -> Result<u16, String> {
     Ok(port)
 }
 
-/// Removes a directory when dropped.
-struct Scratch(Option<PathBuf>);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.0 {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 /// A started process, the time it took to be ready, and what must live as long as it:
 /// the Runtime API (AWS) and its data directory (local).
-type Started = (Child, Duration, (Option<Driver>, Scratch));
+type Started = (Child, Duration, (Option<Driver>, Option<TempDir>));
 
-/// Starts `binary` as `target`'s cloud does and waits until it is ready.
+/// Starts `binary` as `target`'s cloud does and waits until it is ready; `backend` is
+/// the port of the [`backend_stub`].
 fn start(
     target: Target,
     binary: &Path,
     scratch: &Path,
     manifest: &Manifest,
+    backend: u16,
 ) -> Result<Started, String> {
     let mut cmd = Command::new(binary);
     cmd.env_clear()
@@ -280,13 +269,16 @@ fn start(
     cmd.stdout(log_out).stderr(log);
     let port = free_port();
     let mut driver = None;
-    let mut data = Scratch(None);
+    let mut data = None;
     match target {
         Target::Local => {
-            let dir = scratch.join(format!("data-{port}"));
-            let _ = std::fs::remove_dir_all(&dir);
-            cmd.env("PORT", port.to_string()).env("NUBE_DATA_DIR", &dir);
-            data.0 = Some(dir);
+            let dir = tempfile::Builder::new()
+                .prefix("data-")
+                .tempdir_in(scratch)
+                .map_err(|e| format!("cannot create a directory in {}: {e}", scratch.display()))?;
+            cmd.env("PORT", port.to_string())
+                .env("NUBE_DATA_DIR", dir.path());
+            data = Some(dir);
         }
         Target::Aws => {
             let d = Driver::start()?;
@@ -302,7 +294,10 @@ fn start(
                     format!("{}-compare", manifest.app),
                 )
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                .env(
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                    crate::package::DEFAULT_MEMORY_MB.to_string(),
+                )
                 .env("AWS_REGION", "us-east-1")
                 .env("AWS_DEFAULT_REGION", "us-east-1")
                 .env("AWS_ACCESS_KEY_ID", "compare")
@@ -318,10 +313,13 @@ fn start(
                 .env("FUNCTIONS_APP_ROOT_PATH", app_root)
                 // The storage emulator's well-known account, and a Cosmos DB account at
                 // a closed port: enough to build the stores, which connect lazily.
-                .env("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+                .env(
+                    nube_azure::names::STORAGE_CONNECTION,
+                    "UseDevelopmentStorage=true",
+                )
                 .env(
                     nube_azure::names::COSMOS_CONNECTION,
-                    format!("AccountEndpoint=http://127.0.0.1:{}/;AccountKey=C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==;", backend_stub()?),
+                    format!("AccountEndpoint=http://127.0.0.1:{backend}/;AccountKey=C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==;"),
                 )
                 .env(nube_azure::names::COSMOS_DATABASE_SETTING, &manifest.app)
                 // The stand-in speaks HTTP/1.1 and JSON.
@@ -332,11 +330,8 @@ fn start(
             cmd.env("PORT", port.to_string())
                 .env("K_SERVICE", &manifest.app)
                 .env("K_REVISION", format!("{}-00001-cmp", manifest.app))
-                .env("GOOGLE_CLOUD_PROJECT", "my-project")
-                .env(
-                    "FIRESTORE_EMULATOR_HOST",
-                    format!("127.0.0.1:{}", backend_stub()?),
-                )
+                .env("GOOGLE_CLOUD_PROJECT", crate::package::DEFAULT_PROJECT)
+                .env("FIRESTORE_EMULATOR_HOST", format!("127.0.0.1:{backend}"))
                 .env("STORAGE_EMULATOR_HOST", format!("http://{NOWHERE}"));
         }
     }
@@ -344,40 +339,32 @@ fn start(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    loop {
-        let ready = match &driver {
-            Some(d) => {
-                let state = d.lock();
-                if let Some(e) = &state.init_error {
-                    let e = e.clone();
-                    drop(state);
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!("init error: {e}"));
-                }
-                state.first_poll.map(|at| at.duration_since(t0))
-            }
-            None => TcpStream::connect(("127.0.0.1", port))
-                .is_ok()
-                .then(|| t0.elapsed()),
-        };
-        if let Some(took) = ready {
-            return Ok((child, took, (driver, data)));
-        }
-        if let Ok(Some(status)) = child.try_wait() {
+    let ready = match &driver {
+        Some(d) => d.time_to_first_poll(&mut child, t0, READY_WITHIN),
+        None => wait_ready(&mut child, READY_WITHIN, Duration::from_micros(200), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .map(|_| t0.elapsed())
+        .map_err(NoPoll::Unready),
+    };
+    match ready {
+        Ok(took) => Ok((child, took, (driver, data))),
+        Err(NoPoll::Unready(Unready::Exited(status))) => {
             let output = std::fs::read_to_string(&log_path).unwrap_or_default();
             let last = output
                 .lines()
                 .rev()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("");
-            return Err(format!("it exited at start-up ({status}): {}", last.trim()));
+            Err(format!("it exited at start-up ({status}): {}", last.trim()))
         }
-        if t0.elapsed() > READY_WITHIN {
+        Err(why) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("not ready within {READY_WITHIN:?}"));
+            Err(match why {
+                NoPoll::InitError(e) => format!("init error: {e}"),
+                NoPoll::Unready(_) => format!("not ready within {READY_WITHIN:?}"),
+            })
         }
-        std::thread::sleep(Duration::from_micros(200));
     }
 }

@@ -9,7 +9,7 @@
 //! Cells are lines of text in which `` `code` `` marks the provider's own syntax; the
 //! renderers turn it into code spans (Markdown, HTML) or drop the backticks (terminal).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nube::manifest::{FunctionManifest, Manifest, TriggerManifest};
 use serde_json::Value;
@@ -32,9 +32,9 @@ pub struct Deployment {
 impl Default for Deployment {
     fn default() -> Self {
         Deployment {
-            project: "my-project".to_owned(),
-            region: "europe-west1".to_owned(),
-            memory_mb: 256,
+            project: crate::package::DEFAULT_PROJECT.to_owned(),
+            region: crate::package::DEFAULT_REGION.to_owned(),
+            memory_mb: crate::package::DEFAULT_MEMORY_MB,
         }
     }
 }
@@ -46,6 +46,16 @@ pub struct Row {
     pub aspect: &'static str,
     /// One cell per target, in the comparison's target order.
     pub cells: Vec<Vec<String>>,
+}
+
+impl Row {
+    /// The row of `aspect`, with no cells yet.
+    pub fn new(aspect: &'static str) -> Self {
+        Row {
+            aspect,
+            cells: Vec::new(),
+        }
+    }
 }
 
 /// One function and its rows.
@@ -142,7 +152,8 @@ impl Rendered {
 }
 
 /// Builds the comparison of `manifest` for `targets`, keeping the functions `keep`
-/// accepts; `target_dir` is cargo's, where the artifacts are looked for.
+/// accepts; `target_dir` is cargo's, where the artifacts are looked for, and `bin` the
+/// app's binary.
 pub fn compare(
     manifest: &Manifest,
     targets: &[Target],
@@ -150,6 +161,7 @@ pub fn compare(
     deployment: &Deployment,
     sizes: Sizes,
     target_dir: &Path,
+    bin: &str,
 ) -> Comparison {
     let rendered = Rendered::new(manifest, deployment);
     let functions = manifest
@@ -173,7 +185,7 @@ pub fn compare(
             }
         })
         .collect();
-    let app_rows = app_rows(manifest, &rendered, targets, sizes, target_dir);
+    let app_rows = app_rows(manifest, &rendered, targets, sizes, target_dir, bin);
     Comparison {
         app: manifest.app.clone(),
         targets: targets.to_vec(),
@@ -205,22 +217,10 @@ impl Cells {
 
 fn rows(cells: Vec<Cells>) -> Vec<Row> {
     let mut out = vec![
-        Row {
-            aspect: "becomes",
-            cells: Vec::new(),
-        },
-        Row {
-            aspect: "trigger",
-            cells: Vec::new(),
-        },
-        Row {
-            aspect: "permissions",
-            cells: Vec::new(),
-        },
-        Row {
-            aspect: "environment",
-            cells: Vec::new(),
-        },
+        Row::new("becomes"),
+        Row::new("trigger"),
+        Row::new("permissions"),
+        Row::new("environment"),
     ];
     for c in cells {
         out[0].cells.push(c.becomes);
@@ -688,6 +688,21 @@ fn azure_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -
 
 // ---- Google Cloud -----------------------------------------------------------------
 
+/// The variables the Cloud Run service's container is given: `(name, value)`.
+fn gcp_env(service: &Value) -> Vec<(String, String)> {
+    service["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or("?").to_owned(),
+                e["value"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn gcp_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -> Cells {
     let (service, triggers, deploy) = match (
         &rendered.gcp_service,
@@ -701,17 +716,7 @@ fn gcp_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -> 
     let container = &service["spec"]["template"]["spec"]["containers"][0];
     let port = &container["ports"][0]["containerPort"];
     let path = format!("/{}", f.name);
-    let env: Vec<(String, String)> = container["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["name"].as_str().unwrap_or("?").to_owned(),
-                e["value"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
+    let env = gcp_env(service);
     let env_line = |name: &str| {
         env.iter()
             .find(|(n, _)| n == name)
@@ -877,14 +882,12 @@ fn gcp_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -> 
 
 // ---- the whole app ----------------------------------------------------------------
 
-/// What `cargo xtask package --target <target>` writes as the artifact of `app`, relative to
-/// cargo's target directory; local: the release binary.
-pub fn artifact(target: Target, app: &str) -> String {
+/// What `cargo xtask package --target <target>` writes as the artifact of `app` (whose
+/// binary is `bin`), relative to cargo's target directory; local: the release binary.
+pub fn artifact(target: Target, app: &str, bin: &str) -> PathBuf {
     match target {
-        Target::Local => format!("release/{app}"),
-        Target::Aws => format!("nube/aws/{app}/bootstrap.zip"),
-        Target::Azure => format!("nube/azure/{app}.zip"),
-        Target::Gcp => format!("nube/gcp/{app}/{app}"),
+        Target::Local => Path::new("release").join(bin),
+        cloud => crate::package::artifact(Path::new(""), cloud.name(), app, bin),
     }
 }
 
@@ -917,24 +920,16 @@ fn app_rows(
     targets: &[Target],
     sizes: Sizes,
     target_dir: &Path,
+    bin: &str,
 ) -> Vec<Row> {
     let app = &manifest.app;
-    let mut artifact_row = Row {
-        aspect: "artifact",
-        cells: Vec::new(),
-    };
-    let mut size_row = Row {
-        aspect: "size",
-        cells: Vec::new(),
-    };
-    let mut env_row = Row {
-        aspect: "environment",
-        cells: Vec::new(),
-    };
+    let mut artifact_row = Row::new("artifact");
+    let mut size_row = Row::new("size");
+    let mut env_row = Row::new("environment");
     for &target in targets {
-        let path = artifact(target, app);
+        let path = artifact(target, app, bin);
         artifact_row.cells.push(vec![
-            format!("`target/{path}`"),
+            format!("`target/{}`", path.display()),
             match target {
                 Target::Local => "the app with its default features (SQLite inside)".to_owned(),
                 Target::Aws => "one `bootstrap` for every function (`aws` feature)".to_owned(),
@@ -1008,17 +1003,9 @@ fn app_environment(target: Target, rendered: &Rendered) -> Vec<String> {
             let mut out = vec!["`PORT`, `K_SERVICE`, `K_REVISION` (set by Cloud Run)".to_owned()];
             if let Ok(s) = &rendered.gcp_service {
                 out.extend(
-                    s.pointer("/spec/template/spec/containers/0/env")
-                        .and_then(Value::as_array)
+                    gcp_env(s)
                         .into_iter()
-                        .flatten()
-                        .map(|e| {
-                            code(&format!(
-                                "{}={}",
-                                e["name"].as_str().unwrap_or("?"),
-                                e["value"].as_str().unwrap_or("")
-                            ))
-                        }),
+                        .map(|(name, value)| code(&format!("{name}={value}"))),
                 );
             }
             out.push(

@@ -21,7 +21,7 @@ use nube_aws::names::{bucket_env_var, table_env_var};
 use serde_json::{Value, json};
 
 use super::{Exchange, Invocation, Process, launch, print_json, wire};
-use crate::samples::{HttpRequest, Native};
+use crate::samples::HttpRequest;
 use crate::tools;
 use lambda_emulator::Emulator;
 use moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
@@ -40,13 +40,8 @@ pub(super) fn names(manifest: &Manifest) -> BTreeMap<String, String> {
     names
 }
 
-/// Runs the invocation through cargo-lambda's emulator.
-pub(super) fn invoke(invocation: &Invocation) -> Result<Exchange, String> {
-    let Native::Lambda(event) = invocation.native else {
-        return Err(
-            "--target aws sends a Lambda event (JSON): this payload is an HTTP request".into(),
-        );
-    };
+/// Runs the invocation of `event` through cargo-lambda's emulator.
+pub(super) fn invoke(invocation: &Invocation, event: &Value) -> Result<Exchange, String> {
     let manifest = invocation.manifest;
     let function = &invocation.function.name;
     let venv = tools::ensure_python_tools()?;

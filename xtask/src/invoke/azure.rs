@@ -25,7 +25,7 @@ use nube_azure::names::{
 };
 use serde_json::Value;
 
-use super::{Exchange, Invocation, Process, Target, exchange_http, http_payload, launch, wire};
+use super::{Exchange, Invocation, Process, exchange_http, launch, wire};
 use crate::samples::HttpRequest;
 use crate::tools;
 use azurite::Azurite;
@@ -93,10 +93,10 @@ pub(super) fn invocation_request(name: &str, payload: &Value) -> HttpRequest {
     }
 }
 
-/// Runs the invocation on the custom handler.
-pub(super) fn invoke(invocation: &Invocation) -> Result<Exchange, String> {
+/// Runs the invocation of `request` on the custom handler.
+pub(super) fn invoke(invocation: &Invocation, request: &HttpRequest) -> Result<Exchange, String> {
     let manifest = invocation.manifest;
-    let mut request = http_payload(invocation, Target::Azure)?.clone();
+    let mut request = request.clone();
     let mut app = FunctionApp::lay_out(invocation)?;
     let stores = Stores::start(invocation, &mut app.settings)?;
     let port = crate::bench::free_port();
@@ -108,7 +108,10 @@ pub(super) fn invoke(invocation: &Invocation) -> Result<Exchange, String> {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", invocation.build.dir())
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", guid())
+        .env(
+            "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
+            uuid::Uuid::new_v4().to_string(),
+        )
         .env("FUNCTIONS_APP_ROOT_PATH", invocation.build.dir())
         .env("AzureWebJobsScriptRoot", invocation.build.dir())
         .env("FUNCTIONS_WORKER_RUNTIME", "Custom")
@@ -119,7 +122,10 @@ pub(super) fn invoke(invocation: &Invocation) -> Result<Exchange, String> {
     let mut process = Process::start(&format!("{} (custom handler)", manifest.app), &mut command)?;
     process.wait_for_port(port)?;
     for (name, value) in [
-        ("x-azure-functions-invocationid", guid()),
+        (
+            "x-azure-functions-invocationid",
+            uuid::Uuid::new_v4().to_string(),
+        ),
         ("x-azure-functions-hostversion", HOST_VERSION.to_owned()),
         ("user-agent", format!("Azure-Functions-Host/{HOST_VERSION}")),
     ] {
@@ -304,29 +310,4 @@ impl FunctionApp {
             .unwrap_or_default();
         Ok(FunctionApp { settings })
     }
-}
-
-/// A GUID-shaped id, unique enough for the host's invocation and worker ids.
-fn guid() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut words = [0u64; 2];
-    for word in &mut words {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        *word = hasher.finish();
-    }
-    let hex = format!("{:016x}{:016x}", words[0], words[1]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }

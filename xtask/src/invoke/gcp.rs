@@ -16,7 +16,8 @@ use std::process::Command;
 use nube::manifest::Manifest;
 use nube_gcp::names::{bucket_env_var, collection_env_var};
 
-use super::{Exchange, Invocation, Process, Target, exchange_http, http_payload, launch};
+use super::{Exchange, Invocation, Process, exchange_http, launch};
+use crate::samples::HttpRequest;
 use crate::tools;
 use emulator::Emulator;
 
@@ -47,9 +48,8 @@ pub(super) fn names(manifest: &Manifest) -> BTreeMap<String, String> {
     names
 }
 
-/// Runs the invocation on the Cloud Run server.
-pub(super) fn invoke(invocation: &Invocation) -> Result<Exchange, String> {
-    let request = http_payload(invocation, Target::Gcp)?;
+/// Runs the invocation of `request` on the Cloud Run server.
+pub(super) fn invoke(invocation: &Invocation, request: &HttpRequest) -> Result<Exchange, String> {
     let manifest = invocation.manifest;
     let mut env: BTreeMap<String, String> = invocation.names.clone();
     let mut stand_ins = Vec::new();

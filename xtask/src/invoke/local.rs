@@ -7,12 +7,11 @@ use std::process::Command;
 use nube::manifest::{FunctionManifest, TriggerManifest};
 use serde_json::{Value, json};
 
-use super::{Exchange, Invocation, Process, Target, exchange_http, http_payload};
+use super::{Exchange, Invocation, Process, exchange_http};
 use crate::samples::{HttpRequest, Native};
 
-/// Runs the invocation on the local runtime.
-pub(super) fn invoke(invocation: &Invocation) -> Result<Exchange, String> {
-    let request = http_payload(invocation, Target::Local)?;
+/// Runs the invocation of `request` on the local runtime.
+pub(super) fn invoke(invocation: &Invocation, request: &HttpRequest) -> Result<Exchange, String> {
     let data = tempfile::Builder::new()
         .prefix("nube-invoke-data-")
         .tempdir()

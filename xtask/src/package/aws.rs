@@ -6,7 +6,6 @@
 //! symbols (`GLIBC_2.35`+) that Lambda's loader refuses at start-up. The check after
 //! the build reads the ELF's version needs, so a regression fails here, not on AWS.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -96,10 +95,10 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
         eprintln!("      it starts, and declares the same app as the host build");
     }
 
-    let out = package.target_dir.join("nube").join("aws").join(app);
+    let out = super::out_dir(&package.target_dir, "aws", app);
     step(6, format_args!("Writing {}", out.display()));
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let zip_path = out.join(&options.code_uri);
+    let zip_path = super::artifact(&package.target_dir, "aws", app, &package.bin);
     write_bootstrap_zip(&zip_path, &bytes)?;
     let template_path = out.join("template.yaml");
     write(&template_path, &pretty(&template))?;
@@ -453,20 +452,7 @@ fn check_bootstrap(bytes: &[u8], arch: Arch) -> Result<Option<GlibcVersion>, Str
 /// Level 9 makes the delivery-app's zip about 3.5% smaller than the default (6) for
 /// well under a second; zopfli (levels 10+) would save 1% more and take tens of seconds.
 pub fn write_bootstrap_zip(path: &Path, bootstrap: &[u8]) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
-    let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(9))
-        .unix_permissions(0o755)
-        .last_modified_time(zip::DateTime::DEFAULT);
-    zip.start_file("bootstrap", options).map_err(|e| fail(&e))?;
-    zip.write_all(bootstrap).map_err(|e| fail(&e))?;
-    zip.finish()
-        .map_err(|e| fail(&e))?
-        .flush()
-        .map_err(|e| fail(&e))
+    super::write_zip(path, [("bootstrap", bootstrap, true)])
 }
 
 /// `1 bucket`, `2 buckets`.

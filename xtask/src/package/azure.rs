@@ -6,7 +6,6 @@
 //! plan. `host.json`, the `function.json` files and `local.settings.json` come from
 //! `nube_azure::descriptors`, rendered from the app's manifest.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -106,7 +105,7 @@ pub fn package(app: &str) -> Result<(), String> {
     }
     check_declares(&binary, &manifest, app, &package)?;
 
-    let out = target_dir.join("nube").join("azure").join(app);
+    let out = super::out_dir(target_dir, "azure", app);
     step(5, format_args!("Writing {}", out.display()));
     if out.exists() {
         // Functions of an earlier package that the app no longer has must not linger.
@@ -147,10 +146,7 @@ pub fn package(app: &str) -> Result<(), String> {
         &out.join("nube-manifest.json"),
         &pretty(&serde_json::to_value(&manifest).expect("a manifest is JSON")),
     )?;
-    let zip_path = target_dir
-        .join("nube")
-        .join("azure")
-        .join(format!("{app}.zip"));
+    let zip_path = super::artifact(target_dir, "azure", app, bin);
     write_app_zip(&zip_path, &files)?;
 
     step(6, "Checking the function app");
@@ -223,23 +219,13 @@ fn read_json(path: &Path) -> Result<Value, String> {
 /// Writes the zip-deploy archive: every file of the function app at its path, the
 /// executable with mode 755, deflated, with fixed dates (same input, same bytes).
 pub fn write_app_zip(path: &Path, files: &AppFiles) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
-    let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
-    for (name, contents, executable) in &files.0 {
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .compression_level(Some(9))
-            .unix_permissions(if *executable { 0o755 } else { 0o644 })
-            .last_modified_time(zip::DateTime::DEFAULT);
-        zip.start_file(name.as_str(), options)
-            .map_err(|e| fail(&e))?;
-        zip.write_all(contents).map_err(|e| fail(&e))?;
-    }
-    zip.finish()
-        .map_err(|e| fail(&e))?
-        .flush()
-        .map_err(|e| fail(&e))
+    super::write_zip(
+        path,
+        files
+            .0
+            .iter()
+            .map(|(name, contents, executable)| (name.as_str(), contents.as_slice(), *executable)),
+    )
 }
 
 #[cfg(test)]

@@ -105,10 +105,10 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
     }
     check_declares(&binary, &manifest, app, &package)?;
 
-    let out = target_dir.join("nube").join("gcp").join(app);
+    let out = super::out_dir(target_dir, "gcp", app);
     step(5, format_args!("Writing {}", out.display()));
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let exe = out.join(bin);
+    let exe = super::artifact(target_dir, "gcp", app, bin);
     std::fs::write(&exe, &bytes).map_err(|e| format!("cannot write {}: {e}", exe.display()))?;
     set_executable(&exe)?;
     for (file, text) in &files {

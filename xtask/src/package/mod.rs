@@ -13,8 +13,38 @@ mod elf;
 pub(crate) mod gcp;
 pub(crate) mod sam;
 
+use std::path::{Path, PathBuf};
+
 /// The targets `--target` names.
 const TARGETS: &[&str] = &["aws", "azure", "gcp"];
+
+/// The Google Cloud project when none is given (`--project`).
+pub(crate) const DEFAULT_PROJECT: &str = "my-project";
+
+/// The Google Cloud region when none is given (`--region`).
+pub(crate) const DEFAULT_REGION: &str = "europe-west1";
+
+/// The memory of each Lambda function when none is given (`--memory-mb`), in MB.
+pub(crate) const DEFAULT_MEMORY_MB: u32 = 256;
+
+/// The directory `cargo xtask package --target <cloud>` writes `app` into, under cargo's
+/// target directory: `nube/<cloud>/<app>`.
+pub(crate) fn out_dir(target_dir: &Path, cloud: &str, app: &str) -> PathBuf {
+    target_dir.join("nube").join(cloud).join(app)
+}
+
+/// What `cargo xtask package --target <cloud>` writes for the cloud to deploy, `app`'s
+/// binary being `bin`: aws, `bootstrap.zip` in [`out_dir`]; azure, `<app>.zip` beside it
+/// (zip deploy); gcp, the static executable `<bin>` in it.
+pub(crate) fn artifact(target_dir: &Path, cloud: &str, app: &str, bin: &str) -> PathBuf {
+    let out = out_dir(target_dir, cloud, app);
+    match cloud {
+        "aws" => out.join(sam::CODE_URI),
+        "azure" => out.with_file_name(format!("{app}.zip")),
+        "gcp" => out.join(bin),
+        other => unreachable!("`cargo xtask package` has no target {other}"),
+    }
+}
 
 /// Options of `cargo xtask package`.
 #[derive(clap::Args)]
@@ -32,7 +62,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
     pub arch: Arch,
     /// Memory of each function, in MB; Lambda gives CPU in proportion (128-10240).
-    #[arg(long, value_name = "MB", default_value_t = 256,
+    #[arg(long, value_name = "MB", default_value_t = DEFAULT_MEMORY_MB,
           value_parser = clap::value_parser!(u32).range(128..=10240))]
     pub memory_mb: u32,
     /// gcp: the Google Cloud project (bucket names and the image path include it).
@@ -40,11 +70,11 @@ pub struct Args {
         long,
         value_name = "ID",
         env = "GOOGLE_CLOUD_PROJECT",
-        default_value = "my-project"
+        default_value = DEFAULT_PROJECT
     )]
     pub project: String,
     /// gcp: the region of the service, its triggers and jobs.
-    #[arg(long, value_name = "REGION", default_value = "europe-west1")]
+    #[arg(long, value_name = "REGION", default_value = DEFAULT_REGION)]
     pub region: String,
 }
 
@@ -140,6 +170,32 @@ Examples:
   cargo xtask package --target azure
   cargo xtask package --target gcp --project my-project --region europe-west1
   cargo xtask package --target all";
+
+/// Writes a zip of `entries` (`(path in the zip, contents, executable)`) to `path`:
+/// each deflated at level 9, with mode 755 when executable and 644 otherwise, and a
+/// fixed date, so that the same files give the same bytes.
+pub(crate) fn write_zip<'a>(
+    path: &Path,
+    entries: impl IntoIterator<Item = (&'a str, &'a [u8], bool)>,
+) -> Result<(), String> {
+    use std::io::Write;
+    let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+    let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    for (name, contents, executable) in entries {
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .compression_level(Some(9))
+            .unix_permissions(if executable { 0o755 } else { 0o644 })
+            .last_modified_time(zip::DateTime::DEFAULT);
+        zip.start_file(name, options).map_err(|e| fail(&e))?;
+        zip.write_all(contents).map_err(|e| fail(&e))?;
+    }
+    zip.finish()
+        .map_err(|e| fail(&e))?
+        .flush()
+        .map_err(|e| fail(&e))
+}
 
 /// Runs `cargo xtask package`.
 pub fn run(args: Args) -> Result<(), String> {

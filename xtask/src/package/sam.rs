@@ -64,6 +64,9 @@ for resource in template["Resources"].values():
 json.dump(transform(template, {}, NoManagedPolicies()), open(sys.argv[2], "w"), indent=1)
 "#;
 
+/// The code package `cargo xtask package --target aws` writes beside the template.
+pub(crate) const CODE_URI: &str = "bootstrap.zip";
+
 /// What the manifest does not say: how the app is deployed.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -79,8 +82,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             arch: Arch::X86_64,
-            code_uri: "bootstrap.zip".to_owned(),
-            memory_mb: 256,
+            code_uri: CODE_URI.to_owned(),
+            memory_mb: super::DEFAULT_MEMORY_MB,
         }
     }
 }

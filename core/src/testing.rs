@@ -372,3 +372,13 @@ impl std::io::Write for LogBuffer {
         Ok(())
     }
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it): for a test's
+/// stand-in server or the process under test. Another process may take it in between;
+/// the stand-ins' launchers fail with what they saw if so.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}

@@ -68,14 +68,7 @@ struct Server {
     binary: PathBuf,
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use nube::testing::free_port;
 
 /// Why a started process did not get ready.
 #[derive(Debug)]

@@ -25,9 +25,9 @@ mod azurite;
 #[path = "../../../adapters/azure/tests/cosmos_emulator/mod.rs"]
 mod cosmos_emulator;
 
+use nube::testing::free_port;
 use std::collections::HashMap;
 use std::io::Cursor;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,13 +56,6 @@ const PREFIX: &str = "e2e-";
 const PATIENCE: Duration = Duration::from_secs(60);
 /// The Functions host version the test claims to be, in the headers the host adds.
 const HOST_VERSION: &str = "4.1037.0.0";
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Unique enough for invocation ids and `sys.RandGuid`: a GUID-shaped clock reading.
 fn guid() -> String {

@@ -3,6 +3,7 @@
 //! restart on the same data directory, and a check that nothing was lost or done
 //! twice.
 
+use nube::testing::free_port;
 use std::io::Cursor;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -62,14 +63,6 @@ impl Drop for App {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn png(w: u32, h: u32) -> Vec<u8> {

@@ -25,8 +25,8 @@ mod emulator;
 #[path = "../../../adapters/gcp/tests/gcs_xml_proxy/mod.rs"]
 mod gcs_xml_proxy;
 
+use nube::testing::free_port;
 use std::io::Cursor;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,13 +56,6 @@ const EMULATOR_KEY: &str =
     r#"{"private_key": "", "private_key_id": "", "client_email": "", "disable_oauth": true}"#;
 /// How long any one wait (the server's start, a request, the shutdown) may take.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 // ---- the container --------------------------------------------------------------------
 

@@ -15,20 +15,14 @@
 // Each user uses part of this module.
 #![allow(dead_code)]
 
+use nube::testing::free_port;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long the emulator may take to answer.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A temp file for a process's output.
 pub fn log_file() -> tempfile::NamedTempFile {

@@ -5,6 +5,7 @@
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
+use nube::testing::free_port;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -114,13 +115,6 @@ impl Drop for CosmosEmulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn get_status(port: u16, path: &str) -> std::io::Result<u16> {

@@ -6,8 +6,9 @@
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
+use nube::testing::free_port;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -233,11 +234,4 @@ fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
             None => return Ok(response),
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }

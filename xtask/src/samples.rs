@@ -147,11 +147,7 @@ pub fn sample(
             let document = document();
             match p {
                 Provider::Aws => {
-                    let table =
-                        lookup(&nube_aws::names::table_env_var(collection)).unwrap_or_else(|| {
-                            lookup(nube_aws::names::TABLE_PREFIX_ENV).unwrap_or_default()
-                                + collection
-                        });
+                    let table = nube_aws::names::table_name(collection, lookup);
                     aws::document(&table, &document)
                 }
                 Provider::Azure => azure::document(f, &document)?,

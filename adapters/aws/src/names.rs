@@ -31,6 +31,14 @@ pub fn table_env_var(logical: &str) -> String {
 /// [`table_env_var`] of its own.
 pub const TABLE_PREFIX_ENV: &str = "NUBE_TABLE_PREFIX";
 
+/// The DynamoDB table of the collection `logical`, reading variables through
+/// `lookup`: its [`table_env_var`] when set, else [`TABLE_PREFIX_ENV`] + `logical`.
+pub fn table_name(logical: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    lookup(&table_env_var(logical))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| lookup(TABLE_PREFIX_ENV).unwrap_or_default() + logical)
+}
+
 /// The physical names of an app's buckets and collections, both ways.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceNames {
@@ -60,14 +68,10 @@ impl ResourceNames {
                 names = names.with_bucket(logical, physical);
             }
         }
-        let prefix = lookup(TABLE_PREFIX_ENV).unwrap_or_default();
         for logical in app.collections() {
-            match lookup(&table_env_var(logical)).filter(|p| !p.is_empty()) {
-                Some(physical) => names = names.with_table(logical, physical),
-                None if !prefix.is_empty() => {
-                    names = names.with_table(logical, format!("{prefix}{logical}"));
-                }
-                None => {}
+            let physical = table_name(logical, &lookup);
+            if physical != logical {
+                names = names.with_table(logical, physical);
             }
         }
         names

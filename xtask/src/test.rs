@@ -14,8 +14,13 @@ pub struct Args {
     pub filter: Option<String>,
 }
 
+/// About what a first run takes on disk: the build in `target/` (every cloud SDK, in
+/// the test and lint profiles) and the tools in `.tools/`.
+const NEEDED_GIB: u64 = 10;
+
 pub fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
+    warn_if_disk_is_short();
     if !args.no_lint {
         run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))
             .map_err(|e| format!("{e}\n  formatting differs: run `cargo fmt --all` and commit"))?;
@@ -70,4 +75,35 @@ pub fn run(args: Args) -> Result<(), String> {
     run_cmd(&mut test).map_err(|e| format!("{e}\n  see the failing tests above"))?;
     eprintln!("    Finished the whole suite in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Warns before the build when the workspace's filesystem has less room than a first
+/// run takes, rather than failing half-way with "No space left on device".
+fn warn_if_disk_is_short() {
+    let root = crate::root();
+    let Some(free_kib) = free_kib(&root) else {
+        return;
+    };
+    let free_gib = free_kib / (1024 * 1024);
+    if free_gib < NEEDED_GIB {
+        eprintln!(
+            "warning: {} has {free_gib} GiB free, and a first run of the suite takes about {NEEDED_GIB} GiB \
+             (the build in target/, the tools in .tools/)\n  \
+             free some space (`cargo clean` in old clones, `df -h` shows what is full), or this run may fail \
+             with \"No space left on device\"",
+            root.display()
+        );
+    }
+}
+
+/// The space left on the filesystem holding `dir`, from POSIX `df -Pk`.
+fn free_kib(dir: &std::path::Path) -> Option<u64> {
+    let out = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Filesystem 1024-blocks Used Available Capacity Mounted-on
+    text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()
 }

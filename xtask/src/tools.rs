@@ -165,7 +165,7 @@ pub fn ensure_python_tools() -> Result<PathBuf, String> {
     )
     .map_err(|e| {
         format!(
-            "{e}\n  pip could not install the test tools; check the network to PyPI, or delete {} and retry",
+            "{e}\n  pip could not install the test tools; check the network to PyPI and the free disk space (`df -h`), or delete {} and retry",
             venv.display()
         )
     })?;

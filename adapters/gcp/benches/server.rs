@@ -6,6 +6,11 @@
 //!
 //! `cargo bench -p nube-gcp --bench server` prints, for each, the mean per request
 //! over rounds of 20,000 (the median round), and the difference.
+//!
+//! `NUBE_BENCH_ROUNDS=n` sets the rounds (15); `NUBE_BENCH_ONLY=nube|traced|bare` runs
+//! one side only and prints nothing, for counting instructions, which stay the same
+//! however busy the machine is: `valgrind --tool=callgrind` on rounds=2 minus rounds=1
+//! is one round of 20,000 requests.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -84,15 +89,29 @@ fn main() {
     let server =
         Server::new(Arc::new(app), config, resources, Default::default()).expect("a server");
     let bare: Router = Router::new().route("/hello", get(hello));
-    let rounds = 15;
+    let rounds: usize = std::env::var("NUBE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15);
+    let only = std::env::var("NUBE_BENCH_ONLY").unwrap_or_default();
+    let runs = |name: &str| only.is_empty() || only == name;
     let (mut nube, mut traced, mut by_hand) = (vec![], vec![], vec![]);
     runtime.block_on(async {
         for _ in 0..rounds {
-            nube.push(round(&server, false).await);
-            traced.push(round(&server, true).await);
-            by_hand.push(round(&bare, false).await);
+            if runs("nube") {
+                nube.push(round(&server, false).await);
+            }
+            if runs("traced") {
+                traced.push(round(&server, true).await);
+            }
+            if runs("bare") {
+                by_hand.push(round(&bare, false).await);
+            }
         }
     });
+    if !only.is_empty() {
+        return;
+    }
     let median = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e6

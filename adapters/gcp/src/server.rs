@@ -294,10 +294,13 @@ impl Server {
                     ),
                     None => tracing::Span::none(),
                 };
-                return self
-                    .event(&function, execution_id, trace, req)
-                    .instrument(span)
-                    .await;
+                // Boxed: the event path's future is large, and would otherwise make
+                // every HTTP request's future (moved on each call) as large.
+                return Box::pin(
+                    self.event(&function, execution_id, trace, req)
+                        .instrument(span),
+                )
+                .await;
             }
             // What only HTTP handlers read.
             let extensions = req.extensions_mut();

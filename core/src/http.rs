@@ -417,13 +417,20 @@ impl App {
                 resources: resources.clone(),
                 timeout: self.timeout_of(f),
             }));
-            router = router.merge(routes.router().clone().route_layer(inv));
+            // One layer for both, so a request passes one boxed route, not two (the
+            // fallbacks below read no body, and need no limit).
+            let layers = tower::ServiceBuilder::new()
+                .layer(inv)
+                .layer(DefaultBodyLimit::max(self.settings().max_body_bytes));
+            router = router.merge(routes.router().clone().route_layer(layers));
         }
         // A fallback on each route's methods (axum adds the `Allow` header to its
         // answer), rather than a layer looking at every response.
         router
             .method_not_allowed_fallback(method_not_allowed)
             .fallback(not_found)
-            .layer(DefaultBodyLimit::max(self.settings().max_body_bytes))
+            // Turns every handler into its route now, as `into_make_service` does;
+            // without it axum boxes and layers each handler again on every request.
+            .with_state(())
     }
 }

@@ -322,18 +322,33 @@ mod span_fields {
         }
     }
 
-    impl Write for StackBuffer {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            if let Some(spilled) = &mut self.spilled {
-                spilled.push_str(s);
-            } else if let Some(room) = self.inline.get_mut(self.len..self.len + s.len()) {
-                room.copy_from_slice(s.as_bytes());
-                self.len += s.len();
-            } else {
+    impl StackBuffer {
+        /// Moves to the heap, then appends `s`.
+        #[cold]
+        #[inline(never)]
+        fn spill(&mut self, s: &str) {
+            if self.spilled.is_none() {
                 let mut spilled = String::with_capacity(2 * (self.len + s.len()));
                 spilled.push_str(self.as_str());
-                spilled.push_str(s);
                 self.spilled = Some(spilled);
+            }
+            if let Some(spilled) = &mut self.spilled {
+                spilled.push_str(s);
+            }
+        }
+    }
+
+    impl Write for StackBuffer {
+        // Small enough to inline, so that the many short constant pieces of a JSON
+        // member are copied without a call.
+        #[inline(always)]
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            match self.inline.get_mut(self.len..self.len + s.len()) {
+                Some(room) if self.spilled.is_none() => {
+                    room.copy_from_slice(s.as_bytes());
+                    self.len += s.len();
+                }
+                _ => self.spill(s),
             }
             Ok(())
         }
@@ -343,8 +358,14 @@ mod span_fields {
     struct Escaped<'a, W: Write>(&'a mut W);
 
     impl<W: Write> Write for Escaped<'_, W> {
+        #[inline]
         fn write_str(&mut self, s: &str) -> fmt::Result {
-            if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            // Every byte looked at (no early exit), which the compiler turns into a
+            // few wide comparisons: nearly all text needs no escaping.
+            let plain = s
+                .bytes()
+                .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+            if plain {
                 return self.0.write_str(s);
             }
             let mut start = 0;

@@ -137,9 +137,9 @@ impl Config {
             port,
             function_target: get("FUNCTION_TARGET"),
             revision: Revision {
-                service: get("K_SERVICE"),
-                revision: get("K_REVISION"),
-                configuration: get("K_CONFIGURATION"),
+                service: get("K_SERVICE").map(Arc::from),
+                revision: get("K_REVISION").map(Arc::from),
+                configuration: get("K_CONFIGURATION").map(Arc::from),
             },
             project: get("GOOGLE_CLOUD_PROJECT")
                 .or_else(|| get("GCP_PROJECT"))
@@ -152,14 +152,15 @@ impl Config {
 /// `K_CONFIGURATION`). Every HTTP request carries it as an extension:
 /// `axum::Extension<nube_gcp::Revision>` in a handler. (nube's `Context` has no
 /// place for provider details yet; event functions see it in the log labels.)
+/// Shared text, so that giving it to every request copies nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Revision {
     /// `K_SERVICE`: the Cloud Run service.
-    pub service: Option<String>,
+    pub service: Option<Arc<str>>,
     /// `K_REVISION`: the revision.
-    pub revision: Option<String>,
+    pub revision: Option<Arc<str>>,
     /// `K_CONFIGURATION`: the configuration that made the revision.
-    pub configuration: Option<String>,
+    pub configuration: Option<Arc<str>>,
 }
 
 fn function_list(app: &App) -> String {

@@ -41,8 +41,8 @@ async fn hello(ctx: Context, Extension(revision): Extension<Revision>) -> nube::
         "function": ctx.function_name(),
         "provider": ctx.provider().as_str(),
         "invocation_id": ctx.invocation_id(),
-        "service": revision.service,
-        "revision": revision.revision,
+        "service": revision.service.as_deref(),
+        "revision": revision.revision.as_deref(),
     }))
 }
 

@@ -2,7 +2,8 @@
 //! puts an event's (or a span's) fields into a JSON object; (feature
 //! `json-span-fields`) `JsonSpanFields`, which stores each span's fields as JSON for
 //! `tracing_subscriber::fmt`, and `TextFields`, its field formatter for text lines;
-//! and [`log_panics`], which sends panics through `tracing`.
+//! `LogFilter`, the level filter the runtimes read from `RUST_LOG`; and [`log_panics`],
+//! which sends panics through `tracing`.
 
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
@@ -60,6 +61,11 @@ pub fn log_panics() {
 
 #[cfg(feature = "json-span-fields")]
 pub use span_fields::{JsonSpanFields, TextFields};
+
+#[cfg(feature = "json-span-fields")]
+mod filter;
+#[cfg(feature = "json-span-fields")]
+pub use filter::LogFilter;
 
 #[cfg(feature = "json-span-fields")]
 mod span_fields {

@@ -13,13 +13,15 @@
 //! `AWS_LAMBDA_LOG_LEVEL` (advanced logging controls) applies, else `info`.
 //! [`log_panics`] sends panic messages the same way.
 
+use nube::logging::LogFilter;
 use nube::logging::{FieldsAsJson, JsonSpanFields};
 use serde_json::{Map, Value};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The event format: one JSON object per line with `requestId` at the top level.
 /// Use it with [`JsonSpanFields`] as the field formatter (as [`init`] does).
@@ -63,10 +65,7 @@ where
 }
 
 /// The filter: `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`.
-pub fn filter() -> EnvFilter {
-    if let Ok(f) = EnvFilter::try_from_default_env() {
-        return f;
-    }
+pub fn filter() -> LogFilter {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .map(|l| match l.to_ascii_uppercase().as_str() {
             "TRACE" => "trace",
@@ -76,18 +75,21 @@ pub fn filter() -> EnvFilter {
             _ => "info",
         })
         .unwrap_or("info");
-    EnvFilter::new(level)
+    LogFilter::from_env_or(level)
 }
 
 pub use nube::logging::log_panics;
 
 /// Installs the JSON-lines subscriber on stdout; does nothing if one is installed.
 pub fn init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
-        .fmt_fields(JsonSpanFields)
-        .event_format(LambdaJson)
-        .with_writer(std::io::stdout)
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(JsonSpanFields)
+                .event_format(LambdaJson)
+                .with_writer(std::io::stdout),
+        )
         .try_init();
 }
 

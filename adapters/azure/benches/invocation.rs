@@ -59,7 +59,7 @@ where
 
 fn main() {
     tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("info"))
+        .with(nube::logging::LogFilter::from_env_or("info"))
         .with(
             tracing_subscriber::fmt::layer()
                 .fmt_fields(nube::logging::TextFields)

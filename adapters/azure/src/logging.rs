@@ -13,7 +13,6 @@ use std::sync::{Mutex, OnceLock};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber, span};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
@@ -175,7 +174,7 @@ where
 
 /// Installs stdout lines and the [`CaptureLayer`]; does nothing if a subscriber is set.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = nube::logging::LogFilter::from_env_or("info");
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(

@@ -27,6 +27,8 @@ use nube::{App, Resources};
 use nube_gcp::logging::CloudLoggingJson;
 use nube_gcp::{Config, Server};
 use tower::ServiceExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 async fn hello() -> &'static str {
     "hello"
@@ -62,14 +64,17 @@ where
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(nube_gcp::logging::filter())
-        .fmt_fields(JsonSpanFields)
-        .event_format(CloudLoggingJson::with_labels([(
-            "k_service",
-            "hello".to_owned(),
-        )]))
-        .with_writer(std::io::sink)
+    tracing_subscriber::registry()
+        .with(nube_gcp::logging::filter())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(JsonSpanFields)
+                .event_format(CloudLoggingJson::with_labels([(
+                    "k_service",
+                    "hello".to_owned(),
+                )]))
+                .with_writer(std::io::sink),
+        )
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

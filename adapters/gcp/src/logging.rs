@@ -21,13 +21,15 @@
 //! the same way.
 
 use nube::TraceContext;
+use nube::logging::LogFilter;
 use nube::logging::{FieldsAsJson, JsonSpanFields};
 use serde_json::{Map, Value};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The span field holding the trace (`projects/<p>/traces/<id>`), as Cloud Logging
 /// names it.
@@ -204,19 +206,22 @@ where
 }
 
 /// The filter: `RUST_LOG`, else `info`.
-pub fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+pub fn filter() -> LogFilter {
+    LogFilter::from_env_or("info")
 }
 
 pub use nube::logging::log_panics;
 
 /// Installs the JSON-lines subscriber on stdout; does nothing if one is installed.
 pub fn init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
-        .fmt_fields(JsonSpanFields)
-        .event_format(CloudLoggingJson::from_env())
-        .with_writer(std::io::stdout)
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(JsonSpanFields)
+                .event_format(CloudLoggingJson::from_env())
+                .with_writer(std::io::stdout),
+        )
         .try_init();
 }
 

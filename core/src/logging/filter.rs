@@ -1,0 +1,179 @@
+//! [`LogFilter`]: which log lines a runtime writes, from `RUST_LOG`.
+
+use tracing::span;
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+/// A runtime's log filter (a [`Layer`]): `RUST_LOG`'s directives, or a default such as
+/// `info`.
+///
+/// Directives that only name targets and levels (`info`, `nube=debug,hyper=warn`) are
+/// filtered by [`Targets`], which decides once per call site. Directives on spans or
+/// fields (`[invocation{function=todos}]=debug`) need an [`EnvFilter`], which looks
+/// up every span as it is entered, left and closed, behind a lock all threads share:
+/// on a busy server that lock costs more than the rest of the filtering.
+///
+/// ```
+/// use nube::logging::LogFilter;
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let subscriber = tracing_subscriber::registry()
+///     .with(LogFilter::from_env_or("info"))
+///     .with(tracing_subscriber::fmt::layer());
+/// # let _ = subscriber;
+/// ```
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per process
+pub enum LogFilter {
+    /// Target and level directives only.
+    Targets(Targets),
+    /// Directives on spans or fields.
+    Env(EnvFilter),
+}
+
+impl LogFilter {
+    /// The filter `RUST_LOG` sets; `default` when it is unset or not valid.
+    pub fn from_env_or(default: &str) -> Self {
+        std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|directives| Self::parse(&directives))
+            .unwrap_or_else(|| Self::parse(default).unwrap_or_else(|| Self::new("info")))
+    }
+
+    /// The filter for `directives` (`RUST_LOG`'s syntax); what is not valid in them
+    /// is left out.
+    pub fn new(directives: &str) -> Self {
+        Self::parse(directives).unwrap_or_else(|| Self::Env(EnvFilter::new(directives)))
+    }
+
+    fn parse(directives: &str) -> Option<Self> {
+        // Span and field directives are the ones in brackets; `Targets` would take
+        // them as (odd) target names.
+        if !directives.contains('[')
+            && let Ok(targets) = directives.parse::<Targets>()
+        {
+            return Some(Self::Targets(targets));
+        }
+        EnvFilter::try_new(directives).ok().map(Self::Env)
+    }
+}
+
+impl<S> Layer<S> for LogFilter
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        match self {
+            Self::Targets(f) => Layer::<S>::register_callsite(f, metadata),
+            Self::Env(f) => Layer::<S>::register_callsite(f, metadata),
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        match self {
+            Self::Targets(f) => Layer::<S>::enabled(f, metadata, ctx),
+            Self::Env(f) => Layer::<S>::enabled(f, metadata, ctx),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        match self {
+            Self::Targets(f) => Layer::<S>::max_level_hint(f),
+            Self::Env(f) => Layer::<S>::max_level_hint(f),
+        }
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        match self {
+            Self::Targets(f) => Layer::<S>::event_enabled(f, event, ctx),
+            Self::Env(f) => Layer::<S>::event_enabled(f, event, ctx),
+        }
+    }
+
+    // Only an `EnvFilter` follows spans.
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if let Self::Env(f) = self {
+            f.on_new_span(attrs, id, ctx);
+        }
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        if let Self::Env(f) = self {
+            f.on_record(id, values, ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Self::Env(f) = self {
+            f.on_enter(id, ctx);
+        }
+    }
+
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Self::Env(f) = self {
+            f.on_exit(id, ctx);
+        }
+    }
+
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        if let Self::Env(f) = self {
+            f.on_close(id, ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::LogBuffer;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    fn lines_with(filter: LogFilter) -> String {
+        let lines = LogBuffer::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::registry().with(filter).with(
+            tracing_subscriber::fmt::layer()
+                .without_time()
+                .with_ansi(false)
+                .with_writer(move || writer.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("invocation", function = "todos");
+            let _entered = span.enter();
+            tracing::debug!(target: "nube::store", "store debug");
+            tracing::debug!(target: "other", "other debug");
+            tracing::info!(target: "other", "other info");
+        });
+        lines.text()
+    }
+
+    #[test]
+    fn target_directives_filter_without_following_spans() {
+        let filter = LogFilter::new("info,nube=debug");
+        assert!(matches!(filter, LogFilter::Targets(_)));
+        let out = lines_with(filter);
+        assert!(out.contains("store debug"), "{out}");
+        assert!(!out.contains("other debug"), "{out}");
+        assert!(out.contains("other info"), "{out}");
+    }
+
+    #[test]
+    fn span_directives_need_an_env_filter() {
+        let filter = LogFilter::new("info,[invocation]=debug");
+        assert!(matches!(filter, LogFilter::Env(_)));
+        let out = lines_with(filter);
+        // Inside the span named by the directive, debug lines of every target pass.
+        assert!(out.contains("other debug"), "{out}");
+        assert!(out.contains("store debug"), "{out}");
+    }
+
+    #[test]
+    fn a_default_when_the_directives_are_not_valid() {
+        assert!(matches!(LogFilter::new("warn"), LogFilter::Targets(_)));
+        assert!(LogFilter::parse("=[nonsense").is_none());
+    }
+}

@@ -16,10 +16,16 @@ use crate::event::Provider;
 use crate::store::{Collection, DocumentStore};
 
 /// The stores an app's functions reach: one document store and the declared buckets.
+/// Cheap to clone: one shared count, which every invocation's [`Context`] takes.
 #[derive(Clone, Debug)]
 pub struct Resources {
+    inner: Arc<Stores>,
+}
+
+#[derive(Clone, Debug)]
+struct Stores {
     documents: Arc<dyn DocumentStore>,
-    buckets: Arc<HashMap<String, Bucket>>,
+    buckets: HashMap<String, Bucket>,
     declared: Option<Arc<Declared>>,
 }
 
@@ -35,9 +41,11 @@ impl Resources {
     /// Resources backed by `documents`, with no buckets yet.
     pub fn new(documents: Arc<dyn DocumentStore>) -> Self {
         Self {
-            documents,
-            buckets: Arc::new(HashMap::new()),
-            declared: None,
+            inner: Arc::new(Stores {
+                documents,
+                buckets: HashMap::new(),
+                declared: None,
+            }),
         }
     }
 
@@ -49,7 +57,7 @@ impl Resources {
         names: impl IntoIterator<Item = &'a str>,
         strict: bool,
     ) -> Self {
-        self.declared = Some(Arc::new(Declared {
+        Arc::make_mut(&mut self.inner).declared = Some(Arc::new(Declared {
             collections: names.into_iter().map(str::to_owned).collect(),
             strict,
             warned: Default::default(),
@@ -59,18 +67,20 @@ impl Resources {
 
     /// Adds a bucket.
     pub fn with_bucket(mut self, bucket: Bucket) -> Self {
-        Arc::make_mut(&mut self.buckets).insert(bucket.name().to_owned(), bucket);
+        Arc::make_mut(&mut self.inner)
+            .buckets
+            .insert(bucket.name().to_owned(), bucket);
         self
     }
 
     /// The document store.
     pub fn documents(&self) -> &Arc<dyn DocumentStore> {
-        &self.documents
+        &self.inner.documents
     }
 
     /// The typed collection `name`.
     pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
-        if let Some(d) = &self.declared
+        if let Some(d) = &self.inner.declared
             && !d.collections.contains(name)
         {
             let message = format!(
@@ -87,13 +97,13 @@ impl Resources {
                 tracing::warn!("{message}");
             }
         }
-        Collection::new(name, self.documents.clone())
+        Collection::new(name, self.inner.documents.clone())
     }
 
     /// The bucket `name`; an error if the app did not declare it.
     pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
-        self.buckets.get(name).cloned().ok_or_else(|| {
-            let mut known: Vec<_> = self.buckets.keys().map(String::as_str).collect();
+        self.inner.buckets.get(name).cloned().ok_or_else(|| {
+            let mut known: Vec<_> = self.inner.buckets.keys().map(String::as_str).collect();
             known.sort_unstable();
             Error::internal(format!(
                 "bucket {name:?} is not declared in this app (declared: {}); add .bucket({name:?}) to the App",

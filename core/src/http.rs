@@ -276,8 +276,7 @@ where
         // The clone is not ready: keep the service that is, as tower expects.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        let inv = self.invocation.clone();
-        Box::pin(async move { Ok(invocation(&inv, req, ready).await) })
+        Box::pin(invocation(&self.invocation, req, ready).map(Ok))
     }
 }
 
@@ -291,9 +290,17 @@ pub const INVOCATION_ID_HEADER: &str = "x-nube-invocation-id";
 const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
 const INVOCATION_ID: http::HeaderName = http::HeaderName::from_static(INVOCATION_ID_HEADER);
 
-async fn invocation<S>(inv: &Invocation, mut req: Request, route: S) -> Response
+/// Starts one request to a function's route: its Context, span and deadline are set
+/// up here, before the future, so that the future (boxed, and moved whole into its
+/// box) holds only what the rest needs.
+fn invocation<S>(
+    inv: &Invocation,
+    mut req: Request,
+    route: S,
+) -> impl Future<Output = Response> + Send + 'static
 where
-    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
 {
     let started = std::time::Instant::now();
     let by_timeout = started + inv.timeout;
@@ -326,42 +333,42 @@ where
     let invocation_id = http::HeaderValue::from_str(ctx.invocation_id()).ok();
     let span = ctx.span().clone();
     let (method, uri) = (req.method().clone(), req.uri().clone());
+    let logs_requests = inv.provider.logs_requests();
     req.extensions_mut().insert(ctx);
-    let run = AssertUnwindSafe(route.oneshot(req)).catch_unwind();
-    let response = match tokio::time::timeout(limit, run)
-        .instrument(span.clone())
-        .await
-    {
-        Ok(Ok(Ok(response))) => response,
-        Ok(Ok(Err(infallible))) => match infallible {},
-        Ok(Err(panic)) => Error::new(
-            ErrorKind::Panic,
-            format!("the handler panicked: {}", panic_message(&*panic)),
-        )
-        .into_response(),
-        Err(_) => Error::new(
-            ErrorKind::Timeout,
-            format!("the handler did not finish within {limit:?}"),
-        )
-        .into_response(),
-    };
-    let mut response = response;
-    if let Some(id) = invocation_id {
-        response.headers_mut().insert(INVOCATION_ID, id);
-    }
-    let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let path = uri.path();
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!(%method, path, status, elapsed_ms, "request failed");
-        } else if inv.provider.logs_requests() {
-            tracing::debug!(%method, path, status, elapsed_ms, "request served");
-        } else {
-            tracing::info!(%method, path, status, elapsed_ms, "request served");
+    let run = tokio::time::timeout(limit, AssertUnwindSafe(route.oneshot(req)).catch_unwind())
+        .instrument(span.clone());
+    async move {
+        let mut response = match run.await {
+            Ok(Ok(Ok(response))) => response,
+            Ok(Ok(Err(infallible))) => match infallible {},
+            Ok(Err(panic)) => Error::new(
+                ErrorKind::Panic,
+                format!("the handler panicked: {}", panic_message(&*panic)),
+            )
+            .into_response(),
+            Err(_) => Error::new(
+                ErrorKind::Timeout,
+                format!("the handler did not finish within {limit:?}"),
+            )
+            .into_response(),
+        };
+        if let Some(id) = invocation_id {
+            response.headers_mut().insert(INVOCATION_ID, id);
         }
-    });
-    response
+        let status = response.status().as_u16();
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let path = uri.path();
+        span.in_scope(|| {
+            if status >= 500 {
+                tracing::error!(%method, path, status, elapsed_ms, "request failed");
+            } else if logs_requests {
+                tracing::debug!(%method, path, status, elapsed_ms, "request served");
+            } else {
+                tracing::info!(%method, path, status, elapsed_ms, "request served");
+            }
+        });
+        response
+    }
 }
 
 /// A request extension a runtime sets to give an HTTP request the provider's

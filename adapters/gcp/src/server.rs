@@ -58,7 +58,6 @@ use nube::axum::response::{IntoResponse, Response};
 use nube::{
     App, Context, Error, ErrorKind, Event, Function, Provider, Resources, TraceContext, Trigger,
 };
-use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::cloudevent::{self, Incoming};
@@ -187,7 +186,6 @@ struct Inner {
     config: Config,
     resources: Resources,
     names: ResourceNames,
-    http: Router,
     /// The function every request goes to (`FUNCTION_TARGET`).
     target: Option<String>,
 }
@@ -197,6 +195,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct Server {
     inner: Arc<Inner>,
+    /// The HTTP functions' routes. Each clone of the server (one per connection) has
+    /// its own, so a request is routed without sharing a count with other threads.
+    http: Router,
 }
 
 impl std::fmt::Debug for Server {
@@ -232,9 +233,9 @@ impl Server {
                 config,
                 resources,
                 names,
-                http,
                 target,
             }),
+            http,
         })
     }
 
@@ -268,7 +269,17 @@ impl Server {
     }
 
     /// Handles one request.
-    pub async fn handle(&self, mut req: Request) -> Response {
+    pub async fn handle(&self, req: Request) -> Response {
+        let mut server = self.clone();
+        match tower::Service::call(&mut server, req).await {
+            Ok(response) => response,
+            Err(infallible) => match infallible {},
+        }
+    }
+
+    /// Starts one request: an HTTP request is routed here and now, so that what is
+    /// left to await (and boxed, moved whole) is the route's own small future.
+    fn dispatch(&mut self, mut req: Request) -> Dispatched {
         let headers = req.headers();
         // The trace goes into the invocation's Context (and so its span and log
         // lines): no span of the server's own on the way.
@@ -278,56 +289,44 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned);
-        let work = async {
-            let function = self
-                .event_function(req.method(), req.uri().path())
-                .map(|f| f.name().to_owned());
-            if let Some(function) = function {
-                // A span carrying the trace (in the invocation span's field names), so
-                // that what is logged before the function's Context exists (a refused
-                // event) joins the trace too.
-                let span = match &trace {
-                    Some(t) => tracing::info_span!(
-                        "request",
-                        trace.id = t.trace_id.as_str(),
-                        trace.span_id = t.span_id.as_deref(),
-                        trace.sampled = t.sampled,
-                    ),
-                    None => tracing::Span::none(),
-                };
-                // Boxed: the event path's future is large, and would otherwise make
-                // every HTTP request's future (moved on each call) as large.
-                return Box::pin(
-                    self.event(&function, execution_id, trace, req)
-                        .instrument(span),
-                )
-                .await;
-            }
-            // What only HTTP handlers read.
-            let extensions = req.extensions_mut();
-            extensions.insert(self.inner.config.revision.clone());
-            if let Some(id) = execution_id {
-                extensions.insert(nube::http::InvocationId(id));
-            }
-            if let Some(trace) = trace {
-                extensions.insert(trace);
-            }
-            match self.inner.http.clone().oneshot(req).await {
-                Ok(response) => response,
-                Err(infallible) => match infallible {},
-            }
-        };
-        match AssertUnwindSafe(work).catch_unwind().await {
-            Ok(response) => response,
-            Err(panic) => Error::new(
-                ErrorKind::Panic,
-                format!(
-                    "the nube-gcp server panicked: {}",
-                    nube::panic_message(&*panic)
+        let function = self
+            .event_function(req.method(), req.uri().path())
+            .map(|f| f.name().to_owned());
+        if let Some(function) = function {
+            // A span carrying the trace (in the invocation span's field names), so
+            // that what is logged before the function's Context exists (a refused
+            // event) joins the trace too.
+            let span = match &trace {
+                Some(t) => tracing::info_span!(
+                    "request",
+                    trace.id = t.trace_id.as_str(),
+                    trace.span_id = t.span_id.as_deref(),
+                    trace.sampled = t.sampled,
                 ),
-            )
-            .into_response(),
+                None => tracing::Span::none(),
+            };
+            let server = self.clone();
+            return Dispatched::Event(Box::pin(async move {
+                let work = server
+                    .event(&function, execution_id, trace, req)
+                    .instrument(span);
+                Ok(AssertUnwindSafe(work)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| panicked(&*panic)))
+            }));
         }
+        // What only HTTP handlers read.
+        let extensions = req.extensions_mut();
+        extensions.insert(self.inner.config.revision.clone());
+        if let Some(id) = execution_id {
+            extensions.insert(nube::http::InvocationId(id));
+        }
+        if let Some(trace) = trace {
+            extensions.insert(trace);
+        }
+        // axum's Router is always ready.
+        Dispatched::Http(tower::Service::call(&mut self.http, req))
     }
 
     async fn event(
@@ -506,6 +505,24 @@ fn warn_about_shadowed_routes(app: &App) {
     }
 }
 
+/// A request, started.
+enum Dispatched {
+    Http(nube::axum::routing::future::RouteFuture<std::convert::Infallible>),
+    Event(futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>),
+}
+
+/// The answer to a request during which the adapter itself panicked.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> Response {
+    Error::new(
+        ErrorKind::Panic,
+        format!(
+            "the nube-gcp server panicked: {}",
+            nube::panic_message(panic)
+        ),
+    )
+    .into_response()
+}
+
 impl tower::Service<Request> for Server {
     type Response = Response;
     type Error = std::convert::Infallible;
@@ -519,8 +536,18 @@ impl tower::Service<Request> for Server {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let server = self.clone();
-        Box::pin(async move { Ok(server.handle(req).await) })
+        // A panic anywhere in the adapter fails this request only.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
+            Ok(Dispatched::Http(route)) => Box::pin(AssertUnwindSafe(route).catch_unwind().map(
+                |outcome| match outcome {
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(infallible)) => match infallible {},
+                    Err(panic) => Ok(panicked(&*panic)),
+                },
+            )),
+            Ok(Dispatched::Event(future)) => future,
+            Err(panic) => Box::pin(std::future::ready(Ok(panicked(&*panic)))),
+        }
     }
 }
 

@@ -7,6 +7,11 @@
 //!
 //! `cargo bench -p nube-azure --bench invocation` prints, for each, the mean per
 //! invocation over rounds of 20,000 (the median round), and the difference.
+//!
+//! `NUBE_BENCH_ROUNDS=n` sets the rounds (15); `NUBE_BENCH_ONLY=nube|bare` runs one
+//! side only and prints nothing, for counting instructions, which stay the same however
+//! busy the machine is: `valgrind --tool=callgrind` on rounds=2 minus rounds=1 is one
+//! round of 20,000 invocations.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -75,15 +80,30 @@ fn main() {
     let app = App::new("tick").timer("tick", "*/5 * * * *", tick);
     let resources = Resources::new(Arc::new(nube::store::MemoryStore::new()));
     let nube = nube_azure::Runtime::new(app, resources, "api").into_service();
-    let bare = Router::new().route("/tick", post(bare::tick));
-    let rounds = 15;
+    // As `axum::serve` finishes it (`into_make_service`).
+    let bare: Router = Router::new()
+        .route("/tick", post(bare::tick))
+        .with_state(());
+    let rounds: usize = std::env::var("NUBE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15);
+    let only = std::env::var("NUBE_BENCH_ONLY").unwrap_or_default();
+    let runs = |name: &str| only.is_empty() || only == name;
     let (mut with_nube, mut by_hand) = (vec![], vec![]);
     runtime.block_on(async {
         for _ in 0..rounds {
-            with_nube.push(round(&nube).await);
-            by_hand.push(round(&bare).await);
+            if runs("nube") {
+                with_nube.push(round(&nube).await);
+            }
+            if runs("bare") {
+                by_hand.push(round(&bare).await);
+            }
         }
     });
+    if !only.is_empty() {
+        return;
+    }
     let median = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e6

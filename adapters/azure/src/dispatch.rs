@@ -269,7 +269,8 @@ impl Runtime {
         let function = crate::names::nube_function(&self.app, name).ok_or_else(|| {
             Failure::bad_request(format!("app {} has no function {name:?}", self.app.name()))
         })?;
-        let (request, raw) = InvocationRequest::parse_with_payload(body)?;
+        // The payload is not copied: an event gets it back whole once decoded.
+        let (request, remainder) = InvocationRequest::parse_parts(body)?;
         let mismatch = |request: &InvocationRequest| {
             Failure::bad_request(format!(
                 "function {:?} takes {}, and the payload is {}; check its function.json",
@@ -305,13 +306,14 @@ impl Runtime {
                 let Some(timer) = crate::timer::timer_info(&request) else {
                     return Err(mismatch(&request));
                 };
-                let tick = crate::timer::tick(
+                let mut tick = crate::timer::tick(
                     &request,
                     &timer,
                     function.name(),
                     &schedule.to_string(),
-                    raw,
+                    Value::Null,
                 );
+                tick.raw.payload = remainder.payload(request);
                 let ctx = self.context(function, invocation_id, attempt);
                 self.app
                     .invoke(Event::Timer(tick), ctx)
@@ -323,7 +325,8 @@ impl Runtime {
                 if !crate::blob::is_blob(&request) {
                     return Err(mismatch(&request));
                 }
-                let blob = crate::blob::decode(&request, bucket, prefix, raw)?;
+                let mut blob = crate::blob::decode(&request, bucket, prefix, Value::Null)?;
+                blob.raw.payload = remainder.payload(request);
                 let ctx = self.context(function, invocation_id, attempt);
                 self.app
                     .invoke(Event::BlobCreated(blob), ctx)
@@ -338,6 +341,7 @@ impl Runtime {
                     }
                     return Err(mismatch(&request));
                 }
+                let raw = remainder.payload(request.clone());
                 let documents = crate::document::decode(&request, collection, &raw)?;
                 let total = documents.len();
                 for (index, document) in documents.into_iter().enumerate() {

@@ -39,20 +39,30 @@ impl InvocationRequest {
     /// Parses a request body once, returning the request and the whole payload as
     /// JSON (what an event's [`nube::RawEvent`] carries).
     pub fn parse_with_payload(body: &[u8]) -> Result<(Self, Value), DecodeError> {
+        let (request, remainder) = Self::parse_parts(body)?;
+        let payload = remainder.payload(request.clone());
+        Ok((request, payload))
+    }
+
+    /// Parses a request body without copying any of it: the request, and the
+    /// [`Remainder`] that gives the whole payload back when the request is done with.
+    pub fn parse_parts(body: &[u8]) -> Result<(Self, Remainder), DecodeError> {
         let value: Value = serde_json::from_slice(body).map_err(|e| {
             DecodeError::new(format!("the invocation request is not valid JSON: {e}"))
         })?;
-        let Value::Object(object) = &value else {
+        let Value::Object(mut object) = value else {
             return Err(DecodeError::new(format!(
                 "the invocation request must be a JSON object with \"Data\" and \"Metadata\", not {}",
                 kind_of(&value)
             )));
         };
-        let field = |name: &str| -> Result<Map<String, Value>, DecodeError> {
-            match object.get(name) {
-                None | Some(Value::Null) => Ok(Map::new()),
-                Some(v) => match json_value(v) {
-                    Value::Object(m) => Ok(m),
+        let mut field = |name: &str| -> Result<(Map<String, Value>, Sent), DecodeError> {
+            match object.remove(name) {
+                None => Ok((Map::new(), Sent::Absent)),
+                Some(Value::Object(m)) => Ok((m, Sent::Object)),
+                Some(Value::Null) => Ok((Map::new(), Sent::Other(Value::Null))),
+                Some(v) => match json_value(&v) {
+                    Value::Object(m) => Ok((m, Sent::Other(v))),
                     other => Err(DecodeError::new(format!(
                         "the invocation request's \"{name}\" must be an object, not {}",
                         kind_of(&other)
@@ -60,14 +70,19 @@ impl InvocationRequest {
                 },
             }
         };
-        let data = field("Data")?;
-        let metadata = field("Metadata")?;
+        let (data, data_sent) = field("Data")?;
+        let (metadata, metadata_sent) = field("Metadata")?;
         if data.is_empty() && metadata.is_empty() {
             return Err(DecodeError::new(
                 "the invocation request has no \"Data\" and no \"Metadata\": this is not a custom-handler invocation payload",
             ));
         }
-        Ok((Self { data, metadata }, value))
+        let remainder = Remainder {
+            rest: object,
+            data: data_sent,
+            metadata: metadata_sent,
+        };
+        Ok((Self { data, metadata }, remainder))
     }
 
     /// The value of the `Data` binding `name` (case-insensitive), or of the only
@@ -132,6 +147,44 @@ pub struct InvocationResponse {
     /// The `$return` binding's value.
     #[serde(rename = "ReturnValue")]
     pub return_value: Value,
+}
+
+/// What [`InvocationRequest::parse_parts`] leaves of a payload: its other members, and
+/// how `Data` and `Metadata` came (objects, or text the request decoded).
+#[derive(Debug)]
+pub struct Remainder {
+    rest: Map<String, Value>,
+    data: Sent,
+    metadata: Sent,
+}
+
+#[derive(Debug)]
+enum Sent {
+    Absent,
+    Object,
+    Other(Value),
+}
+
+impl Remainder {
+    /// The whole payload, as the host sent it, from the request it was parsed into.
+    pub fn payload(self, request: InvocationRequest) -> Value {
+        let mut object = self.rest;
+        for (name, sent, map) in [
+            ("Data", self.data, request.data),
+            ("Metadata", self.metadata, request.metadata),
+        ] {
+            match sent {
+                Sent::Absent => {}
+                Sent::Object => {
+                    object.insert(name.to_owned(), Value::Object(map));
+                }
+                Sent::Other(value) => {
+                    object.insert(name.to_owned(), value);
+                }
+            }
+        }
+        Value::Object(object)
+    }
 }
 
 /// A value as the host sends it: an object or array as it is, a string that holds
@@ -222,6 +275,22 @@ pub fn kind_of(value: &Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_remainder_gives_the_payload_back_as_sent() {
+        for payload in [
+            json!({"Data": {"timer": "{\"IsPastDue\":false}"}, "Metadata": {"sys": {"MethodName": "tick"}}}),
+            json!({"Data": "{\"req\":{\"Url\":\"http://x\"}}", "Metadata": null}),
+            json!({"Data": {"b": 1}, "Other": [1, 2]}),
+        ] {
+            let body = serde_json::to_vec(&payload).unwrap();
+            let (request, remainder) = InvocationRequest::parse_parts(&body).unwrap();
+            assert!(!request.data.is_empty());
+            assert_eq!(remainder.payload(request), payload);
+            let (_, whole) = InvocationRequest::parse_with_payload(&body).unwrap();
+            assert_eq!(whole, payload);
+        }
+    }
 
     #[test]
     fn values_arrive_as_objects_or_encoded_strings() {

@@ -93,7 +93,8 @@ fn main() {
     };
     let server =
         Server::new(Arc::new(app), config, resources, Default::default()).expect("a server");
-    let bare: Router = Router::new().route("/hello", get(hello));
+    // As `axum::serve` finishes it (`into_make_service`).
+    let bare: Router = Router::new().route("/hello", get(hello)).with_state(());
     let rounds: usize = std::env::var("NUBE_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())

@@ -506,6 +506,7 @@ fn warn_about_shadowed_routes(app: &App) {
 }
 
 /// A request, started.
+#[allow(clippy::large_enum_variant)] // matched as soon as it is made, never stored
 enum Dispatched {
     Http(nube::axum::routing::future::RouteFuture<std::convert::Infallible>),
     Event(futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>),

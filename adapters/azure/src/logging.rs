@@ -20,56 +20,78 @@ use tracing_subscriber::registry::LookupSpan;
 /// Most lines kept per invocation (the rest are counted, and still reach stdout).
 pub const MAX_LINES: usize = 1000;
 
-type Buffers = Mutex<HashMap<String, Vec<String>>>;
+/// The open captures, by invocation id, in shards: concurrent invocations mostly take
+/// different locks, each on its own cache line, rather than all one.
+struct Buffers {
+    shards: [Shard; SHARDS],
+}
+
+const SHARDS: usize = 16;
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Shard(Mutex<HashMap<Box<str>, Vec<String>>>);
+
+impl Buffers {
+    fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<String>>> {
+        // Ids are GUIDs: their last characters spread them well enough.
+        let hash = id
+            .bytes()
+            .rev()
+            .take(8)
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+        self.shards[hash % SHARDS]
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 fn buffers() -> &'static Buffers {
     static BUFFERS: OnceLock<Buffers> = OnceLock::new();
-    BUFFERS.get_or_init(Default::default)
+    BUFFERS.get_or_init(|| Buffers {
+        shards: Default::default(),
+    })
 }
 
 /// An open capture of the log lines of one invocation.
 #[derive(Debug)]
 pub struct Capture {
-    id: String,
+    id: Box<str>,
+    open: bool,
 }
 
 impl Capture {
     /// Starts capturing the lines of invocation `id`.
     pub fn start(id: &str) -> Self {
-        buffers()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned(), Vec::new());
-        Self { id: id.to_owned() }
+        let id: Box<str> = id.into();
+        buffers().shard(&id).insert(id.clone(), Vec::new());
+        Self { id, open: true }
     }
 
     /// Adds a line of the runtime's own (the failure of the invocation, say).
     pub fn push(&self, line: impl Into<String>) {
-        if let Some(lines) = buffers()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&self.id)
-        {
+        if let Some(lines) = buffers().shard(&self.id).get_mut(&self.id) {
             lines.push(line.into());
         }
     }
 
     /// Stops capturing and returns the lines.
-    pub fn finish(self) -> Vec<String> {
-        buffers()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id)
-            .unwrap_or_default()
+    pub fn finish(mut self) -> Vec<String> {
+        self.close().unwrap_or_default()
+    }
+
+    fn close(&mut self) -> Option<Vec<String>> {
+        if !std::mem::take(&mut self.open) {
+            return None;
+        }
+        buffers().shard(&self.id).remove(&self.id)
     }
 }
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        buffers()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+        self.close();
     }
 }
 
@@ -142,10 +164,6 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
-        let mut map = buffers().lock().unwrap_or_else(|p| p.into_inner());
-        if map.is_empty() {
-            return;
-        }
         let Some(scope) = ctx.event_scope(event) else {
             return;
         };
@@ -155,7 +173,8 @@ where
         else {
             return;
         };
-        let Some(lines) = map.get_mut(&tag) else {
+        let mut map = buffers().shard(&tag);
+        let Some(lines) = map.get_mut(tag.as_str()) else {
             return;
         };
         if lines.len() >= MAX_LINES {

@@ -6,6 +6,11 @@
 //!
 //! `cargo bench -p nube-aws --bench invocation` prints (on stderr) the median per call of both and
 //! their difference; `cargo xtask bench aws` measures the whole bootstrap.
+//!
+//! `NUBE_BENCH_ONLY=nube|bare` runs one side only, `NUBE_BENCH_ROUNDS` times 20,000
+//! calls, and prints nothing, for counting instructions, which stay the same however
+//! busy the machine is: `valgrind --tool=callgrind` on rounds=2 minus rounds=1 is
+//! 20,000 calls.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -55,6 +60,24 @@ fn main() {
         .unwrap();
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(app), "hello", resources, names).unwrap());
     let n = 20_000;
+    if let Ok(only) = std::env::var("NUBE_BENCH_ONLY") {
+        let rounds: usize = std::env::var("NUBE_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1);
+        runtime.block_on(async {
+            for _ in 0..rounds * n {
+                if only == "nube" {
+                    let mut ctx = lambda_runtime::Context::default();
+                    ctx.request_id = "8f1e5d2c-bench".into();
+                    black_box(dispatcher.handle_json(EVENT, ctx, None).await.unwrap());
+                } else {
+                    black_box(bare(EVENT).await);
+                }
+            }
+        });
+        return;
+    }
     let (mut nube, mut plain) = (Vec::with_capacity(n), Vec::with_capacity(n));
     runtime.block_on(async {
         for i in 0..2 * n {

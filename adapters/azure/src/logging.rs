@@ -35,11 +35,9 @@ struct Shard(Mutex<HashMap<Box<str>, Vec<String>>>);
 impl Buffers {
     fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<String>>> {
         // Ids are GUIDs: their last characters spread them well enough.
-        let hash = id
-            .bytes()
-            .rev()
-            .take(8)
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+        let hash = id.bytes().rev().take(8).fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
         self.shards[hash % SHARDS]
             .0
             .lock()

@@ -103,6 +103,38 @@ pub(crate) fn wait_ready(
     }
 }
 
+/// Starts a server (`command`, its output discarded) and waits, up to 30 s, until
+/// `ready` holds, asking it every `pause`; returns the child and the time from exec.
+/// The errors name `name`, and say that it did not `what` in time.
+pub(crate) fn start_server(
+    name: &str,
+    command: &mut Command,
+    what: &str,
+    pause: Duration,
+    ready: impl FnMut() -> bool,
+) -> Result<(Child, Duration), String> {
+    let t0 = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {name} ({}): {e}",
+                command.get_program().to_string_lossy()
+            )
+        })?;
+    match wait_ready(&mut child, Duration::from_secs(30), pause, ready) {
+        Ok(_) => Ok((child, t0.elapsed())),
+        Err(Unready::Exited(status)) => Err(format!("{name} exited at start-up ({status})")),
+        Err(Unready::TimedOut) => {
+            let _ = child.kill();
+            Err(format!("{name} did not {what} within 30 s"))
+        }
+    }
+}
+
 /// One HTTP/1.1 request to 127.0.0.1:`port`; its status and the whole answer, or
 /// `None` when nothing answers.
 pub(crate) fn http(
@@ -129,33 +161,16 @@ pub(crate) fn http(
 
 fn start(server: &Server, dir: &Path, port: u16) -> Result<(Child, Duration), String> {
     let _ = std::fs::remove_dir_all(dir);
-    let t0 = Instant::now();
-    let mut child = Command::new(&server.binary)
-        .env("PORT", port.to_string())
-        .env("NUBE_DATA_DIR", dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", server.binary.display()))?;
-    match wait_ready(
-        &mut child,
-        Duration::from_secs(30),
+    start_server(
+        server.name,
+        Command::new(&server.binary)
+            .env("PORT", port.to_string())
+            .env("NUBE_DATA_DIR", dir)
+            .env("RUST_LOG", "warn"),
+        "answer GET /todos",
         Duration::from_micros(500),
         || matches!(http(port, "GET", "/todos", None), Some((200, _))),
-    ) {
-        Ok(_) => Ok((child, t0.elapsed())),
-        Err(Unready::Exited(status)) => {
-            Err(format!("{} exited at start-up ({status})", server.name))
-        }
-        Err(Unready::TimedOut) => {
-            let _ = child.kill();
-            Err(format!(
-                "{} did not answer GET /todos within 30 s",
-                server.name
-            ))
-        }
-    }
+    )
 }
 
 /// The resident memory of process `pid`, in KiB (0 when unknown).

@@ -16,10 +16,10 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
-use super::{Args, Load, Unready, free_port, median, rss_kib, wait_ready, wrk};
+use super::{Args, Load, free_port, median, rss_kib, start_server, wrk};
 use crate::{cargo, root, run_cmd};
 
 /// What the host posts for a timer trigger (the `Data.timer` binding as a JSON string,
@@ -34,34 +34,16 @@ struct Subject {
 impl Subject {
     fn start(&self) -> Result<(Child, u16, Duration), String> {
         let port = free_port();
-        let binary = root().join("target/release").join(self.bin);
-        let t0 = Instant::now();
-        let mut child = Command::new(&binary)
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        match wait_ready(
-            &mut child,
-            Duration::from_secs(30),
+        let (child, took) = start_server(
+            self.name,
+            Command::new(root().join("target/release").join(self.bin))
+                .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+                .env_remove("RUST_LOG"),
+            "accept connections",
             Duration::from_micros(200),
             || TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        ) {
-            Ok(_) => Ok((child, port, t0.elapsed())),
-            Err(Unready::Exited(status)) => {
-                Err(format!("{} exited at start-up ({status})", self.name))
-            }
-            Err(Unready::TimedOut) => {
-                let _ = child.kill();
-                Err(format!(
-                    "{} did not accept connections within 30 s",
-                    self.name
-                ))
-            }
-        }
+        )?;
+        Ok((child, port, took))
     }
 }
 

@@ -15,10 +15,10 @@
 //! other npm tools: [`tools::ensure_npm_tools`]).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
-use super::{Args, Load, Unready, free_port, http, median, rss_kib, wait_ready, wrk};
+use super::{Args, Load, free_port, http, median, rss_kib, start_server, wrk};
 use crate::{cargo, root, run_cmd, tools};
 
 struct Subject {
@@ -28,45 +28,24 @@ struct Subject {
 }
 
 impl Subject {
-    fn spawn(&self, port: u16) -> Result<Child, String> {
-        let mut cmd = Command::new(&self.command[0]);
-        cmd.args(&self.command[1..])
-            .env("PORT", port.to_string())
-            // Each server logs as it does by default (nube: `info`).
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd.spawn()
-            .map_err(|e| format!("cannot start {} ({}): {e}", self.name, self.command[0]))
-    }
-
     /// Starts the server and waits for its first `200`; returns it and the time taken.
     fn start(&self) -> Result<(Child, u16, Duration), String> {
         let port = free_port();
-        let t0 = Instant::now();
-        let mut child = self.spawn(port)?;
-        match wait_ready(
-            &mut child,
-            Duration::from_secs(30),
+        let mut command = Command::new(&self.command[0]);
+        command
+            .args(&self.command[1..])
+            .env("PORT", port.to_string())
+            // Each server logs as it does by default (nube: `info`).
+            .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        let (child, took) = start_server(
+            self.name,
+            &mut command,
+            "answer GET /hello",
             Duration::from_micros(300),
             || matches!(http(port, "GET", "/hello", None), Some((200, _))),
-        ) {
-            Ok(_) => Ok((child, port, t0.elapsed())),
-            Err(Unready::Exited(status)) => {
-                Err(format!("{} exited at start-up ({status})", self.name))
-            }
-            Err(Unready::TimedOut) => {
-                let _ = child.kill();
-                Err(format!(
-                    "{} did not answer GET /hello within 30 s",
-                    self.name
-                ))
-            }
-        }
+        )?;
+        Ok((child, port, took))
     }
 }
 

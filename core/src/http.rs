@@ -357,19 +357,17 @@ where
         }
         let status = response.status().as_u16();
         // The span is entered (and the clock read) only for a line that is written.
-        let elapsed_ms = || started.elapsed().as_secs_f64() * 1000.0;
-        let path = uri.path();
-        if status >= 500 {
+        if status >= 500 || !logs_requests || tracing::enabled!(tracing::Level::DEBUG) {
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let path = uri.path();
             span.in_scope(|| {
-                tracing::error!(%method, path, status, elapsed_ms = elapsed_ms(), "request failed");
-            });
-        } else if !logs_requests {
-            span.in_scope(|| {
-                tracing::info!(%method, path, status, elapsed_ms = elapsed_ms(), "request served");
-            });
-        } else if tracing::enabled!(tracing::Level::DEBUG) {
-            span.in_scope(|| {
-                tracing::debug!(%method, path, status, elapsed_ms = elapsed_ms(), "request served");
+                if status >= 500 {
+                    tracing::error!(%method, path, status, elapsed_ms, "request failed");
+                } else if logs_requests {
+                    tracing::debug!(%method, path, status, elapsed_ms, "request served");
+                } else {
+                    tracing::info!(%method, path, status, elapsed_ms, "request served");
+                }
             });
         }
         response

@@ -41,7 +41,7 @@ impl LogFilter {
         std::env::var("RUST_LOG")
             .ok()
             .and_then(|directives| Self::parse(&directives))
-            .unwrap_or_else(|| Self::parse(default).unwrap_or_else(|| Self::new("info")))
+            .unwrap_or_else(|| Self::new(default))
     }
 
     /// The filter for `directives` (`RUST_LOG`'s syntax); what is not valid in them
@@ -172,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn a_default_when_the_directives_are_not_valid() {
+    fn directives_that_do_not_parse_give_no_filter() {
         assert!(matches!(LogFilter::new("warn"), LogFilter::Targets(_)));
         assert!(LogFilter::parse("=[nonsense").is_none());
     }

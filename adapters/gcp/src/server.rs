@@ -183,7 +183,8 @@ pub fn select_function<'a>(app: &'a App, target: &str) -> Result<&'a Function, I
 
 struct Inner {
     app: Arc<App>,
-    config: Config,
+    /// Given to every HTTP request (the rest of the `Config` is read at start-up).
+    revision: Revision,
     resources: Resources,
     names: ResourceNames,
     /// The function every request goes to (`FUNCTION_TARGET`).
@@ -196,7 +197,7 @@ struct Inner {
 pub struct Server {
     inner: Arc<Inner>,
     /// The HTTP functions' routes. Each clone of the server (one per connection) has
-    /// its own, so a request is routed without sharing a count with other threads.
+    /// its own handle, which `call` routes through without cloning it per request.
     http: Router,
 }
 
@@ -230,7 +231,7 @@ impl Server {
         Ok(Self {
             inner: Arc::new(Inner {
                 app,
-                config,
+                revision: config.revision,
                 resources,
                 names,
                 target,
@@ -318,7 +319,7 @@ impl Server {
         }
         // What only HTTP handlers read.
         let extensions = req.extensions_mut();
-        extensions.insert(self.inner.config.revision.clone());
+        extensions.insert(self.inner.revision.clone());
         if let Some(id) = execution_id {
             extensions.insert(nube::http::InvocationId(id));
         }

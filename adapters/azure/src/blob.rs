@@ -18,7 +18,7 @@ use nube::{BlobCreated, Provider, RawEvent};
 use serde_json::Value;
 
 use crate::error::DecodeError;
-use crate::payload::{InvocationRequest, bytes_value, field, field_str, field_u64};
+use crate::payload::{InvocationRequest, Remainder, bytes_value, field, field_str, field_u64};
 
 /// Whether `request` looks like a blob trigger's (a `Uri`, `BlobTrigger` or
 /// `Properties` in `Metadata`).
@@ -79,12 +79,13 @@ fn time(value: Option<&Value>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The event for the function watching `bucket` (keys starting `prefix`).
+/// The event for the function watching `bucket` (keys starting `prefix`), its raw
+/// payload the whole invocation `request` and its `remainder` make.
 pub fn decode(
-    request: &InvocationRequest,
+    request: InvocationRequest,
+    remainder: Remainder,
     bucket: &str,
     prefix: &str,
-    raw: Value,
 ) -> Result<BlobCreated, DecodeError> {
     let properties = request.meta("Properties").unwrap_or_default();
     if !properties.is_null() && !properties.is_object() {
@@ -132,15 +133,17 @@ pub fn decode(
     let version = etag
         .clone()
         .unwrap_or_else(|| time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    let content_type = field_str(&properties, "ContentType").map(str::to_owned);
+    drop(properties);
     Ok(BlobCreated {
         event_id: format!("{container}/{key}@{version}"),
         bucket: bucket.to_owned(),
         key,
         size,
-        content_type: field_str(&properties, "ContentType").map(str::to_owned),
+        content_type,
         etag,
         time,
-        raw: RawEvent::new(Provider::Azure, raw),
+        raw: RawEvent::new(Provider::Azure, remainder.payload(request)),
     })
 }
 

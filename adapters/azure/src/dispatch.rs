@@ -306,14 +306,13 @@ impl Runtime {
                 let Some(timer) = crate::timer::timer_info(&request) else {
                     return Err(mismatch(&request));
                 };
-                let mut tick = crate::timer::tick(
-                    &request,
+                let tick = crate::timer::tick(
+                    request,
+                    remainder,
                     &timer,
                     function.name(),
                     &schedule.to_string(),
-                    Value::Null,
                 );
-                tick.raw.payload = remainder.payload(request);
                 let ctx = self.context(function, invocation_id, attempt);
                 self.app
                     .invoke(Event::Timer(tick), ctx)
@@ -325,8 +324,7 @@ impl Runtime {
                 if !crate::blob::is_blob(&request) {
                     return Err(mismatch(&request));
                 }
-                let mut blob = crate::blob::decode(&request, bucket, prefix, Value::Null)?;
-                blob.raw.payload = remainder.payload(request);
+                let blob = crate::blob::decode(request, remainder, bucket, prefix)?;
                 let ctx = self.context(function, invocation_id, attempt);
                 self.app
                     .invoke(Event::BlobCreated(blob), ctx)

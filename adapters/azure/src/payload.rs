@@ -33,7 +33,7 @@ pub struct InvocationRequest {
 impl InvocationRequest {
     /// Parses a request body; the error says what is wrong with it.
     pub fn parse(body: &[u8]) -> Result<Self, DecodeError> {
-        Self::parse_with_payload(body).map(|(request, _)| request)
+        Self::parse_parts(body).map(|(request, _)| request)
     }
 
     /// Parses a request body once, returning the request and the whole payload as

@@ -16,7 +16,7 @@ use nube::{Provider, RawEvent, TimerTick};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::payload::{InvocationRequest, field_str};
+use crate::payload::{InvocationRequest, Remainder, field_str};
 
 /// How far in the future `ScheduleStatus.Next` may be and still be this tick's time
 /// (clock skew between the host's schedule monitor and `sys.UtcNow`).
@@ -171,13 +171,14 @@ pub fn timer_info(request: &InvocationRequest) -> Option<TimerInfo> {
 }
 
 /// The tick of `function` from `timer`, the `TimerInfo` [`timer_info`] found in
-/// `request`.
+/// `request`; its raw payload is the whole invocation `request` and its `remainder`
+/// make.
 pub fn tick(
-    request: &InvocationRequest,
+    request: InvocationRequest,
+    remainder: Remainder,
     timer: &TimerInfo,
     function: &str,
     schedule: &str,
-    raw: Value,
 ) -> TimerTick {
     let now = request
         .meta("sys")
@@ -193,7 +194,7 @@ pub fn tick(
         schedule: schedule.to_owned(),
         scheduled_time,
         past_due: timer.is_past_due.unwrap_or(false),
-        raw: RawEvent::new(Provider::Azure, raw),
+        raw: RawEvent::new(Provider::Azure, remainder.payload(request)),
     }
 }
 

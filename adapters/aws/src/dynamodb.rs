@@ -114,9 +114,7 @@ pub const ID_FIELD_ATTRIBUTE: &str = "_nube_id";
 /// The version of an item that has no `_nube_version` (written by another tool).
 pub const UNVERSIONED: &str = "unversioned";
 
-/// The environment variable naming the table prefix used when a collection has no
-/// `NUBE_TABLE_<NAME>` variable.
-pub const TABLE_PREFIX_ENV: &str = "NUBE_TABLE_PREFIX";
+pub use crate::names::TABLE_PREFIX_ENV;
 
 /// How collection names map to table names.
 ///
@@ -161,14 +159,7 @@ impl TableNaming {
     /// the name in upper case with `-` and `.` as `_` (`order-events` →
     /// `NUBE_TABLE_ORDER_EVENTS`).
     pub fn env_var(collection: &str) -> String {
-        let name: String = collection
-            .chars()
-            .map(|c| match c {
-                '-' | '.' => '_',
-                c => c.to_ascii_uppercase(),
-            })
-            .collect();
-        format!("NUBE_TABLE_{name}")
+        crate::names::table_env_var(collection)
     }
 
     /// The table name of `collection` (not checked; see [`DynamoDbStore::table_name`]).

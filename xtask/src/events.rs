@@ -91,15 +91,7 @@ pub fn run(args: Args) -> Result<(), String> {
 
 /// A trigger kind from the command line, or an error listing the kinds.
 pub fn parse_kind(text: &str) -> Result<Kind, String> {
-    Kind::ALL
-        .into_iter()
-        .find(|k| k.as_str().eq_ignore_ascii_case(text))
-        .ok_or_else(|| {
-            format!(
-                "unknown trigger {text:?} (there is: {})",
-                Kind::ALL.map(Kind::as_str).join(", ")
-            )
-        })
+    crate::one_named("trigger", text, &Kind::ALL, Kind::as_str)
 }
 
 /// A provider from the command line, or an error listing the providers.
@@ -111,15 +103,7 @@ pub fn parse_provider(text: &str) -> Result<Provider, String> {
                 .into(),
         );
     }
-    Provider::ALL
-        .into_iter()
-        .find(|p| p.as_str().eq_ignore_ascii_case(text))
-        .ok_or_else(|| {
-            format!(
-                "unknown provider {text:?} (there is: {})",
-                Provider::ALL.map(Provider::as_str).join(", ")
-            )
-        })
+    crate::one_named("provider", text, &Provider::ALL, Provider::as_str)
 }
 
 /// What the function of `kind` in the lesson app last received.

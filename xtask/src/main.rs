@@ -153,3 +153,21 @@ pub(crate) fn cargo() -> std::process::Command {
     c.current_dir(root());
     c
 }
+
+/// The one of `all` whose `name` is `text` (in any case), or a one-line error naming
+/// what was asked for (`what`) and listing the names there are: how the command line's
+/// targets, providers and trigger kinds are read.
+pub(crate) fn one_named<T: Copy>(
+    what: &str,
+    text: &str,
+    all: &[T],
+    name: impl Fn(T) -> &'static str,
+) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|t| name(*t).eq_ignore_ascii_case(text))
+        .ok_or_else(|| {
+            let names: Vec<_> = all.iter().map(|t| name(*t)).collect();
+            format!("unknown {what} {text:?} (there is: {})", names.join(", "))
+        })
+}

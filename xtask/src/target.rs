@@ -53,14 +53,6 @@ impl Target {
     /// The target named `name` (in any case), or a one-line error listing those there
     /// are.
     pub fn parse(name: &str) -> Result<Target, String> {
-        Target::ALL
-            .into_iter()
-            .find(|t| t.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                format!(
-                    "unknown target {name:?} (there is: {})",
-                    Target::ALL.map(Target::name).join(", ")
-                )
-            })
+        crate::one_named("target", name, &Target::ALL, Target::name)
     }
 }

@@ -203,6 +203,37 @@ struct Load {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The server's CPU time (user + system) per request, in µs, when measured
+    /// ([`warm_load`]).
+    cpu_us: Option<f64>,
+}
+
+/// The CPU time process `pid` has used so far (user + system), from `/proc/<pid>/stat`,
+/// in clock ticks of 10 ms (Linux's `USER_HZ`).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's name, in parentheses: state is field 3, utime 14, stime 15.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    Some(fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?)
+}
+
+/// A 2 s warm-up of the server `pid` listens for at `url`, then the timed
+/// [`wrk`] run, with the CPU the server spent per request of that run.
+fn warm_load(
+    pid: u32,
+    url: &str,
+    connections: u32,
+    seconds: u32,
+    script: Option<&Path>,
+) -> Result<Load, String> {
+    wrk(url, connections, 2, script)?;
+    let before = cpu_ticks(pid);
+    let mut load = wrk(url, connections, seconds, script)?;
+    if let (Some(before), Some(after)) = (before, cpu_ticks(pid)) {
+        let requests = load.rps * f64::from(seconds);
+        load.cpu_us = Some((after - before) as f64 * 10_000.0 / requests);
+    }
+    Ok(load)
 }
 
 /// `wrk -t1 -c<connections> -d<seconds>s --latency [-s script] url`; fails when wrk saw
@@ -243,6 +274,7 @@ fn wrk(url: &str, connections: u32, seconds: u32, script: Option<&Path>) -> Resu
         p99_ms: find("99%")
             .and_then(|v| ms(&v))
             .ok_or("wrk printed no p99")?,
+        cpu_us: None,
     })
 }
 
@@ -398,4 +430,23 @@ fn local(args: &Args) -> Result<(), String> {
     std::fs::write(out_dir.join("local.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_ticks;
+
+    #[test]
+    fn cpu_ticks_grow_with_the_work_done() {
+        let me = std::process::id();
+        let before = cpu_ticks(me).expect("this process's /proc/<pid>/stat reads");
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        }
+        let after = cpu_ticks(me).unwrap();
+        // 300 ms of CPU is 30 ticks; allow for a busy machine's scheduling.
+        assert!(after >= before + 10, "{before} -> {after}");
+    }
 }

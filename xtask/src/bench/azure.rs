@@ -7,7 +7,8 @@
 //! - per invocation: `wrk -t1 -c<connections> -d<seconds>` posting the same payload,
 //!   after a 2 s warm-up, in `--rounds` rounds taking turns (the mean of the rounds);
 //!   the time per invocation is the inverse of the throughput, and the ratio compares
-//!   the two; p50 and p99 are wrk's;
+//!   the two; p50 and p99 are wrk's; the server's CPU time per invocation of the timed
+//!   run comes from `/proc/<pid>/stat`;
 //! - start-up: exec to accepting connections on `FUNCTIONS_CUSTOMHANDLER_PORT`, median
 //!   of `--starts`; idle memory (RSS) after start-up.
 //!
@@ -19,7 +20,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use super::{Args, Load, free_port, median, rss_kib, start_server, wrk};
+use super::{Args, Load, free_port, median, rss_kib, start_server, warm_load};
 use crate::{cargo, root, run_cmd};
 
 /// What the host posts for a timer trigger (the `Data.timer` binding as a JSON string,
@@ -122,8 +123,13 @@ pub fn run(args: &Args) -> Result<(), String> {
         for (k, subject) in subjects.iter().enumerate() {
             let (mut child, port, _) = subject.start()?;
             let url = format!("http://127.0.0.1:{port}/tick");
-            let load = wrk(&url, args.connections, 2, Some(&script))
-                .and_then(|_| wrk(&url, args.connections, args.seconds, Some(&script)));
+            let load = warm_load(
+                child.id(),
+                &url,
+                args.connections,
+                args.seconds,
+                Some(&script),
+            );
             let _ = child.kill();
             let _ = child.wait();
             loads[k].push(load.map_err(|e| format!("{}: {e}", subject.name))?);
@@ -133,7 +139,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut md = format!(
         "`cargo xtask bench azure --seconds {} --connections {} --rounds {rounds} --starts {starts}` \
          (wrk -t1 on the same 2 cores posting the host's timer invocation; `--release` builds)\n\n\
-         | | invocations/s | µs per invocation (1/throughput × connections) | p50 ms | p99 ms | start-up ms (exec to accepting, median) | idle RSS MiB |\n|---|---|---|---|---|---|---|\n",
+         | | invocations/s | µs per invocation (1/throughput × connections) | server CPU µs per invocation | p50 ms | p99 ms | start-up ms (exec to accepting, median) | idle RSS MiB |\n|---|---|---|---|---|---|---|---|\n",
         args.seconds, args.connections
     );
     let mut rows = Vec::new();
@@ -146,16 +152,18 @@ pub fn run(args: &Args) -> Result<(), String> {
             mean(&loads[k], |l| l.p99_ms),
             median(&mut startup[k]),
             median(&mut rss[k]),
+            mean(&loads[k], |l| l.cpu_us.unwrap_or(f64::NAN)),
         ];
         md.push_str(&format!(
-            "| {} | {:.0} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
-            subject.name, row[0], row[1], row[2], row[3], row[4], row[5]
+            "| {} | {:.0} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
+            subject.name, row[0], row[1], row[6], row[2], row[3], row[4], row[5]
         ));
         rows.push(row);
     }
     md.push_str(&format!(
-        "\nnube / bare: time per invocation {:.2} (goal ≤ 1.05), p99 {:.2}, start-up {:.2}, idle memory {:.2}.\n",
+        "\nnube / bare: time per invocation {:.2} (goal ≤ 1.05), server CPU per invocation {:.2}, p99 {:.2}, start-up {:.2}, idle memory {:.2}.\n",
         rows[1][0] / rows[0][0],
+        rows[0][6] / rows[1][6],
         rows[0][3] / rows[1][3],
         rows[0][4] / rows[1][4],
         rows[0][5] / rows[1][5],

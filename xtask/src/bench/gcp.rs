@@ -4,7 +4,10 @@
 //! `target/nube/bench/gcp.md`).
 //!
 //! - throughput and latency: `wrk -t1 -c<connections> -d<seconds>` per server, after a
-//!   2 s warm-up, in `--rounds` rounds taking turns (the mean of the rounds);
+//!   2 s warm-up, in `--rounds` rounds taking turns (the mean of the rounds), and the
+//!   server's CPU time per request of the timed run (from `/proc/<pid>/stat`), which
+//!   moves less with the machine's load than throughput does (`TOKIO_WORKER_THREADS`
+//!   passes through, for comparing one worker thread with two);
 //! - cold start: exec to the first `200` from `GET /hello`, median of `--starts`;
 //! - idle memory (RSS) after start-up.
 //!
@@ -18,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use super::{Args, Load, free_port, http, median, rss_kib, start_server, wrk};
+use super::{Args, Load, free_port, http, median, rss_kib, start_server, warm_load};
 use crate::{cargo, root, run_cmd, tools};
 
 struct Subject {
@@ -147,8 +150,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         for (k, subject) in subjects.iter().enumerate() {
             let (mut child, port, _) = subject.start()?;
             let url = format!("http://127.0.0.1:{port}/hello");
-            let load = wrk(&url, args.connections, 2, None)
-                .and_then(|_| wrk(&url, args.connections, args.seconds, None));
+            let load = warm_load(child.id(), &url, args.connections, args.seconds, None);
             let _ = child.kill();
             let _ = child.wait();
             loads[k].push(load.map_err(|e| format!("{}: {e}", subject.name))?);
@@ -156,7 +158,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 
     let mean = |v: &[Load], f: fn(&Load) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
-    let rows: Vec<[f64; 5]> = (0..subjects.len())
+    let rows: Vec<[f64; 6]> = (0..subjects.len())
         .map(|k| {
             [
                 mean(&loads[k], |l| l.rps),
@@ -164,6 +166,7 @@ pub fn run(args: &Args) -> Result<(), String> {
                 mean(&loads[k], |l| l.p99_ms),
                 median(&mut cold[k]),
                 median(&mut rss[k]),
+                mean(&loads[k], |l| l.cpu_us.unwrap_or(f64::NAN)),
             ]
         })
         .collect();
@@ -180,20 +183,21 @@ pub fn run(args: &Args) -> Result<(), String> {
         framework_version(),
         node_version()
     );
-    md.push_str("| | req/s | p50 ms | p99 ms | cold start ms (exec to first 200, median) | idle RSS MiB |\n|---|---|---|---|---|---|\n");
+    md.push_str("| | req/s | server CPU µs per request | p50 ms | p99 ms | cold start ms (exec to first 200, median) | idle RSS MiB |\n|---|---|---|---|---|---|---|\n");
     for (k, subject) in subjects.iter().enumerate() {
         let r = rows[k];
         md.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
-            subject.name, r[0], r[1], r[2], r[3], r[4]
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |\n",
+            subject.name, r[0], r[5], r[1], r[2], r[3], r[4]
         ));
     }
     let (nube, bare, node) = (rows[0], rows[1], rows[2]);
     md.push_str(&format!(
-        "\nnube / bare axum: throughput {:.2} (goal ≥ 0.95), p99 {:.2}. \
+        "\nnube / bare axum: throughput {:.2} (goal ≥ 0.95), server CPU per request {:.2}, p99 {:.2}. \
          nube / Node Functions Framework: throughput {:.1}× (goal ≥ 10×), cold start {:.1}× faster (goal ≥ 20×), \
          idle memory {:.1}× smaller.\n",
         nube[0] / bare[0],
+        nube[5] / bare[5],
         nube[2] / bare[2],
         nube[0] / node[0],
         node[3] / nube[3],

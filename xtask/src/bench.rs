@@ -18,6 +18,7 @@
 pub(crate) mod aws;
 mod azure;
 mod gcp;
+mod instructions;
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -34,8 +35,10 @@ pub struct Args {
     /// `aws` (the Lambda bootstrap against bare lambda_runtime: per-invocation time,
     /// init, bootstrap.zip size) or `gcp` (the Cloud Run server against bare axum and
     /// Google's Node Functions Framework: throughput, p99, cold start, memory) or
-    /// `azure` (the custom handler against one written by hand with axum).
-    #[arg(value_parser = ["local", "aws", "azure", "gcp"])]
+    /// `azure` (the custom handler against one written by hand with axum), or
+    /// `instructions` (the adapters' in-process benches under valgrind's callgrind:
+    /// instructions per request, nube and baseline, steady on a busy machine).
+    #[arg(value_parser = ["local", "aws", "azure", "gcp", "instructions"])]
     pub target: String,
     /// local, azure, gcp: length of each load run, in seconds.
     #[arg(long, default_value_t = 10)]
@@ -289,6 +292,7 @@ pub fn run(args: Args) -> Result<(), String> {
         "aws" => aws::run(&args),
         "azure" => azure::run(&args),
         "gcp" => gcp::run(&args),
+        "instructions" => instructions::run(),
         _ => local(&args),
     }
 }

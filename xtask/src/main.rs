@@ -47,7 +47,8 @@ enum Verb {
     )]
     Test(test::Args),
     /// Measure nube against bare baselines: `local` (the local runtime), `aws` (the Lambda
-    /// bootstrap), `azure` (the custom handler), `gcp` (the Cloud Run server).
+    /// bootstrap), `azure` (the custom handler), `gcp` (the Cloud Run server);
+    /// `instructions` counts the in-process benches' instructions per request.
     Bench(bench::Args),
     /// Print an example app's manifest (its functions, triggers and resources) as JSON.
     Manifest(manifest::Args),

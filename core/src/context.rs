@@ -15,18 +15,31 @@ use crate::error::Error;
 use crate::event::Provider;
 use crate::store::{Collection, DocumentStore};
 
-/// The stores an app's functions reach: one document store and the declared buckets.
-/// Cheap to clone: one shared count, which every invocation's [`Context`] takes.
+/// What an app's functions reach: one document store, the declared buckets, and what
+/// the platform running them tells them ([`Resources::with_platform`]). Cheap to
+/// clone: one shared count, which every invocation's [`Context`] takes.
 #[derive(Clone, Debug)]
 pub struct Resources {
     inner: Arc<Stores>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Stores {
     documents: Arc<dyn DocumentStore>,
     buckets: HashMap<String, Bucket>,
     declared: Option<Arc<Declared>>,
+    platform: Option<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("documents", &self.documents)
+            .field("buckets", &self.buckets)
+            .field("declared", &self.declared)
+            .field("platform", &self.platform.is_some())
+            .finish()
+    }
 }
 
 /// The collections an app declared, and what to do about others.
@@ -45,6 +58,7 @@ impl Resources {
                 documents,
                 buckets: HashMap::new(),
                 declared: None,
+                platform: None,
             }),
         }
     }
@@ -71,6 +85,30 @@ impl Resources {
             .buckets
             .insert(bucket.name().to_owned(), bucket);
         self
+    }
+
+    /// Sets what the platform tells every function, whatever it runs on (the Cloud Run
+    /// revision, say): an adapter sets it, functions read it with
+    /// [`Resources::platform`] or [`Context::platform`]. Replaces an earlier value.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// #[derive(Debug, PartialEq)]
+    /// struct Region(&'static str);
+    ///
+    /// let store = Arc::new(nube::store::MemoryStore::new());
+    /// let resources = nube::Resources::new(store).with_platform(Region("eu-west-1"));
+    /// assert_eq!(resources.platform::<Region>(), Some(&Region("eu-west-1")));
+    /// assert_eq!(resources.platform::<String>(), None);
+    /// ```
+    pub fn with_platform<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        Arc::make_mut(&mut self.inner).platform = Some(Arc::new(value));
+        self
+    }
+
+    /// What the platform set with [`Resources::with_platform`], if it set a `T`.
+    pub fn platform<T: std::any::Any>(&self) -> Option<&T> {
+        self.inner.platform.as_deref()?.downcast_ref()
     }
 
     /// The document store.
@@ -318,6 +356,12 @@ impl Context {
     /// The invocation's tracing span (function and invocation id as fields).
     pub fn span(&self) -> &tracing::Span {
         &self.inner.span
+    }
+
+    /// What the platform running the function tells it, if it tells a `T` (for
+    /// example `nube_gcp::Revision` on Cloud Run): [`Resources::platform`].
+    pub fn platform<T: std::any::Any>(&self) -> Option<&T> {
+        self.inner.resources.platform()
     }
 
     /// The app's stores.

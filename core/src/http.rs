@@ -3,10 +3,12 @@
 //! [`App::http_service`], the one Router every runtime serves.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{
@@ -16,14 +18,14 @@ use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use futures::FutureExt;
-use futures::future::BoxFuture;
+use futures::future::CatchUnwind;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
-use tracing::Instrument;
 
 use crate::app::{App, Trigger};
 use crate::context::{Context, Resources, TraceContext};
+use crate::deadline::Within;
 use crate::error::{Error, ErrorKind};
 use crate::event::Provider;
 use crate::invoke::panic_message;
@@ -266,7 +268,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = InvocationFuture<S>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -276,7 +278,7 @@ where
         // The clone is not ready: keep the service that is, as tower expects.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
-        Box::pin(invocation(&self.invocation, req, ready).map(Ok))
+        InvocationFuture::start(&self.invocation, req, ready)
     }
 }
 
@@ -290,55 +292,94 @@ pub const INVOCATION_ID_HEADER: &str = "x-nube-invocation-id";
 const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
 const INVOCATION_ID: http::HeaderName = http::HeaderName::from_static(INVOCATION_ID_HEADER);
 
-/// Starts one request to a function's route: its Context, span and deadline are set
-/// up here, before the future, so that the future (boxed, and moved whole into its
-/// box) holds only what the rest needs.
-fn invocation<S>(
-    inv: &Invocation,
-    mut req: Request,
-    route: S,
-) -> impl Future<Output = Response> + Send + 'static
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    let started = std::time::Instant::now();
-    let by_timeout = started + inv.timeout;
-    let deadline = match req.extensions().get::<Deadline>() {
-        Some(Deadline(d)) => by_timeout.min(*d),
-        None => by_timeout,
-    };
-    let limit = deadline.saturating_duration_since(started);
-    let mut builder = Context::builder(inv.function.clone(), inv.provider, inv.resources.clone())
-        .deadline(deadline);
-    if let Some(id) = req
-        .extensions()
-        .get::<InvocationId>()
-        .map(|i| i.0.clone())
-        .or_else(|| {
-            req.headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty() && v.len() <= 128)
-                .map(str::to_owned)
-        })
+pin_project_lite::pin_project! {
+    /// One request to a function's route: the route runs inside the invocation's span,
+    /// against its deadline, with panics caught; the answer gets the invocation id
+    /// header and, when it is worth a line, a log line.
+    struct InvocationFuture<S>
+    where
+        S: tower::Service<Request>,
     {
-        builder = builder.invocation_id(id);
+        #[pin]
+        run: Within<CatchUnwind<AssertUnwindSafe<tower::util::Oneshot<S, Request>>>>,
+        // Its span is entered around each poll of `run`.
+        ctx: Context,
+        invocation_id: Option<http::HeaderValue>,
+        started: Instant,
+        limit: Duration,
+        method: http::Method,
+        uri: http::Uri,
+        logs_requests: bool,
     }
-    // Moved into the Context (`Context::trace`), not copied.
-    if let Some(trace) = req.extensions_mut().remove::<TraceContext>() {
-        builder = builder.trace(trace);
+}
+
+impl<S> InvocationFuture<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    /// Sets up the request's Context, span and deadline, and puts the Context in the
+    /// request's extensions for handlers to extract.
+    fn start(inv: &Invocation, mut req: Request, route: S) -> Self {
+        let started = Instant::now();
+        let by_timeout = started + inv.timeout;
+        let deadline = match req.extensions().get::<Deadline>() {
+            Some(Deadline(d)) => by_timeout.min(*d),
+            None => by_timeout,
+        };
+        let mut builder =
+            Context::builder(inv.function.clone(), inv.provider, inv.resources.clone())
+                .deadline(deadline);
+        if let Some(id) = req
+            .extensions()
+            .get::<InvocationId>()
+            .map(|i| i.0.clone())
+            .or_else(|| {
+                req.headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| !v.is_empty() && v.len() <= 128)
+                    .map(str::to_owned)
+            })
+        {
+            builder = builder.invocation_id(id);
+        }
+        // Moved into the Context (`Context::trace`), not copied.
+        if let Some(trace) = req.extensions_mut().remove::<TraceContext>() {
+            builder = builder.trace(trace);
+        }
+        let ctx = builder.build();
+        let invocation_id = http::HeaderValue::from_str(ctx.invocation_id()).ok();
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        req.extensions_mut().insert(ctx.clone());
+        Self {
+            run: crate::deadline::within(
+                deadline,
+                AssertUnwindSafe(route.oneshot(req)).catch_unwind(),
+            ),
+            ctx,
+            invocation_id,
+            started,
+            limit: deadline.saturating_duration_since(started),
+            method,
+            uri,
+            logs_requests: inv.provider.logs_requests(),
+        }
     }
-    let ctx = builder.build();
-    let invocation_id = http::HeaderValue::from_str(ctx.invocation_id()).ok();
-    let span = ctx.span().clone();
-    let (method, uri) = (req.method().clone(), req.uri().clone());
-    let logs_requests = inv.provider.logs_requests();
-    req.extensions_mut().insert(ctx);
-    let run = tokio::time::timeout(limit, AssertUnwindSafe(route.oneshot(req)).catch_unwind())
-        .instrument(span.clone());
-    async move {
-        let mut response = match run.await {
+}
+
+impl<S> Future for InvocationFuture<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let outcome = {
+            let _entered = this.ctx.span().enter();
+            std::task::ready!(this.run.poll(cx))
+        };
+        let mut response = match outcome {
             Ok(Ok(Ok(response))) => response,
             Ok(Ok(Err(infallible))) => match infallible {},
             Ok(Err(panic)) => Error::new(
@@ -348,19 +389,20 @@ where
             .into_response(),
             Err(_) => Error::new(
                 ErrorKind::Timeout,
-                format!("the handler did not finish within {limit:?}"),
+                format!("the handler did not finish within {:?}", this.limit),
             )
             .into_response(),
         };
-        if let Some(id) = invocation_id {
+        if let Some(id) = this.invocation_id.take() {
             response.headers_mut().insert(INVOCATION_ID, id);
         }
         let status = response.status().as_u16();
+        let logs_requests = *this.logs_requests;
         // The span is entered (and the clock read) only for a line that is written.
         if status >= 500 || !logs_requests || tracing::enabled!(tracing::Level::DEBUG) {
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-            let path = uri.path();
-            span.in_scope(|| {
+            let elapsed_ms = this.started.elapsed().as_secs_f64() * 1000.0;
+            let (method, path) = (&*this.method, this.uri.path());
+            this.ctx.span().in_scope(|| {
                 if status >= 500 {
                     tracing::error!(%method, path, status, elapsed_ms, "request failed");
                 } else if logs_requests {
@@ -370,7 +412,7 @@ where
                 }
             });
         }
-        response
+        Poll::Ready(Ok(response))
     }
 }
 

@@ -73,7 +73,7 @@ impl App {
         // The handler is called inside the async block so that a panic while it builds
         // its future is caught too.
         let run = AssertUnwindSafe(async move { handler(event, ctx).await }).catch_unwind();
-        let outcome = match tokio::time::timeout(limit, run)
+        let outcome = match crate::deadline::within(started + limit, run)
             .instrument(span.clone())
             .await
         {

@@ -37,6 +37,7 @@ pub mod app;
 pub mod blob;
 mod blocking;
 pub mod context;
+pub mod deadline;
 pub mod error;
 pub mod event;
 pub mod http;

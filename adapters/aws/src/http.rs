@@ -388,9 +388,7 @@ async fn call(
 ) -> Response<Body> {
     let run = AssertUnwindSafe(router.clone().oneshot(request)).catch_unwind();
     let outcome = match deadline {
-        Some(d) => tokio::time::timeout_at(tokio::time::Instant::from_std(d), run)
-            .await
-            .ok(),
+        Some(d) => nube::deadline::within(d, run).await.ok(),
         None => Some(run.await),
     };
     match outcome {

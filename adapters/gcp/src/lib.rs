@@ -16,7 +16,7 @@
 //!
 //! | Google Cloud request | nube event | notes |
 //! |---|---|---|
-//! | any HTTP request to an HTTP function | HTTP request to the app's Router, unchanged | [`nube::App::http_service_for`]; [`Revision`] as a request extension |
+//! | any HTTP request to an HTTP function | HTTP request to the app's Router, unchanged | [`nube::App::http_service_for`]; [`Revision`] as an extractor (and `ctx.platform::<Revision>()` for every function) |
 //! | `google.cloud.storage.object.v1.finalized` | [`nube::BlobCreated`] | object name raw; int64 as string or number; logical bucket from `NUBE_BUCKET_*` |
 //! | `google.cloud.firestore.document.v1.created` (protobuf or JSON `DocumentEventData`) | [`nube::DocumentCreated`] | Firestore values to plain JSON ([`firestore`]); logical collection from `NUBE_COLLECTION_*` |
 //! | `google.cloud.scheduler.job.v1.executed`, `google.cloud.pubsub.topic.v1.messagePublished`, a plain `POST` from Cloud Scheduler's HTTP target | [`nube::TimerTick`] | [`scheduler`] |

@@ -54,10 +54,18 @@ pub fn trace_resource(trace_id: &str, project: Option<&str>) -> String {
 /// `X-Cloud-Trace-Context` (`<trace>/<span>;o=<0|1>`). The span id is as sent: hex for
 /// `traceparent`, decimal for `X-Cloud-Trace-Context`.
 pub fn trace_of(headers: &http::HeaderMap) -> Option<TraceContext> {
-    const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
-    const CLOUD_TRACE: http::HeaderName = http::HeaderName::from_static("x-cloud-trace-context");
-    let header = |name: http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(tp) = header(TRACEPARENT) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    trace_from(header(TRACEPARENT), header(CLOUD_TRACE))
+}
+
+/// The W3C trace context header.
+pub(crate) const TRACEPARENT: &str = "traceparent";
+/// Cloud Trace's own header.
+pub(crate) const CLOUD_TRACE: &str = "x-cloud-trace-context";
+
+/// [`trace_of`], from the two headers' values.
+pub(crate) fn trace_from(traceparent: Option<&str>, cloud: Option<&str>) -> Option<TraceContext> {
+    if let Some(tp) = traceparent {
         let parts: Vec<&str> = tp.trim().split('-').collect();
         if parts.len() >= 4
             && parts[1].len() == 32
@@ -71,7 +79,7 @@ pub fn trace_of(headers: &http::HeaderMap) -> Option<TraceContext> {
             });
         }
     }
-    let cloud = header(CLOUD_TRACE)?;
+    let cloud = cloud?;
     let (ids, options) = cloud.split_once(';').unwrap_or((cloud, ""));
     let (trace_id, span_id) = ids.split_once('/').unwrap_or((ids, ""));
     let trace_id = trace_id.trim();

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `PORT` | the port to listen on, on `0.0.0.0` (default 8080) |
 //! | `FUNCTION_TARGET` | when set, the one nube function this service runs; otherwise every function of the app is served |
-//! | `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION` | set by Cloud Run; they label every log line ([`crate::logging`]) and reach HTTP handlers as the [`Revision`] request extension |
+//! | `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION` | set by Cloud Run; they label every log line ([`crate::logging`]) and reach every function as [`Revision`] (an extractor, and `ctx.platform::<Revision>()`) |
 //! | `GOOGLE_CLOUD_PROJECT` (else `GCP_PROJECT`, `GCLOUD_PROJECT`) | makes log traces `projects/<p>/traces/<id>` |
 //!
 //! **Paths.** With `FUNCTION_TARGET` naming an HTTP function, its Router serves every
@@ -62,7 +62,7 @@ use tracing::Instrument;
 
 use crate::cloudevent::{self, Incoming};
 use crate::error::DecodeError;
-use crate::logging::trace_of;
+use crate::logging::{CLOUD_TRACE, TRACEPARENT, trace_from};
 use crate::names::ResourceNames;
 use crate::resources::resources_from_env;
 
@@ -84,8 +84,6 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// The header the Functions Framework names an execution by; its value becomes the
 /// invocation id when present.
 pub const EXECUTION_ID_HEADER: &str = "function-execution-id";
-
-const EXECUTION_ID: http::HeaderName = http::HeaderName::from_static(EXECUTION_ID_HEADER);
 
 /// What the server reads from the environment (the table in the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,10 +146,16 @@ impl Config {
 }
 
 /// The Cloud Run revision serving a request (`K_SERVICE`, `K_REVISION`,
-/// `K_CONFIGURATION`). Every HTTP request carries it as an extension:
-/// `axum::Extension<nube_gcp::Revision>` in a handler. (nube's `Context` has no
-/// place for provider details yet; event functions see it in the log labels.)
-/// Shared text, so that giving it to every request copies nothing.
+/// `K_CONFIGURATION`). An HTTP handler takes it as an extractor; every function
+/// reads it from its Context as `ctx.platform::<nube_gcp::Revision>()` (the server
+/// sets it once, with [`nube::Resources::with_platform`], so requests copy nothing).
+///
+/// ```
+/// async fn version(revision: nube_gcp::Revision) -> String {
+///     revision.revision.as_deref().unwrap_or("local").to_owned()
+/// }
+/// # let _ = nube::http::Routes::new().get("/version", version);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Revision {
     /// `K_SERVICE`: the Cloud Run service.
@@ -160,6 +164,24 @@ pub struct Revision {
     pub revision: Option<Arc<str>>,
     /// `K_CONFIGURATION`: the configuration that made the revision.
     pub configuration: Option<Arc<str>>,
+}
+
+impl<S: Send + Sync> nube::axum::extract::FromRequestParts<S> for Revision {
+    type Rejection = std::convert::Infallible;
+
+    /// The revision of the server's Context; empty outside one (a Router served some
+    /// other way).
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Context>()
+            .and_then(|ctx| ctx.platform::<Revision>())
+            .cloned()
+            .unwrap_or_default())
+    }
 }
 
 fn function_list(app: &App) -> String {
@@ -183,8 +205,7 @@ pub fn select_function<'a>(app: &'a App, target: &str) -> Result<&'a Function, I
 
 struct Inner {
     app: Arc<App>,
-    /// Given to every HTTP request (the rest of the `Config` is read at start-up).
-    revision: Revision,
+    /// With the revision as its platform details.
     resources: Resources,
     names: ResourceNames,
     /// The function every request goes to (`FUNCTION_TARGET`).
@@ -224,6 +245,7 @@ impl Server {
             Some(t) => Some(select_function(&app, t)?.name().to_owned()),
             None => None,
         };
+        let resources = resources.with_platform(config.revision);
         let http = app.http_service_for(target.as_deref(), Provider::Gcp, resources.clone());
         if target.is_none() {
             warn_about_shadowed_routes(&app);
@@ -231,7 +253,6 @@ impl Server {
         Ok(Self {
             inner: Arc::new(Inner {
                 app,
-                revision: config.revision,
                 resources,
                 names,
                 target,
@@ -281,15 +302,9 @@ impl Server {
     /// Starts one request: an HTTP request is routed here and now, so that what is
     /// left to await (and boxed, moved whole) is the route's own small future.
     fn dispatch(&mut self, mut req: Request) -> Dispatched {
-        let headers = req.headers();
         // The trace goes into the invocation's Context (and so its span and log
         // lines): no span of the server's own on the way.
-        let trace = trace_of(headers);
-        let execution_id = headers
-            .get(EXECUTION_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128)
-            .map(str::to_owned);
+        let (trace, execution_id) = read_headers(req.headers());
         let function = self
             .event_function(req.method(), req.uri().path())
             .map(|f| f.name().to_owned());
@@ -319,7 +334,6 @@ impl Server {
         }
         // What only HTTP handlers read.
         let extensions = req.extensions_mut();
-        extensions.insert(self.inner.revision.clone());
         if let Some(id) = execution_id {
             extensions.insert(nube::http::InvocationId(id));
         }
@@ -506,6 +520,32 @@ fn warn_about_shadowed_routes(app: &App) {
     }
 }
 
+/// The trace and the execution id of a request, read in one pass over its headers
+/// rather than a lookup (a hash of the name) for each of the three.
+fn read_headers(headers: &HeaderMap) -> (Option<TraceContext>, Option<String>) {
+    let (mut traceparent, mut cloud_trace, mut execution_id) = (None, None, None);
+    for (name, value) in headers {
+        let slot = match name.as_str() {
+            TRACEPARENT => &mut traceparent,
+            CLOUD_TRACE => &mut cloud_trace,
+            EXECUTION_ID_HEADER => &mut execution_id,
+            _ => continue,
+        };
+        // The first of repeated headers, as `HeaderMap::get` gives.
+        if slot.is_none() {
+            *slot = Some(value.to_str().ok());
+        }
+    }
+    let execution_id = execution_id
+        .flatten()
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned);
+    (
+        trace_from(traceparent.flatten(), cloud_trace.flatten()),
+        execution_id,
+    )
+}
+
 /// A request, started.
 #[allow(clippy::large_enum_variant)] // matched as soon as it is made, never stored
 enum Dispatched {
@@ -528,7 +568,7 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> Response {
 impl tower::Service<Request> for Server {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+    type Future = ServerFuture;
 
     fn poll_ready(
         &mut self,
@@ -539,16 +579,61 @@ impl tower::Service<Request> for Server {
 
     fn call(&mut self, req: Request) -> Self::Future {
         // A panic anywhere in the adapter fails this request only.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
-            Ok(Dispatched::Http(route)) => Box::pin(AssertUnwindSafe(route).catch_unwind().map(
-                |outcome| match outcome {
-                    Ok(Ok(response)) => Ok(response),
-                    Ok(Err(infallible)) => match infallible {},
-                    Err(panic) => Ok(panicked(&*panic)),
-                },
-            )),
-            Ok(Dispatched::Event(future)) => future,
-            Err(panic) => Box::pin(std::future::ready(Ok(panicked(&*panic)))),
+        let state = match std::panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
+            Ok(Dispatched::Http(route)) => State::Http { route },
+            Ok(Dispatched::Event(future)) => State::Event { future },
+            Err(panic) => State::Answered {
+                response: Some(panicked(&*panic)),
+            },
+        };
+        ServerFuture { state }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of one request to the [`Server`]: an HTTP route's own future (not
+    /// boxed again), an event function's, or an answer already made.
+    pub struct ServerFuture {
+        #[pin]
+        state: State,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State {
+        Http { #[pin] route: nube::axum::routing::future::RouteFuture<std::convert::Infallible> },
+        Event { future: futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>> },
+        Answered { response: Option<Response> },
+    }
+}
+
+impl std::fmt::Debug for ServerFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ServerFuture {
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.project().state.project() {
+            // Handler panics are caught by the function's invocation; this catches
+            // the rest of the way (routing, fallbacks) so that it fails this request only.
+            StateProj::Http { route } => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| route.poll(cx))) {
+                    Ok(poll) => poll,
+                    Err(panic) => std::task::Poll::Ready(Ok(panicked(&*panic))),
+                }
+            }
+            StateProj::Event { future } => future.as_mut().poll(cx),
+            StateProj::Answered { response } => std::task::Poll::Ready(Ok(response
+                .take()
+                .expect("a ServerFuture is not polled after it is ready"))),
         }
     }
 }

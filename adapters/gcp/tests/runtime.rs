@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use nube::axum::Extension;
 use nube::axum::body::Body;
 use nube::http::Routes;
 use nube::store::MemoryStore;
@@ -36,7 +35,7 @@ async fn record(ctx: &Context, id: &str, value: Value) -> nube::Result<()> {
     Ok(())
 }
 
-async fn hello(ctx: Context, Extension(revision): Extension<Revision>) -> nube::http::Json<Value> {
+async fn hello(ctx: Context, revision: Revision) -> nube::http::Json<Value> {
     nube::http::Json(json!({
         "function": ctx.function_name(),
         "provider": ctx.provider().as_str(),
@@ -63,7 +62,8 @@ fn app() -> App {
                 &ctx,
                 &t.event_id,
                 json!({"kind": "tick", "schedule": t.schedule, "at": t.scheduled_time,
-                       "invocation_id": ctx.invocation_id(), "provider": ctx.provider().as_str()}),
+                       "invocation_id": ctx.invocation_id(), "provider": ctx.provider().as_str(),
+                       "revision": ctx.platform::<Revision>().and_then(|r| r.revision.as_deref())}),
             )
             .await
         })
@@ -446,6 +446,10 @@ async fn scheduler_http_target_eventarc_and_pubsub() {
     assert_eq!(tick["schedule"], "0 2 * * *");
     assert_eq!(tick["at"], "2024-05-01T02:00:00Z");
     assert_eq!(tick["provider"], "gcp");
+    assert_eq!(
+        tick["revision"], "shop-00001-abc",
+        "event functions see the revision too"
+    );
 
     let (status, body) = h
         .send(binary(

@@ -1,0 +1,133 @@
+//! Running a future against an invocation's deadline, with a timer armed only when
+//! the future first waits.
+//!
+//! `tokio::time::timeout` registers nothing for a future that finishes at once, but it
+//! still builds its timer, and dropping a tokio timer takes the time driver's lock, a
+//! lock every worker thread shares. An invocation that answers without waiting (most
+//! HTTP handlers that do no I/O) would take that lock once per request for nothing.
+//! [`within`] polls the future first and builds the timer only if it is pending.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+/// The future did not finish by its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Runs `future` until `deadline`: its output, or [`Elapsed`] if the deadline passes
+/// first. Like `tokio::time::timeout_at`, the future is polled before the deadline is
+/// looked at, so a future that is ready at once always succeeds.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let soon = Instant::now() + Duration::from_millis(10);
+/// assert_eq!(nube::deadline::within(soon, async { 7 }).await, Ok(7));
+/// let never = std::future::pending::<()>();
+/// assert!(nube::deadline::within(soon, never).await.is_err());
+/// # }
+/// ```
+///
+/// Needs a tokio runtime with its time driver, once the future waits.
+pub fn within<F: Future>(deadline: Instant, future: F) -> Within<F> {
+    Within {
+        future,
+        deadline,
+        timer: None,
+    }
+}
+
+pin_project! {
+    /// The future returned by [`within`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Within<F> {
+        #[pin]
+        future: F,
+        deadline: Instant,
+        #[pin]
+        timer: Option<Sleep>,
+    }
+}
+
+impl<F> std::fmt::Debug for Within<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Within")
+            .field("deadline", &self.deadline)
+            .field("armed", &self.timer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        if this.timer.is_none() {
+            let at = tokio::time::Instant::from_std(*this.deadline);
+            this.timer.set(Some(tokio::time::sleep_until(at)));
+        }
+        match this.timer.as_pin_mut().map(|t| t.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Elapsed(()))),
+            _ => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ready_future_arms_no_timer_even_past_its_deadline() {
+        let past = Instant::now();
+        let mut run = std::pin::pin!(within(past, async { 1 }));
+        let waker = futures::task::noop_waker();
+        let polled = run.as_mut().poll(&mut Context::from_waker(&waker));
+        assert_eq!(polled, Poll::Ready(Ok(1)));
+        assert!(run.timer.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_future_is_stopped_at_its_deadline() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let slow = tokio::time::sleep(Duration::from_secs(6));
+        assert_eq!(within(deadline, slow).await, Err(Elapsed(())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_future_that_finishes_in_time_gives_its_output() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let quick = async {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            "done"
+        };
+        let mut run = std::pin::pin!(within(deadline, quick));
+        let waker = futures::task::noop_waker();
+        assert!(
+            run.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        assert!(run.timer.is_some(), "a pending future arms the timer");
+        assert_eq!(run.await, Ok("done"));
+    }
+}

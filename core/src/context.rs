@@ -152,14 +152,47 @@ impl Resources {
 }
 
 struct Inner {
-    invocation_id: String,
-    function: Arc<str>,
-    provider: Provider,
+    invocation_id: InvocationIdText,
+    function: Arc<FunctionScope>,
     deadline: Option<Instant>,
     attempt: u32,
     trace: Option<TraceContext>,
     span: tracing::Span,
+}
+
+/// What every invocation of one function on one provider shares: one count for all
+/// of it, which each invocation's [`Context`] takes, rather than one per part.
+#[derive(Debug)]
+pub struct FunctionScope {
+    name: Arc<str>,
+    provider: Provider,
     resources: Resources,
+}
+
+impl FunctionScope {
+    /// The scope of `function`'s invocations on `provider`, reaching `resources`.
+    pub fn new(function: impl Into<Arc<str>>, provider: Provider, resources: Resources) -> Self {
+        Self {
+            name: function.into(),
+            provider,
+            resources,
+        }
+    }
+
+    /// The function.
+    pub fn function_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where it runs.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The app's stores.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
 }
 
 /// The distributed trace an invocation belongs to, as its provider passed it (W3C
@@ -203,9 +236,9 @@ pub struct Context {
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("invocation_id", &self.inner.invocation_id)
-            .field("function", &self.inner.function)
-            .field("provider", &self.inner.provider)
+            .field("invocation_id", &self.inner.invocation_id.as_str())
+            .field("function", &self.inner.function.name)
+            .field("provider", &self.inner.function.provider)
             .field("attempt", &self.inner.attempt)
             .finish_non_exhaustive()
     }
@@ -215,12 +248,10 @@ impl std::fmt::Debug for Context {
 #[derive(Debug)]
 pub struct ContextBuilder {
     invocation_id: Option<String>,
-    function: Arc<str>,
-    provider: Provider,
+    function: Arc<FunctionScope>,
     deadline: Option<Instant>,
     attempt: u32,
     trace: Option<TraceContext>,
-    resources: Resources,
 }
 
 impl ContextBuilder {
@@ -256,13 +287,15 @@ impl ContextBuilder {
 
     /// The finished context, with its tracing span.
     pub fn build(self) -> Context {
-        let invocation_id = self.invocation_id.unwrap_or_else(new_invocation_id);
+        let invocation_id = match self.invocation_id {
+            Some(id) => InvocationIdText::Given(id),
+            None => InvocationIdText::Generated(new_uuid_text()),
+        };
         let trace = self.trace.as_ref();
         let span = tracing::info_span!(
             "invocation",
-            function = &*self.function,
+            function = &*self.function.name,
             invocation_id = invocation_id.as_str(),
-            provider = self.provider.as_str(),
             trace.id = trace.map(|t| t.trace_id.as_str()),
             trace.span_id = trace.and_then(|t| t.span_id.as_deref()),
             trace.sampled = trace.map(|t| t.sampled),
@@ -271,12 +304,10 @@ impl ContextBuilder {
             inner: Arc::new(Inner {
                 invocation_id,
                 function: self.function,
-                provider: self.provider,
                 deadline: self.deadline,
                 attempt: self.attempt,
                 trace: self.trace,
                 span,
-                resources: self.resources,
             }),
         }
     }
@@ -289,13 +320,39 @@ impl ContextBuilder {
 /// order; ids from different threads within the same millisecond are unique (random
 /// bits) but not ordered.
 pub fn new_invocation_id() -> String {
+    InvocationIdText::Generated(new_uuid_text())
+        .as_str()
+        .to_owned()
+}
+
+/// [`new_invocation_id`]'s text, kept on the stack.
+fn new_uuid_text() -> arrayvec::ArrayString<{ uuid::fmt::Hyphenated::LENGTH }> {
     use uuid::timestamp::context::{ContextV7, ThreadLocalContext};
     thread_local! {
         static CONTEXT: ContextV7 = const { ContextV7::new() };
     }
     let uuid = uuid::Uuid::new_v7(uuid::Timestamp::now(ThreadLocalContext::new(&CONTEXT)));
     let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-    uuid.hyphenated().encode_lower(&mut text).to_owned()
+    let mut id = arrayvec::ArrayString::new();
+    // Exactly the capacity: the push cannot fail.
+    let _ = id.try_push_str(uuid.hyphenated().encode_lower(&mut text));
+    id
+}
+
+/// An invocation id: the provider's, or one generated here, whose 36 characters are
+/// kept inline rather than in a `String` of their own.
+enum InvocationIdText {
+    Given(String),
+    Generated(arrayvec::ArrayString<{ uuid::fmt::Hyphenated::LENGTH }>),
+}
+
+impl InvocationIdText {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Given(id) => id,
+            Self::Generated(id) => id,
+        }
+    }
 }
 
 impl Context {
@@ -305,30 +362,34 @@ impl Context {
         provider: Provider,
         resources: Resources,
     ) -> ContextBuilder {
+        Self::builder_in(Arc::new(FunctionScope::new(function, provider, resources)))
+    }
+
+    /// Starts a context for an invocation in `function`'s scope, which a runtime
+    /// makes once per function rather than once per invocation.
+    pub fn builder_in(function: Arc<FunctionScope>) -> ContextBuilder {
         ContextBuilder {
             invocation_id: None,
-            function: function.into(),
-            provider,
+            function,
             deadline: None,
             attempt: 1,
             trace: None,
-            resources,
         }
     }
 
     /// The provider's id for this invocation (Lambda request id, Azure invocation id...).
     pub fn invocation_id(&self) -> &str {
-        &self.inner.invocation_id
+        self.inner.invocation_id.as_str()
     }
 
     /// The nube function being invoked.
     pub fn function_name(&self) -> &str {
-        &self.inner.function
+        &self.inner.function.name
     }
 
     /// Where this runs.
     pub fn provider(&self) -> Provider {
-        self.inner.provider
+        self.inner.function.provider
     }
 
     /// When the invocation must be finished, if the provider set a limit.
@@ -361,22 +422,22 @@ impl Context {
     /// What the platform running the function tells it, if it tells a `T` (for
     /// example `nube_gcp::Revision` on Cloud Run): [`Resources::platform`].
     pub fn platform<T: std::any::Any>(&self) -> Option<&T> {
-        self.inner.resources.platform()
+        self.inner.function.resources.platform()
     }
 
     /// The app's stores.
     pub fn resources(&self) -> &Resources {
-        &self.inner.resources
+        &self.inner.function.resources
     }
 
     /// The typed collection `name` of the app's document store.
     pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
-        self.inner.resources.collection(name)
+        self.inner.function.resources.collection(name)
     }
 
     /// The bucket `name`; an error if the app did not declare it.
     pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
-        self.inner.resources.bucket(name)
+        self.inner.function.resources.bucket(name)
     }
 }
 

@@ -58,8 +58,9 @@ pin_project! {
         #[pin]
         future: F,
         deadline: Instant,
-        #[pin]
-        timer: Option<Sleep>,
+        // Boxed: a timer is large, and this future is moved whole (into a box, say)
+        // before it is first polled, when most never need one.
+        timer: Option<Pin<Box<Sleep>>>,
     }
 }
 
@@ -76,17 +77,19 @@ impl<F: Future> Future for Within<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        if this.timer.is_none() {
-            let at = tokio::time::Instant::from_std(*this.deadline);
-            this.timer.set(Some(tokio::time::sleep_until(at)));
-        }
-        match this.timer.as_pin_mut().map(|t| t.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(Elapsed(()))),
-            _ => Poll::Pending,
+        let deadline = *this.deadline;
+        let timer = this.timer.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+                deadline,
+            )))
+        });
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }

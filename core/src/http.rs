@@ -21,10 +21,9 @@ use futures::FutureExt;
 use futures::future::CatchUnwind;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
-use tower::ServiceExt;
 
 use crate::app::{App, Trigger};
-use crate::context::{Context, Resources, TraceContext};
+use crate::context::{Context, FunctionScope, Resources, TraceContext};
 use crate::deadline::Within;
 use crate::error::{Error, ErrorKind};
 use crate::event::Provider;
@@ -231,17 +230,17 @@ where
     }
 }
 
-/// What each request to one HTTP function's routes is run with.
+/// What each request to one HTTP function's routes is run with. (axum clones a
+/// route's service for each request: this is one shared count and a number.)
+#[derive(Clone)]
 struct Invocation {
-    function: Arc<str>,
-    provider: Provider,
-    resources: Resources,
+    function: Arc<FunctionScope>,
     timeout: Duration,
 }
 
-/// Runs every request to a function's routes through [`invocation`].
+/// Runs every request to a function's routes through [`InvocationFuture`].
 #[derive(Clone)]
-struct InvocationLayer(Arc<Invocation>);
+struct InvocationLayer(Invocation);
 
 impl<S> tower::Layer<S> for InvocationLayer {
     type Service = InvocationService<S>;
@@ -257,7 +256,7 @@ impl<S> tower::Layer<S> for InvocationLayer {
 /// A function's route, run by [`invocation`].
 #[derive(Clone)]
 struct InvocationService<S> {
-    invocation: Arc<Invocation>,
+    invocation: Invocation,
     inner: S,
 }
 
@@ -275,10 +274,7 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        // The clone is not ready: keep the service that is, as tower expects.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        InvocationFuture::start(&self.invocation, req, ready)
+        InvocationFuture::start(&self.invocation, req, &mut self.inner)
     }
 }
 
@@ -301,14 +297,13 @@ pin_project_lite::pin_project! {
         S: tower::Service<Request>,
     {
         #[pin]
-        run: Within<CatchUnwind<AssertUnwindSafe<tower::util::Oneshot<S, Request>>>>,
+        run: Within<CatchUnwind<AssertUnwindSafe<Started<S::Future>>>>,
         // Its span is entered around each poll of `run`.
         ctx: Context,
-        invocation_id: Option<http::HeaderValue>,
         started: Instant,
         limit: Duration,
         method: http::Method,
-        uri: http::Uri,
+        path: Option<http::uri::PathAndQuery>,
         logs_requests: bool,
     }
 }
@@ -317,18 +312,17 @@ impl<S> InvocationFuture<S>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible>,
 {
-    /// Sets up the request's Context, span and deadline, and puts the Context in the
-    /// request's extensions for handlers to extract.
-    fn start(inv: &Invocation, mut req: Request, route: S) -> Self {
+    /// Sets up the request's Context, span and deadline, puts the Context in the
+    /// request's extensions for handlers to extract, and calls the route (ready, as
+    /// the service's `poll_ready` said), catching a panic in the call.
+    fn start(inv: &Invocation, mut req: Request, route: &mut S) -> Self {
         let started = Instant::now();
         let by_timeout = started + inv.timeout;
         let deadline = match req.extensions().get::<Deadline>() {
             Some(Deadline(d)) => by_timeout.min(*d),
             None => by_timeout,
         };
-        let mut builder =
-            Context::builder(inv.function.clone(), inv.provider, inv.resources.clone())
-                .deadline(deadline);
+        let mut builder = Context::builder_in(inv.function.clone()).deadline(deadline);
         if let Some(id) = req
             .extensions()
             .get::<InvocationId>()
@@ -348,21 +342,44 @@ where
             builder = builder.trace(trace);
         }
         let ctx = builder.build();
-        let invocation_id = http::HeaderValue::from_str(ctx.invocation_id()).ok();
-        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let (method, path) = (req.method().clone(), req.uri().path_and_query().cloned());
         req.extensions_mut().insert(ctx.clone());
+        let started_route = match std::panic::catch_unwind(AssertUnwindSafe(|| route.call(req))) {
+            Ok(future) => Started::Future { future },
+            Err(panic) => Started::Panicked { panic: Some(panic) },
+        };
         Self {
-            run: crate::deadline::within(
-                deadline,
-                AssertUnwindSafe(route.oneshot(req)).catch_unwind(),
-            ),
+            run: crate::deadline::within(deadline, AssertUnwindSafe(started_route).catch_unwind()),
             ctx,
-            invocation_id,
             started,
             limit: deadline.saturating_duration_since(started),
             method,
-            uri,
-            logs_requests: inv.provider.logs_requests(),
+            path,
+            logs_requests: inv.function.provider().logs_requests(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A route's future, or the panic of the call that was to make it (resumed when
+    /// polled, so that it is caught and answered like a panic in the future).
+    #[project = StartedProj]
+    enum Started<F> {
+        Future { #[pin] future: F },
+        Panicked { panic: Option<Box<dyn std::any::Any + Send>> },
+    }
+}
+
+impl<F: Future> Future for Started<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        match self.project() {
+            StartedProj::Future { future } => future.poll(cx),
+            StartedProj::Panicked { panic } => match panic.take() {
+                Some(panic) => std::panic::resume_unwind(panic),
+                None => Poll::Pending,
+            },
         }
     }
 }
@@ -393,7 +410,7 @@ where
             )
             .into_response(),
         };
-        if let Some(id) = this.invocation_id.take() {
+        if let Ok(id) = http::HeaderValue::from_str(this.ctx.invocation_id()) {
             response.headers_mut().insert(INVOCATION_ID, id);
         }
         let status = response.status().as_u16();
@@ -401,7 +418,8 @@ where
         // The span is entered (and the clock read) only for a line that is written.
         if status >= 500 || !logs_requests || tracing::enabled!(tracing::Level::DEBUG) {
             let elapsed_ms = this.started.elapsed().as_secs_f64() * 1000.0;
-            let (method, path) = (&*this.method, this.uri.path());
+            let method = &*this.method;
+            let path = this.path.as_ref().map_or("/", |p| p.path());
             this.ctx.span().in_scope(|| {
                 if status >= 500 {
                     tracing::error!(%method, path, status, elapsed_ms, "request failed");
@@ -463,12 +481,10 @@ impl App {
             if only.is_some_and(|o| o != f.name()) {
                 continue;
             }
-            let inv = InvocationLayer(Arc::new(Invocation {
-                function: f.name().into(),
-                provider,
-                resources: resources.clone(),
+            let inv = InvocationLayer(Invocation {
+                function: Arc::new(FunctionScope::new(f.name(), provider, resources.clone())),
                 timeout: self.timeout_of(f),
-            }));
+            });
             // One layer for both, so a request passes one boxed route, not two (the
             // fallbacks below read no body, and need no limit).
             let layers = tower::ServiceBuilder::new()

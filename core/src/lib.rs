@@ -52,7 +52,7 @@ pub mod testing;
 pub use app::{App, AppError, Function, Trigger, TriggerKind};
 pub use blob::Bucket;
 pub use blocking::run_blocking;
-pub use context::{Context, Resources, TraceContext};
+pub use context::{Context, FunctionScope, Resources, TraceContext};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{BlobCreated, DocumentCreated, Event, Provider, RawEvent, TimerTick};
 pub use invoke::panic_message;

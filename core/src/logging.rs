@@ -305,42 +305,32 @@ mod span_fields {
     /// A `fmt::Write` target that keeps its first 256 bytes on the stack and moves to
     /// the heap only beyond that.
     struct StackBuffer {
-        inline: [u8; 256],
-        len: usize,
+        inline: arrayvec::ArrayString<256>,
         spilled: Option<String>,
     }
 
     impl StackBuffer {
         fn new() -> Self {
             Self {
-                inline: [0; 256],
-                len: 0,
+                inline: arrayvec::ArrayString::new(),
                 spilled: None,
             }
         }
 
         fn as_str(&self) -> &str {
-            match &self.spilled {
-                Some(s) => s,
-                // Only whole `&str`s are copied in, so the bytes are UTF-8.
-                None => std::str::from_utf8(&self.inline[..self.len]).unwrap_or_default(),
-            }
+            self.spilled.as_deref().unwrap_or(&self.inline)
         }
-    }
 
-    impl StackBuffer {
         /// Moves to the heap, then appends `s`.
         #[cold]
         #[inline(never)]
         fn spill(&mut self, s: &str) {
-            if self.spilled.is_none() {
-                let mut spilled = String::with_capacity(2 * (self.len + s.len()));
-                spilled.push_str(self.as_str());
-                self.spilled = Some(spilled);
-            }
-            if let Some(spilled) = &mut self.spilled {
-                spilled.push_str(s);
-            }
+            let spilled = self.spilled.get_or_insert_with(|| {
+                let mut spilled = String::with_capacity(2 * (self.inline.len() + s.len()));
+                spilled.push_str(&self.inline);
+                spilled
+            });
+            spilled.push_str(s);
         }
     }
 
@@ -349,12 +339,8 @@ mod span_fields {
         // member are copied without a call.
         #[inline(always)]
         fn write_str(&mut self, s: &str) -> fmt::Result {
-            match self.inline.get_mut(self.len..self.len + s.len()) {
-                Some(room) if self.spilled.is_none() => {
-                    room.copy_from_slice(s.as_bytes());
-                    self.len += s.len();
-                }
-                _ => self.spill(s),
+            if self.spilled.is_some() || self.inline.try_push_str(s).is_err() {
+                self.spill(s);
             }
             Ok(())
         }
@@ -366,12 +352,7 @@ mod span_fields {
     impl<W: Write> Write for Escaped<'_, W> {
         #[inline]
         fn write_str(&mut self, s: &str) -> fmt::Result {
-            // Every byte looked at (no early exit), which the compiler turns into a
-            // few wide comparisons: nearly all text needs no escaping.
-            let plain = s
-                .bytes()
-                .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
-            if plain {
+            if !needs_escaping(s.as_bytes()) {
                 return self.0.write_str(s);
             }
             let mut start = 0;
@@ -397,10 +378,54 @@ mod span_fields {
         }
     }
 
+    /// Whether `bytes` has a control character, `"` or `\`: nearly all text has none,
+    /// so it is looked at eight bytes at a time (each test is exact for "any byte").
+    fn needs_escaping(bytes: &[u8]) -> bool {
+        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+        const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+        // The high bit of each byte of `x` below `n` (n <= 0x80), and maybe others
+        // above one that is: exact as to whether there is any.
+        let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+        let equal = |x: u64, b: u8| below(x ^ (ONES * u64::from(b)), 1);
+        // No early exit: a branch per chunk costs more than the rare escape saves.
+        let mut found = 0;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in chunks.by_ref() {
+            let x = u64::from_ne_bytes(chunk.try_into().unwrap_or_default());
+            found |= below(x, 0x20) | equal(x, b'"') | equal(x, b'\\');
+        }
+        let mut tail = false;
+        for &b in chunks.remainder() {
+            tail |= (b < 0x20) | (b == b'"') | (b == b'\\');
+        }
+        found != 0 || tail
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
         use serde_json::json;
+
+        #[test]
+        fn needs_escaping_finds_every_special_byte_wherever_it_is() {
+            for len in 0..20 {
+                let plain: Vec<u8> = (0..len).map(|i| b"aZ09 ~-\x7f\xc3\xa9"[i % 9]).collect();
+                assert!(!needs_escaping(&plain), "{plain:?}");
+                for at in 0..len {
+                    for special in [0u8, 0x1f, b'\n', b'"', b'\\'] {
+                        let mut text = plain.clone();
+                        text[at] = special;
+                        assert!(needs_escaping(&text), "{text:?}");
+                    }
+                    // Neighbours of the special bytes are plain.
+                    for near in [0x20u8, b'!', b'#', b'[', b']', 0x80, 0xff] {
+                        let mut text = plain.clone();
+                        text[at] = near;
+                        assert!(!needs_escaping(&text), "{text:?}");
+                    }
+                }
+            }
+        }
         use tracing_subscriber::fmt::format::FormatEvent;
 
         /// Writes each event as the JSON its span's stored fields parse to.

@@ -27,6 +27,13 @@ async fn boom() -> &'static str {
     panic!("secret detail")
 }
 
+/// A service that panics while it is called, before it has a future (not inside it).
+fn panics_when_called(
+    _req: axum::extract::Request,
+) -> std::future::Ready<Result<axum::response::Response, std::convert::Infallible>> {
+    panic!("secret detail from the call")
+}
+
 async fn slow() -> &'static str {
     tokio::time::sleep(Duration::from_secs(10)).await;
     "late"
@@ -46,7 +53,11 @@ fn app() -> TestApp {
                     .get("/n/{n}", by_number)
                     .get("/boom", boom)
                     .get("/slow", slow)
-                    .get("/who", who),
+                    .get("/who", who)
+                    .route(
+                        "/call-boom",
+                        axum::routing::get_service(tower::service_fn(panics_when_called)),
+                    ),
             )
             .function_timeout("api", Duration::from_millis(200))
             .max_body_bytes(1024),
@@ -126,6 +137,10 @@ async fn panics_and_deadlines_fail_only_their_request() {
         "the panic text must not reach the client"
     );
     assert!(r.headers.contains_key("x-nube-invocation-id"));
+    let r = t.get("/call-boom").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(code(&r), "internal");
+    assert!(!r.text().contains("secret"), "{}", r.text());
     let r = t.get("/slow").await;
     assert_eq!(
         (r.status, code(&r)),

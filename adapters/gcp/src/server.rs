@@ -300,8 +300,8 @@ impl Server {
     }
 
     /// Starts one request: an HTTP request is routed here and now, so that what is
-    /// left to await (and boxed, moved whole) is the route's own small future.
-    fn dispatch(&mut self, mut req: Request) -> Dispatched {
+    /// left to await is the route's own future.
+    fn dispatch(&mut self, mut req: Request) -> ServerFuture {
         // The trace goes into the invocation's Context (and so its span and log
         // lines): no span of the server's own on the way.
         let (trace, execution_id) = read_headers(req.headers());
@@ -322,7 +322,7 @@ impl Server {
                 None => tracing::Span::none(),
             };
             let server = self.clone();
-            return Dispatched::Event(Box::pin(async move {
+            return ServerFuture::event(Box::pin(async move {
                 let work = server
                     .event(&function, execution_id, trace, req)
                     .instrument(span);
@@ -341,7 +341,11 @@ impl Server {
             extensions.insert(trace);
         }
         // axum's Router is always ready.
-        Dispatched::Http(tower::Service::call(&mut self.http, req))
+        ServerFuture {
+            state: State::Http {
+                route: tower::Service::call(&mut self.http, req),
+            },
+        }
     }
 
     async fn event(
@@ -546,13 +550,6 @@ fn read_headers(headers: &HeaderMap) -> (Option<TraceContext>, Option<String>) {
     )
 }
 
-/// A request, started.
-#[allow(clippy::large_enum_variant)] // matched as soon as it is made, never stored
-enum Dispatched {
-    Http(nube::axum::routing::future::RouteFuture<std::convert::Infallible>),
-    Event(futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>),
-}
-
 /// The answer to a request during which the adapter itself panicked.
 fn panicked(panic: &(dyn std::any::Any + Send)) -> Response {
     Error::new(
@@ -579,14 +576,14 @@ impl tower::Service<Request> for Server {
 
     fn call(&mut self, req: Request) -> Self::Future {
         // A panic anywhere in the adapter fails this request only.
-        let state = match std::panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
-            Ok(Dispatched::Http(route)) => State::Http { route },
-            Ok(Dispatched::Event(future)) => State::Event { future },
-            Err(panic) => State::Answered {
-                response: Some(panicked(&*panic)),
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
+            Ok(future) => future,
+            Err(panic) => ServerFuture {
+                state: State::Answered {
+                    response: Some(panicked(&*panic)),
+                },
             },
-        };
-        ServerFuture { state }
+        }
     }
 }
 
@@ -605,6 +602,16 @@ pin_project_lite::pin_project! {
         Http { #[pin] route: nube::axum::routing::future::RouteFuture<std::convert::Infallible> },
         Event { future: futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>> },
         Answered { response: Option<Response> },
+    }
+}
+
+impl ServerFuture {
+    fn event(
+        future: futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>,
+    ) -> Self {
+        Self {
+            state: State::Event { future },
+        }
     }
 }
 

@@ -5,7 +5,6 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use futures::FutureExt;
-use tracing::Instrument;
 
 use crate::app::{App, Trigger};
 use crate::context::Context;
@@ -66,16 +65,18 @@ impl App {
             Some(left) => left.min(self.timeout_of(function)),
             None => self.timeout_of(function),
         };
-        let span = ctx.span().clone();
+        // The invocation's span, entered around each poll below: a clone of the
+        // Context (one count) rather than of its span.
+        let invocation = ctx.clone();
+        let span = invocation.span();
         let platform_logs = ctx.provider().logs_requests();
         let event_id = event.event_id().to_owned();
         let started = Instant::now();
         // The handler is called inside the async block so that a panic while it builds
         // its future is caught too.
         let run = AssertUnwindSafe(async move { handler(event, ctx).await }).catch_unwind();
-        let outcome = match crate::deadline::within(started + limit, run)
-            .instrument(span.clone())
-            .await
+        let mut run = std::pin::pin!(crate::deadline::within(started + limit, run));
+        let outcome = match std::future::poll_fn(|cx| span.in_scope(|| run.as_mut().poll(cx))).await
         {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => Err(Error::new(
@@ -87,6 +88,10 @@ impl App {
                 format!("the handler did not finish within {limit:?}"),
             )),
         };
+        // The span is entered (and the clock read) only for a line that is written.
+        if outcome.is_ok() && platform_logs && !tracing::enabled!(tracing::Level::DEBUG) {
+            return outcome;
+        }
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         span.in_scope(|| match &outcome {
             Ok(()) if platform_logs => {

@@ -32,7 +32,9 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use http::StatusCode;
 use nube::store::{DocumentStore, NoDocumentStore};
-use nube::{App, Context, Error, ErrorKind, Event, Function, Provider, Resources, Trigger};
+use nube::{
+    App, Context, Error, ErrorKind, Event, Function, FunctionScope, Provider, Resources, Trigger,
+};
 use serde_json::{Map, Value};
 use tower::ServiceExt;
 
@@ -130,6 +132,8 @@ impl From<DecodeError> for Failure {
 pub struct Runtime {
     app: Arc<App>,
     resources: Resources,
+    /// Each function's scope, shared by its invocations' Contexts.
+    scopes: HashMap<String, Arc<FunctionScope>>,
     route_prefix: String,
     all: Router,
     each: HashMap<String, Router>,
@@ -159,9 +163,18 @@ impl Runtime {
                 (f.name().to_owned(), router)
             })
             .collect();
+        let scopes = app
+            .functions()
+            .iter()
+            .map(|f| {
+                let scope = FunctionScope::new(f.name(), Provider::Azure, resources.clone());
+                (f.name().to_owned(), Arc::new(scope))
+            })
+            .collect();
         Self {
             app: Arc::new(app),
             resources,
+            scopes,
             route_prefix: route_prefix.trim_matches('/').to_owned(),
             all,
             each,
@@ -254,7 +267,19 @@ impl Runtime {
     }
 
     fn context(&self, function: &Function, invocation_id: &str, attempt: u32) -> Context {
-        Context::builder(function.name(), Provider::Azure, self.resources.clone())
+        let scope = self
+            .scopes
+            .get(function.name())
+            .cloned()
+            .unwrap_or_else(|| {
+                let resources = self.resources.clone();
+                Arc::new(FunctionScope::new(
+                    function.name(),
+                    Provider::Azure,
+                    resources,
+                ))
+            });
+        Context::builder_in(scope)
             .invocation_id(invocation_id)
             .attempt(attempt)
             .build()
@@ -472,11 +497,13 @@ fn not_served(runtime: &Runtime) -> Response {
 
 fn invocation_answer(status: StatusCode, response: &InvocationResponse) -> Response {
     let body = serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec());
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .unwrap_or_else(|_| status.into_response())
+    let mut answer = Response::new(Body::from(body));
+    *answer.status_mut() = status;
+    answer.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    answer
 }
 
 #[cfg(feature = "cosmos")]

@@ -186,11 +186,13 @@ pub fn tick(
         .unwrap_or_else(Utc::now);
     let next = time(timer.next.as_deref());
     let scheduled_time = next.filter(|n| *n <= now + NEXT_SLACK).unwrap_or(now);
+    let at = scheduled_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut event_id = String::with_capacity(function.len() + 1 + at.len());
+    event_id.push_str(function);
+    event_id.push('@');
+    event_id.push_str(&at);
     TimerTick {
-        event_id: format!(
-            "{function}@{}",
-            scheduled_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ),
+        event_id,
         schedule: schedule.to_owned(),
         scheduled_time,
         past_due: timer.is_past_due.unwrap_or(false),

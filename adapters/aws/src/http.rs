@@ -201,11 +201,15 @@ fn check_host(payload: &Value) -> Result<(), DecodeError> {
 
 fn check_hosts<'a>(hosts: impl IntoIterator<Item = &'a str>) -> Result<(), DecodeError> {
     let plausible = |host: &str| {
+        let name = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        // A name of only these bytes is an authority (what `parse` would say, without
+        // its copy); a port or an IP literal is parsed.
         !host.is_empty()
             && host
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
-            && host.parse::<http::uri::Authority>().is_ok()
+                .all(|b| name(b) || matches!(b, b':' | b'[' | b']'))
+            && (host.bytes().all(name) && host.len() < usize::from(u16::MAX)
+                || host.parse::<http::uri::Authority>().is_ok())
     };
     match hosts.into_iter().find(|h| !plausible(h)) {
         Some(bad) => Err(DecodeError::new(format!(
@@ -300,8 +304,15 @@ pub async fn serve(
 /// 2.0 request that does not decode, and (to stay exact) for text with `\u` escapes,
 /// which could spell a key.
 pub fn read_payload_v2(json: &str) -> Option<ApiGatewayV2httpRequest> {
-    let has = |key: &str| json.contains(key);
-    if !has("\"requestContext\"") || has("\"Records\"") || has("\"elb\"") || has("\\u") {
+    // memchr's searchers (vectorised) rather than `str::contains`: the payload is
+    // looked through four times.
+    static KEYS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 4]> =
+        std::sync::LazyLock::new(|| {
+            ["\"requestContext\"", "\"Records\"", "\"elb\"", "\\u"].map(memchr::memmem::Finder::new)
+        });
+    let [context, records, elb, escape] = &*KEYS;
+    let has = |key: &memchr::memmem::Finder<'_>| key.find(json.as_bytes()).is_some();
+    if !has(context) || has(records) || has(elb) || has(escape) {
         return None;
     }
     let request: ApiGatewayV2httpRequest = serde_json::from_str(json).ok()?;
@@ -613,6 +624,26 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn hosts_lambda_http_could_not_parse_are_refused() {
+        for good in [
+            "example.com",
+            "api_1.example.com",
+            "localhost:3000",
+            "10.0.0.1",
+            "[::1]:8080",
+        ] {
+            assert!(check_hosts([good]).is_ok(), "{good}");
+        }
+        for bad in ["", "bad host", "a/b", "é.example", "[::1"] {
+            assert!(check_hosts([bad]).is_err(), "{bad}");
+        }
+        assert!(
+            check_hosts(["example.com", "x y"]).is_err(),
+            "every host is looked at"
+        );
     }
 
     #[test]

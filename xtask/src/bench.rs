@@ -213,7 +213,7 @@ struct Load {
 
 /// The CPU time process `pid` has used so far (user + system), from `/proc/<pid>/stat`,
 /// in clock ticks of 10 ms (Linux's `USER_HZ`).
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // After the command's name, in parentheses: state is field 3, utime 14, stime 15.
     let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);

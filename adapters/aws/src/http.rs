@@ -46,7 +46,9 @@ use base64::Engine;
 use futures::FutureExt;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use lambda_http::request::LambdaRequest;
+use lambda_http::RequestExt;
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::request::{LambdaRequest, RequestContext};
 use nube::axum::Router;
 use nube::axum::body::Body;
 use nube::{Error, ErrorKind};
@@ -251,6 +253,157 @@ fn into_http(request: LambdaRequest) -> Result<http::Request<lambda_http::Body>,
     })
 }
 
+/// lambda_http's conversion of an HTTP API or Function URL request (its
+/// `into_api_gateway_v2_request`: same method, headers, cookies, body and extensions),
+/// without the URL round trip it builds the URI with (format, parse with the `url`
+/// crate, print, parse again: a third of an invocation's work) when that round trip
+/// would give back what it was given: a plain host and a path with nothing to
+/// encode or resolve ([`plain_uri`]). Anything else goes through lambda_http itself.
+/// Tests compare the two on every sample.
+/// Refuses first what [`decode_request`] refuses (a body marked base64 that is not, a
+/// host lambda_http could not parse).
+pub fn v2_into_http(
+    request: ApiGatewayV2httpRequest,
+) -> Result<http::Request<lambda_http::Body>, DecodeError> {
+    check_base64(request.is_base64_encoded, request.body.as_deref())?;
+    check_hosts(
+        request
+            .headers
+            .get_all(http::header::HOST)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .chain(request.request_context.domain_name.as_deref()),
+    )?;
+    let Some(uri) = plain_uri(&request) else {
+        return into_http(LambdaRequest::ApiGatewayV2(request));
+    };
+    let ApiGatewayV2httpRequest {
+        raw_path,
+        raw_query_string,
+        cookies,
+        mut headers,
+        query_string_parameters,
+        path_parameters,
+        stage_variables,
+        body,
+        is_base64_encoded,
+        request_context,
+        ..
+    } = request;
+    let query = match &raw_query_string {
+        Some(query) => match query.parse::<QueryMap>() {
+            Ok(map) => map,
+            Err(never) => match never {},
+        },
+        None => query_string_parameters,
+    };
+    if let Some(cookies) = cookies
+        && let Ok(value) = HeaderValue::from_str(&cookies.join("; "))
+    {
+        headers.insert(http::header::COOKIE, value);
+    }
+    // lambda_http panics on a body marked base64 that is not: refused the same way.
+    let body = std::panic::catch_unwind(|| {
+        body.as_deref()
+            .map_or_else(lambda_http::Body::default, |b| {
+                lambda_http::Body::from_maybe_encoded(is_base64_encoded, b)
+            })
+    })
+    .map_err(|p| {
+        DecodeError::new(format!(
+            "lambda_http could not convert the request: {}",
+            nube::panic_message(&*p)
+        ))
+    })?;
+    let method = request_context.http.method.clone();
+    let mut converted = http::Request::new(body);
+    *converted.uri_mut() = uri;
+    *converted.method_mut() = method;
+    *converted.headers_mut() = headers;
+    *converted.extensions_mut() = http::Extensions::new()
+        .with_raw_http_path(raw_path.unwrap_or_default())
+        .with_query_string_parameters(query)
+        .with_path_parameters(QueryMap::from(path_parameters))
+        .with_stage_variables(QueryMap::from(stage_variables))
+        .with_request_context(RequestContext::ApiGatewayV2(request_context));
+    Ok(converted)
+}
+
+/// The URI lambda_http would build for `request`, when building it takes no URL
+/// parser: the scheme `https` or `http` (`X-Forwarded-Proto`), a host of lower-case
+/// letters, digits, `-` and `.` that no URL parser would rewrite (no empty label,
+/// no `xn--`, not ending in a number, which would read as IPv4), and a path (stage
+/// included, as lambda_http adds it) of characters a URL keeps as they are, with no
+/// dot segment and no percent-encoded dot. `None` sends the request through lambda_http.
+fn plain_uri(request: &ApiGatewayV2httpRequest) -> Option<http::Uri> {
+    let headers = &request.headers;
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(request.request_context.domain_name.as_deref())?;
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("https");
+    let raw_path = request.raw_path.as_deref().unwrap_or_default();
+    let path = path_with_stage(request.request_context.stage.as_deref(), raw_path);
+    if !matches!(scheme, "https" | "http") || !plain_host(host) || !plain_path(&path) {
+        return None;
+    }
+    let query = request.raw_query_string.as_deref().unwrap_or_default();
+    let mut uri =
+        String::with_capacity(scheme.len() + 3 + host.len() + path.len() + 1 + query.len());
+    uri.push_str(scheme);
+    uri.push_str("://");
+    uri.push_str(host);
+    uri.push_str(&path);
+    if !query.is_empty() {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    http::Uri::try_from(uri).ok()
+}
+
+/// lambda_http's `apigw_path_with_stage`.
+fn path_with_stage<'a>(stage: Option<&str>, path: &'a str) -> std::borrow::Cow<'a, str> {
+    match stage {
+        _ if std::env::var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_ok() => path.into(),
+        None | Some("$default") => path.into(),
+        Some(stage) if path.starts_with(&format!("/{stage}/")) => path.into(),
+        Some(stage) => format!("/{stage}{path}").into(),
+    }
+}
+
+fn plain_host(host: &str) -> bool {
+    let labels_ok = host.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with("xn--")
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    let last = host.rsplit('.').next().unwrap_or_default();
+    labels_ok && last.bytes().any(|b| b.is_ascii_lowercase()) && !last.starts_with("0x")
+}
+
+fn plain_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let plain_bytes = bytes.iter().enumerate().all(|(i, &b)| match b {
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => true,
+        b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+        | b',' | b';' | b'=' | b':' | b'@' | b'/' => true,
+        b'%' => bytes.get(i + 1..i + 3).is_some_and(|hex| {
+            hex.iter().all(u8::is_ascii_hexdigit) && !hex.eq_ignore_ascii_case(b"2e")
+        }),
+        _ => false,
+    });
+    plain_bytes
+        && path.starts_with('/')
+        && path
+            .split('/')
+            .all(|segment| segment != "." && segment != "..")
+}
+
 /// Serves one HTTP request payload through `router` and encodes its response for
 /// the request's origin.
 ///
@@ -328,18 +481,7 @@ pub async fn serve_v2(
     lambda: lambda_runtime::Context,
     deadline: Option<Instant>,
 ) -> Box<RawValue> {
-    let request = check_base64(request.is_base64_encoded, request.body.as_deref())
-        .and_then(|()| {
-            check_hosts(
-                request
-                    .headers
-                    .get_all(http::header::HOST)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .chain(request.request_context.domain_name.as_deref()),
-            )
-        })
-        .and_then(|()| into_http(LambdaRequest::ApiGatewayV2(request)));
+    let request = v2_into_http(request);
     let response = respond(router, request, lambda, deadline).await;
     let (status, headers, body) = response_parts(response).await;
     serde_json::value::to_raw_value(&V2Response::new(status, &headers, body))

@@ -6,6 +6,9 @@
 //! Skipped, saying so, when `NUBE_CONFORMANCE_DIR` is not set. Run it with
 //! `NUBE_CONFORMANCE_DIR=/path/to/conformance cargo test -p nube-aws --test conformance -- --nocapture`.
 
+#[path = "support/requests.rs"]
+mod requests;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -186,6 +189,7 @@ async fn check_http(
     // The bootstrap reads a payload 2.0 request straight from its text into its
     // type: the same answer.
     if nube_aws::http::read_payload_v2(&text).is_some() {
+        requests::assert_v2_conversions_agree(file, &text);
         let from_text = runner
             .run_text("api", &text)
             .await

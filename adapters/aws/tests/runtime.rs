@@ -2,6 +2,9 @@
 //! `tests/fixtures` (written for these tests) through `nube_aws::handle` /
 //! `Dispatcher`, against a small app that records what it got.
 
+#[path = "support/requests.rs"]
+mod requests;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -324,6 +327,141 @@ fn only_payload_2_0_requests_are_read_straight_from_their_text() {
     let mut broken = fixture("apigw-http-get-hello.json");
     broken["headers"] = json!(["not", "a", "map"]);
     assert!(nube_aws::http::read_payload_v2(&broken.to_string()).is_none());
+}
+
+/// nube-aws's own payload 2.0 conversion agrees with lambda_http's on every fixture,
+/// and on variants on each side of what it converts without lambda_http: hosts and
+/// paths a URL parser would rewrite, stages, schemes, queries, cookies, bodies.
+#[test]
+fn payload_2_0_converts_as_lambda_http_converts_it() {
+    for name in [
+        "apigw-http-cookies-base64.json",
+        "apigw-http-get-hello.json",
+        "function-url-path-with-space.json",
+    ] {
+        requests::assert_v2_conversions_agree(name, &fixture(name).to_string());
+    }
+    let base = fixture("apigw-http-get-hello.json");
+    type Change = Box<dyn Fn(&mut Value)>;
+    let variants: Vec<(&str, Change)> = vec![
+        (
+            "upper-case host",
+            Box::new(|p| p["headers"]["host"] = json!("Api.Example.com")),
+        ),
+        (
+            "host with a port",
+            Box::new(|p| p["headers"]["host"] = json!("api.example.com:8443")),
+        ),
+        (
+            "IPv4 host",
+            Box::new(|p| p["headers"]["host"] = json!("10.0.0.7")),
+        ),
+        (
+            "numeric last label",
+            Box::new(|p| p["headers"]["host"] = json!("a.b.1")),
+        ),
+        (
+            "punycode host",
+            Box::new(|p| p["headers"]["host"] = json!("xn--bcher-kva.example")),
+        ),
+        (
+            "empty label",
+            Box::new(|p| p["headers"]["host"] = json!("a..example")),
+        ),
+        (
+            "no host header",
+            Box::new(|p| {
+                p["headers"].as_object_mut().unwrap().remove("host");
+            }),
+        ),
+        (
+            "no host at all",
+            Box::new(|p| {
+                p["headers"].as_object_mut().unwrap().remove("host");
+                p["requestContext"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("domainName");
+            }),
+        ),
+        (
+            "http scheme",
+            Box::new(|p| p["headers"]["x-forwarded-proto"] = json!("http")),
+        ),
+        (
+            "odd scheme",
+            Box::new(|p| p["headers"]["x-forwarded-proto"] = json!("HTTPS")),
+        ),
+        (
+            "dot segments",
+            Box::new(|p| p["rawPath"] = json!("/a/./b/../hello")),
+        ),
+        (
+            "encoded dot",
+            Box::new(|p| p["rawPath"] = json!("/a/%2e%2E/hello")),
+        ),
+        (
+            "encoded space",
+            Box::new(|p| p["rawPath"] = json!("/files/a%20b")),
+        ),
+        (
+            "bad escape",
+            Box::new(|p| p["rawPath"] = json!("/files/a%zzb")),
+        ),
+        ("space", Box::new(|p| p["rawPath"] = json!("/files/a b"))),
+        ("non-ASCII", Box::new(|p| p["rawPath"] = json!("/files/é"))),
+        ("backslash", Box::new(|p| p["rawPath"] = json!("/files\\x"))),
+        (
+            "sub-delims",
+            Box::new(|p| p["rawPath"] = json!("/a;b=c/d@e:f/!$&'()*+,~")),
+        ),
+        ("no slash", Box::new(|p| p["rawPath"] = json!("hello"))),
+        ("empty path", Box::new(|p| p["rawPath"] = json!(""))),
+        (
+            "stage",
+            Box::new(|p| p["requestContext"]["stage"] = json!("prod")),
+        ),
+        (
+            "stage in path",
+            Box::new(|p| {
+                p["requestContext"]["stage"] = json!("prod");
+                p["rawPath"] = json!("/prod/hello");
+            }),
+        ),
+        (
+            "query",
+            Box::new(|p| p["rawQueryString"] = json!("a=1&b=x%20y&a=2&c")),
+        ),
+        (
+            "query with a space",
+            Box::new(|p| p["rawQueryString"] = json!("a=x y")),
+        ),
+        (
+            "cookies",
+            Box::new(|p| p["cookies"] = json!(["a=1", "b=2"])),
+        ),
+        (
+            "base64 body",
+            Box::new(|p| {
+                p["body"] = json!("aGVsbG8=");
+                p["isBase64Encoded"] = json!(true);
+            }),
+        ),
+        ("text body", Box::new(|p| p["body"] = json!("{\"a\":1}"))),
+        (
+            "path parameters",
+            Box::new(|p| p["pathParameters"] = json!({"id": "7"})),
+        ),
+        (
+            "stage variables",
+            Box::new(|p| p["stageVariables"] = json!({"env": "test"})),
+        ),
+    ];
+    for (name, change) in variants {
+        let mut payload = base.clone();
+        change(&mut payload);
+        requests::assert_v2_conversions_agree(name, &payload.to_string());
+    }
 }
 
 #[tokio::test]

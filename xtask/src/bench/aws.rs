@@ -165,12 +165,21 @@ pub fn run(args: &Args) -> Result<(), String> {
         "    Timing {} invocations each ({} rounds, after {} warm-up invocations)...",
         plan.invocations, plan.rounds, plan.warmup
     );
-    let latencies = time_invocations(&subjects, &plan, &out_dir)?;
+    let timed = time_invocations(&subjects, &plan, &out_dir)?;
     let busy_after = busy_cpus(Duration::from_secs(1));
 
-    let stats: Vec<Stats> = latencies.iter().map(|l| Stats::of(l)).collect();
+    let stats: Vec<Stats> = timed.iter().map(|t| Stats::of(&t.latencies)).collect();
+    let cpu_us = [timed[0].cpu_us, timed[1].cpu_us];
     let init_median: Vec<f64> = inits.iter_mut().map(|v| median(v)).collect();
-    let mut md = report(&plan, &subjects, &stats, &init_median, &sizes, packaged);
+    let mut md = report(
+        &plan,
+        &subjects,
+        &stats,
+        cpu_us,
+        &init_median,
+        &sizes,
+        packaged,
+    );
     if let (Some(before), Some(after)) = (busy_before, busy_after) {
         md.push_str(&format!(
             "\nOther work on the machine (CPU busy while the bench slept, just before and just after the timing): {:.0}% and {:.0}%.\n",
@@ -253,11 +262,19 @@ fn time_init(subject: &Subject, out_dir: &Path) -> Result<Duration, String> {
 
 /// Runs both subjects side by side, each against its own Runtime API, and returns
 /// every timed invocation of each.
+/// What the timed invocations of one subject measured.
+struct Timed {
+    latencies: Vec<Duration>,
+    /// The bootstrap's CPU time (user + system, all threads) per timed invocation,
+    /// in µs, from `/proc/<pid>/stat` around each round; `None` where there is none.
+    cpu_us: Option<f64>,
+}
+
 fn time_invocations(
     subjects: &[Subject; 2],
     plan: &Plan,
     out_dir: &Path,
-) -> Result<[Vec<Duration>; 2], String> {
+) -> Result<[Timed; 2], String> {
     let drivers = [Driver::start()?, Driver::start()?];
     let mut children = Vec::new();
     for (subject, driver) in subjects.iter().zip(&drivers) {
@@ -273,6 +290,7 @@ fn time_invocations(
     }
     let per_round = plan.invocations.div_ceil(plan.rounds);
     let mut left = [plan.invocations; 2];
+    let mut ticks = [Some(0); 2];
     let mut round = 0;
     while left.iter().any(|&l| l > 0) {
         for k in turn_order(round) {
@@ -281,10 +299,16 @@ fn time_invocations(
                 continue;
             }
             left[k] -= n;
+            let pid = children[k].0.id();
+            let before = super::cpu_ticks(pid);
             drivers[k].grant(n, true);
             drivers[k].wait(&mut children[k].0, &subjects[k], timeout, |s| {
                 s.completed == s.granted
             })?;
+            ticks[k] = match (ticks[k], before, super::cpu_ticks(pid)) {
+                (Some(sum), Some(before), Some(after)) => Some(sum + after - before),
+                _ => None,
+            };
         }
         round += 1;
     }
@@ -302,7 +326,19 @@ fn time_invocations(
         }
         out[k] = state.samples.clone();
     }
-    Ok(out)
+    let [nube, bare] = out;
+    // Ticks of 10 ms (Linux's USER_HZ).
+    let cpu_us = |k: usize| ticks[k].map(|t| t as f64 * 10_000.0 / plan.invocations as f64);
+    Ok([
+        Timed {
+            latencies: nube,
+            cpu_us: cpu_us(0),
+        },
+        Timed {
+            latencies: bare,
+            cpu_us: cpu_us(1),
+        },
+    ])
 }
 
 /// A child process, killed when dropped.
@@ -827,6 +863,7 @@ fn report(
     plan: &Plan,
     subjects: &[Subject; 2],
     stats: &[Stats],
+    cpu_us: [Option<f64>; 2],
     init_ms: &[f64],
     sizes: &[(u64, u64)],
     packaged: Option<u64>,
@@ -860,6 +897,12 @@ fn report(
         bare.mean_us,
         nube.mean_us / bare.mean_us
     ));
+    if let [Some(nube_cpu), Some(bare_cpu)] = cpu_us {
+        md.push_str(&format!(
+            "| bootstrap CPU per invocation (all threads), µs | {nube_cpu:.1} | {bare_cpu:.1} | {:.2} |\n",
+            nube_cpu / bare_cpu
+        ));
+    }
     md.push_str(&format!(
         "| init: exec to first `/next`, median ms | {:.2} | {:.2} | {:.2} |\n",
         init_ms[0],

@@ -34,6 +34,7 @@
 //! that is not one) is answered 400 in its own shape; a handler running past the
 //! Lambda deadline answers 504.
 
+use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
@@ -483,7 +484,9 @@ pub async fn serve_v2(
 ) -> Box<RawValue> {
     let request = v2_into_http(request);
     let response = respond(router, request, lambda, deadline).await;
-    let (status, headers, body) = response_parts(response).await;
+    // Not made UTF-8 first: a 2.0 response writes only visible-ASCII values anyway.
+    let (status, headers, bytes) = response_bytes(response).await;
+    let body = encode_body(&headers, bytes);
     serde_json::value::to_raw_value(&V2Response::new(status, &headers, body))
         .expect("Lambda HTTP responses serialise (headers are UTF-8)")
 }
@@ -651,12 +654,12 @@ fn joined_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// The status, UTF-8 headers and Lambda body of the Router's response (a body that
-/// fails is a 500).
-async fn response_parts(response: Response<Body>) -> (StatusCode, HeaderMap, LambdaBody) {
+/// The status, headers and body bytes of the Router's response (a body that fails is
+/// a 500).
+async fn response_bytes(response: Response<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
     let (parts, body) = response.into_parts();
-    let (status, headers, bytes) = match nube::axum::body::to_bytes(body, usize::MAX).await {
-        Ok(bytes) => (parts.status, utf8_headers(parts.headers), bytes.to_vec()),
+    match nube::axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => (parts.status, parts.headers, bytes.to_vec()),
         Err(e) => {
             tracing::error!(error = %e, "the response body failed");
             let mut headers = HeaderMap::new();
@@ -667,47 +670,76 @@ async fn response_parts(response: Response<Body>) -> (StatusCode, HeaderMap, Lam
                 br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec(),
             )
         }
-    };
+    }
+}
+
+/// The status, UTF-8 headers and Lambda body of the Router's response.
+async fn response_parts(response: Response<Body>) -> (StatusCode, HeaderMap, LambdaBody) {
+    let (status, headers, bytes) = response_bytes(response).await;
+    let headers = utf8_headers(headers);
     let body = encode_body(&headers, bytes);
     (status, headers, body)
 }
 
 /// An HTTP API / Function URL response (payload format 2.0) as Lambda reads it:
 /// `aws_lambda_events`' `ApiGatewayV2httpResponse` without the `multiValueHeaders`
-/// that type always writes and payload 2.0 does not have.
+/// that type always writes and payload 2.0 does not have. Written from the response's
+/// own headers: `headers` one value per name ([`joined_headers`]' rule), `cookies`
+/// the `Set-Cookie` values, each as text when it is visible ASCII and left out when
+/// not (so a header map made UTF-8 first, [`utf8_headers`], writes the same).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-struct V2Response {
+struct V2Response<'a> {
     status_code: u16,
-    #[serde(serialize_with = "single_values")]
-    headers: HeaderMap,
+    #[serde(serialize_with = "joined_values")]
+    headers: &'a HeaderMap,
     body: LambdaBody,
     is_base64_encoded: bool,
-    cookies: Vec<String>,
+    #[serde(serialize_with = "cookie_values")]
+    cookies: &'a HeaderMap,
 }
 
-impl V2Response {
-    fn new(status: StatusCode, headers: &HeaderMap, body: LambdaBody) -> Self {
+impl<'a> V2Response<'a> {
+    fn new(status: StatusCode, headers: &'a HeaderMap, body: LambdaBody) -> Self {
         Self {
             status_code: status.as_u16(),
-            cookies: headers
-                .get_all(SET_COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                .collect(),
-            headers: joined_headers(headers),
+            headers,
             is_base64_encoded: matches!(body, LambdaBody::Binary(_)),
             body,
+            cookies: headers,
         }
     }
 }
 
-/// A map of one (UTF-8) value per header name, as [`joined_headers`] leaves it.
-fn single_values<S: serde::Serializer>(headers: &HeaderMap, s: S) -> Result<S::Ok, S::Error> {
+/// [`joined_headers`], written as it is read rather than into a map first.
+fn joined_values<S: serde::Serializer>(headers: &&HeaderMap, s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(
         headers
+            .keys()
+            .filter(|name| *name != SET_COOKIE)
+            .filter_map(|name| {
+                let mut all = headers.get_all(name).iter();
+                match (all.next(), all.next()) {
+                    (Some(only), None) => Some((name.as_str(), Cow::Borrowed(only.to_str().ok()?))),
+                    _ => {
+                        let values: Vec<&str> = headers
+                            .get_all(name)
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .collect();
+                        Some((name.as_str(), Cow::Owned(values.join(", "))))
+                    }
+                }
+            }),
+    )
+}
+
+fn cookie_values<S: serde::Serializer>(headers: &&HeaderMap, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(
+        headers
+            .get_all(SET_COOKIE)
             .iter()
-            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
+            .filter_map(|v| v.to_str().ok()),
     )
 }
 
@@ -766,6 +798,46 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    /// A 2.0 response written from the response's own headers says what it said when
+    /// the headers were made UTF-8 and joined into a map first.
+    #[test]
+    fn v2_headers_and_cookies_as_from_utf8_joined_maps() {
+        let mut h = HeaderMap::new();
+        h.append("content-type", HeaderValue::from_static("text/plain"));
+        h.append("vary", HeaderValue::from_static("accept"));
+        h.append("vary", HeaderValue::from_static("origin"));
+        h.append("x-tab", HeaderValue::from_static("a\tb"));
+        h.append("x-utf8", HeaderValue::from_bytes("é".as_bytes()).unwrap());
+        h.append("x-bytes", HeaderValue::from_bytes(b"a\xffb").unwrap());
+        h.append("x-mixed", HeaderValue::from_bytes("é".as_bytes()).unwrap());
+        h.append("x-mixed", HeaderValue::from_static("ok"));
+        h.append("x-none", HeaderValue::from_bytes("é".as_bytes()).unwrap());
+        h.append("x-none", HeaderValue::from_bytes(b"\xff").unwrap());
+        h.append("set-cookie", HeaderValue::from_static("a=1"));
+        h.append(
+            "set-cookie",
+            HeaderValue::from_bytes("b=é".as_bytes()).unwrap(),
+        );
+        h.append("set-cookie", HeaderValue::from_static("c=3"));
+        let written =
+            serde_json::to_value(V2Response::new(StatusCode::OK, &h, LambdaBody::Empty)).unwrap();
+        let utf8 = utf8_headers(h.clone());
+        let joined = joined_headers(&utf8);
+        let headers: serde_json::Map<String, Value> = joined
+            .iter()
+            .filter_map(|(n, v)| Some((n.to_string(), Value::from(v.to_str().ok()?))))
+            .collect();
+        let cookies: Vec<&str> = utf8
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(written["headers"], Value::Object(headers));
+        assert_eq!(written["cookies"], serde_json::json!(cookies));
+        assert_eq!(written["headers"]["vary"], "accept, origin");
+        assert_eq!(written["cookies"], serde_json::json!(["a=1", "c=3"]));
     }
 
     #[test]

@@ -259,7 +259,7 @@ fn into_http(request: LambdaRequest) -> Result<http::Request<lambda_http::Body>,
 /// without the URL round trip it builds the URI with (format, parse with the `url`
 /// crate, print, parse again: a third of an invocation's work) when that round trip
 /// would give back what it was given: a plain host and a path with nothing to
-/// encode or resolve ([`plain_uri`]). Anything else goes through lambda_http itself.
+/// encode or resolve (`plain_uri`). Anything else goes through lambda_http itself.
 /// Tests compare the two on every sample.
 /// Refuses first what [`decode_request`] refuses (a body marked base64 that is not, a
 /// host lambda_http could not parse).

@@ -78,16 +78,25 @@ impl<F: Future> Future for Within<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let had_budget = tokio::task::coop::has_budget_remaining();
         if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Ok(output));
         }
         let deadline = *this.deadline;
         let timer = this.timer.get_or_insert_with(|| {
-            Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
-                deadline,
-            )))
+            // On tokio's clock (which tests may pause), as far ahead as is left now.
+            let left = deadline.saturating_duration_since(Instant::now());
+            Box::pin(tokio::time::sleep_until(tokio::time::Instant::now() + left))
         });
-        match timer.as_mut().poll(cx) {
+        // A future that used up the task's budget would keep the timer from ever
+        // being polled for real: poll it outside the budget then, as tokio's
+        // `timeout` does.
+        let timer = if had_budget && !tokio::task::coop::has_budget_remaining() {
+            std::pin::pin!(tokio::task::coop::unconstrained(timer.as_mut())).poll(cx)
+        } else {
+            timer.as_mut().poll(cx)
+        };
+        match timer {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
             Poll::Pending => Poll::Pending,
         }
@@ -114,6 +123,22 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         let slow = tokio::time::sleep(Duration::from_secs(6));
         assert_eq!(within(deadline, slow).await, Err(Elapsed(())));
+    }
+
+    /// A future that is always ready again but spends the task's budget (and so
+    /// yields now and then) still meets its deadline.
+    #[tokio::test]
+    async fn a_future_spending_its_budget_is_stopped_at_its_deadline() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let busy = async move {
+            loop {
+                tx.send(()).unwrap();
+                rx.recv().await;
+            }
+        };
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let outcome = tokio::time::timeout(Duration::from_secs(10), within(deadline, busy)).await;
+        assert_eq!(outcome, Ok(Err(Elapsed(()))), "the deadline was not kept");
     }
 
     #[tokio::test(start_paused = true)]

@@ -344,7 +344,10 @@ where
         let ctx = builder.build();
         let (method, path) = (req.method().clone(), req.uri().path_and_query().cloned());
         req.extensions_mut().insert(ctx.clone());
-        let started_route = match std::panic::catch_unwind(AssertUnwindSafe(|| route.call(req))) {
+        // In the invocation's span: a layer's `call` (tower-http's TraceLayer making its
+        // span, say) belongs to the invocation too.
+        let call = || std::panic::catch_unwind(AssertUnwindSafe(|| route.call(req)));
+        let started_route = match ctx.span().in_scope(call) {
             Ok(future) => Started::Future { future },
             Err(panic) => Started::Panicked { panic: Some(panic) },
         };
@@ -415,8 +418,10 @@ where
         }
         let status = response.status().as_u16();
         let logs_requests = *this.logs_requests;
-        // The span is entered (and the clock read) only for a line that is written.
-        if status >= 500 || !logs_requests || tracing::enabled!(tracing::Level::DEBUG) {
+        // The span is entered (and the clock read) only for a line that could be
+        // written. The level is checked against the subscriber's most verbose level,
+        // not `enabled!` out here: a filter on the span's fields decides inside it.
+        if status >= 500 || !logs_requests || debug_possible() {
             let elapsed_ms = this.started.elapsed().as_secs_f64() * 1000.0;
             let method = &*this.method;
             let path = this.path.as_ref().map_or("/", |p| p.path());
@@ -432,6 +437,11 @@ where
         }
         Poll::Ready(Ok(response))
     }
+}
+
+/// Whether the subscriber could take a debug line anywhere (its most verbose level).
+pub(crate) fn debug_possible() -> bool {
+    tracing::level_filters::LevelFilter::current() >= tracing::level_filters::LevelFilter::DEBUG
 }
 
 /// A request extension a runtime sets to give an HTTP request the provider's

@@ -88,8 +88,9 @@ impl App {
                 format!("the handler did not finish within {limit:?}"),
             )),
         };
-        // The span is entered (and the clock read) only for a line that is written.
-        if outcome.is_ok() && platform_logs && !tracing::enabled!(tracing::Level::DEBUG) {
+        // The span is entered (and the clock read) only for a line that could be
+        // written (see `http::debug_possible`).
+        if outcome.is_ok() && platform_logs && !crate::http::debug_possible() {
             return outcome;
         }
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;

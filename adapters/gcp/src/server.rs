@@ -233,8 +233,9 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// The server for `app` with `config`, its functions using `resources`, mapping
-    /// physical resource names back with `names`. Fails when `FUNCTION_TARGET` names
-    /// no function of the app.
+    /// physical resource names back with `names`. The revision becomes `resources`'
+    /// platform value ([`Resources::with_platform`], replacing one set before). Fails
+    /// when `FUNCTION_TARGET` names no function of the app.
     pub fn new(
         app: Arc<App>,
         config: Config,

@@ -320,9 +320,7 @@ impl ContextBuilder {
 /// order; ids from different threads within the same millisecond are unique (random
 /// bits) but not ordered.
 pub fn new_invocation_id() -> String {
-    InvocationIdText::Generated(new_uuid_text())
-        .as_str()
-        .to_owned()
+    new_uuid_text().to_string()
 }
 
 /// [`new_invocation_id`]'s text, kept on the stack.

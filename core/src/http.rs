@@ -301,7 +301,6 @@ pin_project_lite::pin_project! {
         // Its span is entered around each poll of `run`.
         ctx: Context,
         started: Instant,
-        limit: Duration,
         method: http::Method,
         path: Option<http::uri::PathAndQuery>,
         logs_requests: bool,
@@ -355,7 +354,6 @@ where
             run: crate::deadline::within(deadline, AssertUnwindSafe(started_route).catch_unwind()),
             ctx,
             started,
-            limit: deadline.saturating_duration_since(started),
             method,
             path,
             logs_requests: inv.function.provider().logs_requests(),
@@ -407,11 +405,19 @@ where
                 format!("the handler panicked: {}", panic_message(&*panic)),
             )
             .into_response(),
-            Err(_) => Error::new(
-                ErrorKind::Timeout,
-                format!("the handler did not finish within {:?}", this.limit),
-            )
-            .into_response(),
+            Err(_) => {
+                // The Context's deadline is the one `run` was given.
+                let limit = this
+                    .ctx
+                    .deadline()
+                    .map(|d| d.saturating_duration_since(*this.started))
+                    .unwrap_or_default();
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!("the handler did not finish within {limit:?}"),
+                )
+                .into_response()
+            }
         };
         if let Ok(id) = http::HeaderValue::from_str(this.ctx.invocation_id()) {
             response.headers_mut().insert(INVOCATION_ID, id);
@@ -421,7 +427,7 @@ where
         // The span is entered (and the clock read) only for a line that could be
         // written. The level is checked against the subscriber's most verbose level,
         // not `enabled!` out here: a filter on the span's fields decides inside it.
-        if status >= 500 || !logs_requests || debug_possible() {
+        if status >= 500 || !logs_requests || crate::logging::debug_possible() {
             let elapsed_ms = this.started.elapsed().as_secs_f64() * 1000.0;
             let method = &*this.method;
             let path = this.path.as_ref().map_or("/", |p| p.path());
@@ -437,11 +443,6 @@ where
         }
         Poll::Ready(Ok(response))
     }
-}
-
-/// Whether the subscriber could take a debug line anywhere (its most verbose level).
-pub(crate) fn debug_possible() -> bool {
-    tracing::level_filters::LevelFilter::current() >= tracing::level_filters::LevelFilter::DEBUG
 }
 
 /// A request extension a runtime sets to give an HTTP request the provider's

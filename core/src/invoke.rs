@@ -89,8 +89,8 @@ impl App {
             )),
         };
         // The span is entered (and the clock read) only for a line that could be
-        // written (see `http::debug_possible`).
-        if outcome.is_ok() && platform_logs && !crate::http::debug_possible() {
+        // written (see `logging::debug_possible`).
+        if outcome.is_ok() && platform_logs && !crate::logging::debug_possible() {
             return outcome;
         }
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;

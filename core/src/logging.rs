@@ -39,6 +39,13 @@ impl Visit for FieldsAsJson<'_> {
     }
 }
 
+/// Whether the subscriber could take a debug line anywhere (its most verbose level):
+/// the cheap check before entering a span to write one, where `enabled!` outside the
+/// span would miss filters on the span's fields.
+pub(crate) fn debug_possible() -> bool {
+    tracing::level_filters::LevelFilter::current() >= tracing::level_filters::LevelFilter::DEBUG
+}
+
 /// Makes panics log one error event (the panic message, its location, and a
 /// backtrace when `RUST_BACKTRACE` asks for one) through `tracing` instead of plain
 /// text on stderr, so that a JSON log format writes it as one line carrying the fields
@@ -405,6 +412,7 @@ mod span_fields {
     mod tests {
         use super::*;
         use serde_json::json;
+        use tracing_subscriber::fmt::format::FormatEvent;
 
         #[test]
         fn needs_escaping_finds_every_special_byte_wherever_it_is() {
@@ -426,7 +434,6 @@ mod span_fields {
                 }
             }
         }
-        use tracing_subscriber::fmt::format::FormatEvent;
 
         /// Writes each event as the JSON its span's stored fields parse to.
         struct SpanFieldsOnly;

@@ -323,15 +323,17 @@ impl Server {
                 None => tracing::Span::none(),
             };
             let server = self.clone();
-            return ServerFuture::event(Box::pin(async move {
-                let work = server
-                    .event(&function, execution_id, trace, req)
-                    .instrument(span);
-                Ok(AssertUnwindSafe(work)
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|panic| panicked(&*panic)))
-            }));
+            return ServerFuture::new(State::Event {
+                future: Box::pin(async move {
+                    let work = server
+                        .event(&function, execution_id, trace, req)
+                        .instrument(span);
+                    Ok(AssertUnwindSafe(work)
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| panicked(&*panic)))
+                }),
+            });
         }
         // What only HTTP handlers read.
         let extensions = req.extensions_mut();
@@ -342,11 +344,9 @@ impl Server {
             extensions.insert(trace);
         }
         // axum's Router is always ready.
-        ServerFuture {
-            state: State::Http {
-                route: tower::Service::call(&mut self.http, req),
-            },
-        }
+        ServerFuture::new(State::Http {
+            route: tower::Service::call(&mut self.http, req),
+        })
     }
 
     async fn event(
@@ -579,11 +579,9 @@ impl tower::Service<Request> for Server {
         // A panic anywhere in the adapter fails this request only.
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(req))) {
             Ok(future) => future,
-            Err(panic) => ServerFuture {
-                state: State::Answered {
-                    response: Some(panicked(&*panic)),
-                },
-            },
+            Err(panic) => ServerFuture::new(State::Answered {
+                response: Some(panicked(&*panic)),
+            }),
         }
     }
 }
@@ -607,12 +605,8 @@ pin_project_lite::pin_project! {
 }
 
 impl ServerFuture {
-    fn event(
-        future: futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>,
-    ) -> Self {
-        Self {
-            state: State::Event { future },
-        }
+    fn new(state: State) -> Self {
+        Self { state }
     }
 }
 

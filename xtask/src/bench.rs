@@ -19,6 +19,7 @@ pub(crate) mod aws;
 mod azure;
 mod gcp;
 mod instructions;
+mod knobs;
 
 use std::io::Read;
 use std::net::TcpStream;

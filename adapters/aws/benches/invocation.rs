@@ -12,6 +12,9 @@
 //! busy the machine is: `valgrind --tool=callgrind` on rounds=2 minus rounds=1 is
 //! 20,000 calls.
 
+#[path = "../../../xtask/src/bench/knobs.rs"]
+mod knobs;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,13 +63,10 @@ fn main() {
         .unwrap();
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(app), "hello", resources, names).unwrap());
     let n = 20_000;
-    if let Ok(only) = std::env::var("NUBE_BENCH_ONLY") {
-        let rounds: usize = std::env::var("NUBE_BENCH_ROUNDS")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(1);
+    let knobs = knobs::Knobs::from_env(1);
+    if let Some(only) = &knobs.only {
         runtime.block_on(async {
-            for _ in 0..rounds * n {
+            for _ in 0..knobs.rounds * n {
                 if only == "nube" {
                     let mut ctx = lambda_runtime::Context::default();
                     ctx.request_id = "8f1e5d2c-bench".into();

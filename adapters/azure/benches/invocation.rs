@@ -13,6 +13,9 @@
 //! busy the machine is: `valgrind --tool=callgrind` on rounds=2 minus rounds=1 is one
 //! round of 20,000 invocations.
 
+#[path = "../../../xtask/src/bench/knobs.rs"]
+mod knobs;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,15 +87,11 @@ fn main() {
     let bare: Router = Router::new()
         .route("/tick", post(bare::tick))
         .with_state(());
-    let rounds: usize = std::env::var("NUBE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(15);
-    let only = std::env::var("NUBE_BENCH_ONLY").unwrap_or_default();
-    let runs = |name: &str| only.is_empty() || only == name;
+    let knobs = knobs::Knobs::from_env(15);
+    let runs = |side: &str| knobs.runs(side);
     let (mut with_nube, mut by_hand) = (vec![], vec![]);
     runtime.block_on(async {
-        for _ in 0..rounds {
+        for _ in 0..knobs.rounds {
             if runs("nube") {
                 with_nube.push(round(&nube).await);
             }
@@ -101,7 +100,7 @@ fn main() {
             }
         }
     });
-    if !only.is_empty() {
+    if knobs.only.is_some() {
         return;
     }
     let median = |mut v: Vec<Duration>| {
@@ -110,7 +109,8 @@ fn main() {
     };
     let (n, b) = (median(with_nube), median(by_hand));
     println!(
-        "per invocation, median of {rounds} rounds of {PER_ROUND}: nube-azure {n:.2} µs, axum by hand {b:.2} µs; difference {:.2} µs",
+        "per invocation, median of {} rounds of {PER_ROUND}: nube-azure {n:.2} µs, axum by hand {b:.2} µs; difference {:.2} µs",
+        knobs.rounds,
         n - b
     );
 }

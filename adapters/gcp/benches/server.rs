@@ -12,6 +12,9 @@
 //! however busy the machine is: `valgrind --tool=callgrind` on rounds=2 minus rounds=1
 //! is one round of 20,000 requests.
 
+#[path = "../../../xtask/src/bench/knobs.rs"]
+mod knobs;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,15 +98,11 @@ fn main() {
         Server::new(Arc::new(app), config, resources, Default::default()).expect("a server");
     // As `axum::serve` finishes it (`into_make_service`).
     let bare: Router = Router::new().route("/hello", get(hello)).with_state(());
-    let rounds: usize = std::env::var("NUBE_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(15);
-    let only = std::env::var("NUBE_BENCH_ONLY").unwrap_or_default();
-    let runs = |name: &str| only.is_empty() || only == name;
+    let knobs = knobs::Knobs::from_env(15);
+    let runs = |side: &str| knobs.runs(side);
     let (mut nube, mut traced, mut by_hand) = (vec![], vec![], vec![]);
     runtime.block_on(async {
-        for _ in 0..rounds {
+        for _ in 0..knobs.rounds {
             if runs("nube") {
                 nube.push(round(&server, false).await);
             }
@@ -115,7 +114,7 @@ fn main() {
             }
         }
     });
-    if !only.is_empty() {
+    if knobs.only.is_some() {
         return;
     }
     let median = |mut v: Vec<Duration>| {
@@ -124,7 +123,8 @@ fn main() {
     };
     let (n, t, b) = (median(nube), median(traced), median(by_hand));
     println!(
-        "per request, median of {rounds} rounds of {PER_ROUND}: nube-gcp Server {n:.2} µs ({t:.2} µs with a traceparent), bare axum Router {b:.2} µs; difference {:.2} µs ({:.2} µs traced)",
+        "per request, median of {} rounds of {PER_ROUND}: nube-gcp Server {n:.2} µs ({t:.2} µs with a traceparent), bare axum Router {b:.2} µs; difference {:.2} µs ({:.2} µs traced)",
+        knobs.rounds,
         n - b,
         t - b
     );

@@ -76,8 +76,8 @@ fn count(executable: &str, side: &str, rounds: u64) -> Result<u64, String> {
     let out = Command::new("valgrind")
         .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
         .arg(executable)
-        .env("NUBE_BENCH_ONLY", side)
-        .env("NUBE_BENCH_ROUNDS", rounds.to_string())
+        .env(super::knobs::ONLY, side)
+        .env(super::knobs::ROUNDS, rounds.to_string())
         .stdout(Stdio::null())
         .output()
         .map_err(|e| {

@@ -131,7 +131,6 @@ impl From<DecodeError> for Failure {
 /// The runtime: the app, its stores, and the Routers its HTTP functions are served by.
 pub struct Runtime {
     app: Arc<App>,
-    resources: Resources,
     /// Each function's scope, shared by its invocations' Contexts.
     scopes: HashMap<String, Arc<FunctionScope>>,
     route_prefix: String,
@@ -173,7 +172,6 @@ impl Runtime {
             .collect();
         Self {
             app: Arc::new(app),
-            resources,
             scopes,
             route_prefix: route_prefix.trim_matches('/').to_owned(),
             all,
@@ -267,18 +265,8 @@ impl Runtime {
     }
 
     fn context(&self, function: &Function, invocation_id: &str, attempt: u32) -> Context {
-        let scope = self
-            .scopes
-            .get(function.name())
-            .cloned()
-            .unwrap_or_else(|| {
-                let resources = self.resources.clone();
-                Arc::new(FunctionScope::new(
-                    function.name(),
-                    Provider::Azure,
-                    resources,
-                ))
-            });
+        // Every function of the app has its scope, made in `new`.
+        let scope = self.scopes[function.name()].clone();
         Context::builder_in(scope)
             .invocation_id(invocation_id)
             .attempt(attempt)

@@ -46,7 +46,7 @@ use aws_lambda_events::encodings::Body as LambdaBody;
 use base64::Engine;
 use futures::FutureExt;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, SET_COOKIE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use lambda_http::RequestExt;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::request::{LambdaRequest, RequestContext};
@@ -366,7 +366,7 @@ fn plain_uri(request: &ApiGatewayV2httpRequest) -> Option<http::Uri> {
 }
 
 /// lambda_http's `apigw_path_with_stage`.
-fn path_with_stage<'a>(stage: Option<&str>, path: &'a str) -> std::borrow::Cow<'a, str> {
+fn path_with_stage<'a>(stage: Option<&str>, path: &'a str) -> Cow<'a, str> {
     match stage {
         _ if std::env::var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_ok() => path.into(),
         None | Some("$default") => path.into(),
@@ -631,27 +631,35 @@ fn utf8_headers(headers: HeaderMap) -> HeaderMap {
 /// Repeated headers joined with `, ` (one value per name), `Set-Cookie` left out.
 fn joined_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.keys_len());
-    for name in headers.keys() {
-        if name == SET_COOKIE {
-            continue;
-        }
-        let mut all = headers.get_all(name).iter();
-        if let (Some(only), None) = (all.next(), all.next()) {
-            if only.to_str().is_ok() {
-                out.insert(name.clone(), only.clone());
-            }
-            continue;
-        }
-        let values: Vec<&str> = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if let Ok(v) = HeaderValue::from_str(&values.join(", ")) {
+    for (name, value) in joined(headers) {
+        if let Ok(v) = HeaderValue::from_str(&value) {
             out.insert(name.clone(), v);
         }
     }
     out
+}
+
+/// One value per header name, `Set-Cookie` left out, of the values that are text
+/// (visible ASCII): a header's only value as it is (left out when it is not text),
+/// repeated ones joined with `, `.
+fn joined(headers: &HeaderMap) -> impl Iterator<Item = (&HeaderName, Cow<'_, str>)> {
+    headers
+        .keys()
+        .filter(|name| *name != SET_COOKIE)
+        .filter_map(|name| {
+            let mut all = headers.get_all(name).iter();
+            match (all.next(), all.next()) {
+                (Some(only), None) => Some((name, Cow::Borrowed(only.to_str().ok()?))),
+                _ => {
+                    let values: Vec<&str> = headers
+                        .get_all(name)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .collect();
+                    Some((name, Cow::Owned(values.join(", "))))
+                }
+            }
+        })
 }
 
 /// The status, headers and body bytes of the Router's response (a body that fails is
@@ -711,27 +719,9 @@ impl<'a> V2Response<'a> {
     }
 }
 
-/// [`joined_headers`], written as it is read rather than into a map first.
+/// [`joined`], written as it is read rather than into a map first.
 fn joined_values<S: serde::Serializer>(headers: &&HeaderMap, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(
-        headers
-            .keys()
-            .filter(|name| *name != SET_COOKIE)
-            .filter_map(|name| {
-                let mut all = headers.get_all(name).iter();
-                match (all.next(), all.next()) {
-                    (Some(only), None) => Some((name.as_str(), Cow::Borrowed(only.to_str().ok()?))),
-                    _ => {
-                        let values: Vec<&str> = headers
-                            .get_all(name)
-                            .iter()
-                            .filter_map(|v| v.to_str().ok())
-                            .collect();
-                        Some((name.as_str(), Cow::Owned(values.join(", "))))
-                    }
-                }
-            }),
-    )
+    s.collect_map(joined(headers).map(|(name, value)| (name.as_str(), value)))
 }
 
 fn cookie_values<S: serde::Serializer>(headers: &&HeaderMap, s: S) -> Result<S::Ok, S::Error> {

@@ -7,8 +7,9 @@
 //! `cargo bench -p nube-aws --bench invocation` prints (on stderr) the median per call of both and
 //! their difference; `cargo xtask bench aws` measures the whole bootstrap.
 //!
-//! `NUBE_BENCH_ONLY=nube|bare` runs one side only, `NUBE_BENCH_ROUNDS` times 20,000
-//! calls, and prints nothing, for counting instructions, which stay the same however
+//! `NUBE_BENCH_ONLY=nube|bare|raw-value` runs one side only, `NUBE_BENCH_ROUNDS` times
+//! 20,000 calls, and prints nothing (`raw-value` is the payload read as the
+//! `Box<RawValue>` lambda_runtime hands nube's bootstrap, before nube reads it), for counting instructions, which stay the same however
 //! busy the machine is: `valgrind --tool=callgrind` on rounds=2 minus rounds=1 is
 //! 20,000 calls.
 
@@ -67,7 +68,11 @@ fn main() {
     if let Some(only) = &knobs.only {
         runtime.block_on(async {
             for _ in 0..knobs.rounds * n {
-                if only == "nube" {
+                if only == "raw-value" {
+                    let raw: Box<serde_json::value::RawValue> =
+                        serde_json::from_slice(black_box(EVENT.as_bytes())).unwrap();
+                    black_box(raw);
+                } else if only == "nube" {
                     let mut ctx = lambda_runtime::Context::default();
                     ctx.request_id = "8f1e5d2c-bench".into();
                     black_box(dispatcher.handle_json(EVENT, ctx, None).await.unwrap());

@@ -38,7 +38,8 @@ const BENCHES: [Bench; 3] = [
     Bench {
         package: "nube-aws",
         bench: "invocation",
-        sides: &["nube", "bare"],
+        // `raw-value`: what lambda_runtime does with the payload before nube reads it.
+        sides: &["nube", "bare", "raw-value"],
     },
 ];
 

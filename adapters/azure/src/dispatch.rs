@@ -37,6 +37,7 @@ use nube::{
 };
 use serde_json::{Map, Value};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::document::ChangedDocument;
 use crate::error::DecodeError;
@@ -230,8 +231,9 @@ impl Runtime {
         body: &[u8],
         invocation_id: &str,
     ) -> (StatusCode, InvocationResponse) {
-        let capture = Capture::start(invocation_id);
-        let run = AssertUnwindSafe(self.dispatch(function, body, invocation_id)).catch_unwind();
+        let capture = Capture::start();
+        let run =
+            AssertUnwindSafe(self.dispatch(function, body, invocation_id, &capture)).catch_unwind();
         let result = match run.await {
             Ok(result) => result,
             Err(panic) => Err(Failure {
@@ -264,13 +266,22 @@ impl Runtime {
         (status, response)
     }
 
-    fn context(&self, function: &Function, invocation_id: &str, attempt: u32) -> Context {
+    /// The context of an invocation, its lines captured by `capture`.
+    fn context(
+        &self,
+        function: &Function,
+        invocation_id: &str,
+        attempt: u32,
+        capture: &Capture,
+    ) -> Context {
         // Every function of the app has its scope, made in `new`.
         let scope = self.scopes[function.name()].clone();
-        Context::builder_in(scope)
+        let ctx = Context::builder_in(scope)
             .invocation_id(invocation_id)
             .attempt(attempt)
-            .build()
+            .build();
+        capture.attach(ctx.span());
+        ctx
     }
 
     async fn dispatch(
@@ -278,6 +289,7 @@ impl Runtime {
         name: &str,
         body: &[u8],
         invocation_id: &str,
+        capture: &Capture,
     ) -> Result<Map<String, Value>, Failure> {
         let function = crate::names::nube_function(&self.app, name).ok_or_else(|| {
             Failure::bad_request(format!("app {} has no function {name:?}", self.app.name()))
@@ -307,7 +319,10 @@ impl Runtime {
                     .extensions_mut()
                     .insert(nube::http::InvocationId(invocation_id.to_owned()));
                 let router = self.each[function.name()].clone();
-                let response = match router.oneshot(http_request).await {
+                // The Router opens the invocation's span inside this one.
+                let host = tracing::info_span!("host_invocation");
+                capture.attach(&host);
+                let response = match router.oneshot(http_request).instrument(host).await {
                     Ok(r) => r,
                     Err(infallible) => match infallible {},
                 };
@@ -324,9 +339,9 @@ impl Runtime {
                     remainder,
                     &timer,
                     function.name(),
-                    &schedule.to_string(),
+                    schedule.to_string(),
                 );
-                let ctx = self.context(function, invocation_id, attempt);
+                let ctx = self.context(function, invocation_id, attempt, capture);
                 self.app
                     .invoke(Event::Timer(tick), ctx)
                     .await
@@ -338,7 +353,7 @@ impl Runtime {
                     return Err(mismatch(&request));
                 }
                 let blob = crate::blob::decode(request, remainder, bucket, prefix)?;
-                let ctx = self.context(function, invocation_id, attempt);
+                let ctx = self.context(function, invocation_id, attempt, capture);
                 self.app
                     .invoke(Event::BlobCreated(blob), ctx)
                     .await
@@ -359,7 +374,7 @@ impl Runtime {
                     match document {
                         ChangedDocument::Created(event) => {
                             let what = format!("{}/{}", event.collection, event.id);
-                            let ctx = self.context(function, invocation_id, attempt);
+                            let ctx = self.context(function, invocation_id, attempt, capture);
                             if let Err(e) =
                                 self.app.invoke(Event::DocumentCreated(event), ctx).await
                             {
@@ -389,7 +404,7 @@ impl Runtime {
 
 fn invocation_id_header(headers: &http::HeaderMap) -> Option<String> {
     headers
-        .get(crate::http::INVOCATION_ID_HEADER)
+        .get(&crate::http::INVOCATION_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_owned)
@@ -425,19 +440,22 @@ impl tower::Service<Request> for RuntimeService {
 }
 
 async fn entry(runtime: Arc<Runtime>, req: Request) -> Response {
-    let path = req.uri().path().to_owned();
-    let forwarded = if runtime.route_prefix.is_empty() {
-        None
-    } else {
-        crate::http::strip_route_prefix(&path, &runtime.route_prefix)
-    };
-    let name = path.trim_start_matches('/').to_owned();
+    let path = req.uri().path();
+    let name = path.trim_start_matches('/');
     let is_invocation = req.method() == http::Method::POST
         && !name.is_empty()
         && !name.contains('/')
-        && crate::names::nube_function(&runtime.app, &name).is_some();
+        && crate::names::nube_function(&runtime.app, name).is_some();
+    let forwarded = |path: &str| {
+        if runtime.route_prefix.is_empty() {
+            None
+        } else {
+            crate::http::strip_route_prefix(path, &runtime.route_prefix)
+        }
+    };
     if !is_invocation {
-        return match forwarded {
+        let path = path.to_owned();
+        return match forwarded(&path) {
             Some(rest) => runtime.forward(req, rest).await,
             None if runtime.route_prefix.is_empty() => runtime.forward(req, path).await,
             None => not_served(&runtime),
@@ -460,16 +478,19 @@ async fn entry(runtime: Arc<Runtime>, req: Request) -> Response {
             );
         }
     };
+    let path = parts.uri.path();
+    let name = path.trim_start_matches('/');
     // `POST /api` is both an invocation of a function named like the route prefix and
     // a forwarded request to the prefix's root: only the former is {Data, Metadata}.
+    let forwarded = forwarded(path);
     let ambiguous = forwarded.is_some() || runtime.route_prefix.is_empty();
     if ambiguous && InvocationRequest::parse(&body).is_err() {
-        let rest = forwarded.unwrap_or(path);
+        let rest = forwarded.unwrap_or_else(|| path.to_owned());
         return runtime
             .forward(Request::from_parts(parts, Body::from(body)), rest)
             .await;
     }
-    let (status, response) = runtime.invoke(&name, &body, &invocation_id).await;
+    let (status, response) = runtime.invoke(name, &body, &invocation_id).await;
     invocation_answer(status, &response)
 }
 

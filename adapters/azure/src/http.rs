@@ -29,7 +29,8 @@ use crate::payload::{decoded, field, field_str, json_value, kind_of};
 pub const DEFAULT_ROUTE_PREFIX: &str = "api";
 
 /// The header the host sets to the invocation id on every call.
-pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+pub const INVOCATION_ID_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-azure-functions-invocationid");
 
 /// The header set on a `res` output whose body is base64 (see the module docs).
 pub const BODY_ENCODING_HEADER: &str = "x-nube-body-encoding";

@@ -1,18 +1,18 @@
 //! Logs: readable lines on stdout (the host collects a custom handler's output), and
 //! the lines of each invocation captured for the `Logs` of its answer.
 //!
-//! [`CaptureLayer`] is a `tracing` layer: while a [`Capture`] for an invocation id is
-//! open, every event inside a span whose `invocation_id` field has that id (the span
-//! nube's `Context` opens) is recorded as one line (`INFO message key=value ...`), and
-//! [`Capture::finish`] returns them. [`init`] installs both; `RUST_LOG` filters (`info`
-//! unless set).
+//! [`CaptureLayer`] is a `tracing` layer: every event inside a span a [`Capture`] is
+//! attached to (the span of the invocation's `Context`, or one around an HTTP
+//! invocation's Router), or inside any of that span's children, is recorded as one line
+//! (`INFO message key=value ...`), and [`Capture::finish`] returns them. [`init`]
+//! installs both; `RUST_LOG` filters (`info` unless set).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber, span};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::Registry;
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
@@ -20,85 +20,66 @@ use tracing_subscriber::registry::LookupSpan;
 /// Most lines kept per invocation (the rest are counted, and still reach stdout).
 pub const MAX_LINES: usize = 1000;
 
-/// The open captures, by invocation id, in shards: concurrent invocations mostly take
-/// different locks, each on its own cache line, rather than all one.
-struct Buffers {
-    shards: [Shard; SHARDS],
-}
+/// The lines of one invocation, shared by its [`Capture`] and the spans it is attached
+/// to; `None` once the capture has finished: later events are not kept.
+#[derive(Debug, Clone)]
+struct Lines(Arc<Mutex<Option<Vec<String>>>>);
 
-const SHARDS: usize = 16;
-
-#[repr(align(64))]
-#[derive(Default)]
-struct Shard(Mutex<HashMap<Box<str>, Vec<String>>>);
-
-impl Buffers {
-    fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<String>>> {
-        // Ids are GUIDs: their last characters spread them well enough.
-        let hash = id.bytes().rev().take(8).fold(0usize, |h, b| {
-            h.wrapping_mul(31).wrapping_add(usize::from(b))
-        });
-        self.shards[hash % SHARDS]
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+impl Default for Lines {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(Some(Vec::new()))))
     }
 }
 
-fn buffers() -> &'static Buffers {
-    static BUFFERS: OnceLock<Buffers> = OnceLock::new();
-    BUFFERS.get_or_init(|| Buffers {
-        shards: Default::default(),
-    })
+impl Lines {
+    fn lock(&self) -> MutexGuard<'_, Option<Vec<String>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// An open capture of the log lines of one invocation.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Capture {
-    id: Box<str>,
-    open: bool,
+    lines: Lines,
 }
 
 impl Capture {
-    /// Starts capturing the lines of invocation `id`.
-    pub fn start(id: &str) -> Self {
-        let id: Box<str> = id.into();
-        buffers().shard(&id).insert(id.clone(), Vec::new());
-        Self { id, open: true }
+    /// Starts a capture; it records nothing until [attached](Self::attach) to a span.
+    pub fn start() -> Self {
+        Self::default()
+    }
+
+    /// Records the lines of the events inside `span` and its children from now on.
+    ///
+    /// Only spans of a subscriber built on `tracing_subscriber`'s `Registry` with a
+    /// [`CaptureLayer`] capture anything; with any other subscriber (or a disabled span)
+    /// this does nothing.
+    pub fn attach(&self, span: &tracing::Span) {
+        span.with_subscriber(|(id, dispatch)| {
+            if let Some(span) = dispatch
+                .downcast_ref::<Registry>()
+                .and_then(|registry| registry.span(id))
+            {
+                span.extensions_mut().replace(self.lines.clone());
+            }
+        });
     }
 
     /// Adds a line of the runtime's own (the failure of the invocation, say).
     pub fn push(&self, line: impl Into<String>) {
-        if let Some(lines) = buffers().shard(&self.id).get_mut(&self.id) {
+        if let Some(lines) = &mut *self.lines.lock() {
             lines.push(line.into());
         }
     }
 
     /// Stops capturing and returns the lines.
-    pub fn finish(mut self) -> Vec<String> {
-        self.close().unwrap_or_default()
-    }
-
-    fn close(&mut self) -> Option<Vec<String>> {
-        if !std::mem::take(&mut self.open) {
-            return None;
-        }
-        buffers().shard(&self.id).remove(&self.id)
+    pub fn finish(self) -> Vec<String> {
+        self.lines.lock().take().unwrap_or_default()
     }
 }
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-/// The invocation id a span carries (its `invocation_id` field).
-struct InvocationTag(String);
 
 #[derive(Default)]
 struct Line {
-    invocation_id: Option<String>,
     message: String,
     fields: String,
 }
@@ -106,7 +87,6 @@ struct Line {
 impl Visit for Line {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "invocation_id" => self.invocation_id = Some(value.to_owned()),
             "message" => self.message = value.to_owned(),
             name => {
                 let _ = write!(self.fields, " {name}={value}");
@@ -116,7 +96,6 @@ impl Visit for Line {
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         match field.name() {
-            "invocation_id" => self.invocation_id = Some(format!("{value:?}")),
             "message" => self.message = format!("{value:?}"),
             name => {
                 let _ = write!(self.fields, " {name}={value:?}");
@@ -125,24 +104,7 @@ impl Visit for Line {
     }
 }
 
-/// Reads a span's `invocation_id` field and nothing else.
-struct TagOf(Option<String>);
-
-impl Visit for TagOf {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "invocation_id" {
-            self.0 = Some(value.to_owned());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "invocation_id" {
-            self.0 = Some(format!("{value:?}"));
-        }
-    }
-}
-
-/// The layer that feeds open [`Capture`]s.
+/// The layer that feeds [`Capture`]s.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CaptureLayer;
 
@@ -150,42 +112,28 @@ impl<S> Layer<S> for CaptureLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: LayerContext<'_, S>) {
-        if attrs.metadata().fields().field("invocation_id").is_none() {
-            return;
-        }
-        let mut tag = TagOf(None);
-        attrs.record(&mut tag);
-        if let (Some(tag), Some(span)) = (tag.0, ctx.span(id)) {
-            span.extensions_mut().insert(InvocationTag(tag));
-        }
-    }
-
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
         let Some(scope) = ctx.event_scope(event) else {
             return;
         };
-        let Some(tag) = scope
+        let Some(lines) = scope
             .into_iter()
-            .find_map(|s| s.extensions().get::<InvocationTag>().map(|t| t.0.clone()))
+            .find_map(|s| s.extensions().get::<Lines>().cloned())
         else {
             return;
         };
-        let mut map = buffers().shard(&tag);
-        let Some(lines) = map.get_mut(tag.as_str()) else {
-            return;
-        };
-        if lines.len() >= MAX_LINES {
-            return;
-        }
         let mut line = Line::default();
         event.record(&mut line);
-        lines.push(format!(
-            "{} {}{}",
-            event.metadata().level(),
-            line.message,
-            line.fields
-        ));
+        if let Some(lines) = &mut *lines.lock()
+            && lines.len() < MAX_LINES
+        {
+            lines.push(format!(
+                "{} {}{}",
+                event.metadata().level(),
+                line.message,
+                line.fields
+            ));
+        }
     }
 }
 
@@ -211,11 +159,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_of_the_invocation_are_captured() {
+    fn lines_inside_the_attached_span_are_captured() {
         let subscriber = tracing_subscriber::registry().with(CaptureLayer);
         tracing::subscriber::with_default(subscriber, || {
-            let capture = Capture::start("inv-capture-1");
+            let capture = Capture::start();
             let span = tracing::info_span!("invocation", invocation_id = "inv-capture-1");
+            capture.attach(&span);
             span.in_scope(|| {
                 let inner = tracing::info_span!("work");
                 inner.in_scope(|| tracing::info!(count = 2, "hello"));
@@ -227,5 +176,29 @@ mod tests {
             let lines = capture.finish();
             assert_eq!(lines, vec!["INFO hello count=2", "runtime line"]);
         });
+    }
+
+    #[test]
+    fn a_capture_keeps_at_most_max_lines_and_nothing_once_finished() {
+        let capture = Capture::start();
+        let subscriber = tracing_subscriber::registry().with(CaptureLayer);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("invocation");
+            capture.attach(&span);
+            span.in_scope(|| {
+                for n in 0..MAX_LINES + 5 {
+                    tracing::info!(n, "line");
+                }
+            });
+            let lines = Capture {
+                lines: capture.lines.clone(),
+            }
+            .finish();
+            assert_eq!(lines.len(), MAX_LINES);
+            assert_eq!(lines[0], "INFO line n=0");
+            span.in_scope(|| tracing::info!("after the answer"));
+            capture.push("late");
+        });
+        assert_eq!(capture.lines.lock().as_ref(), None);
     }
 }

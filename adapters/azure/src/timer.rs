@@ -9,11 +9,9 @@
 //! `IsPastDue`. The `event_id` is `<function>@<scheduled_time>`, the same when the host
 //! retries the tick.
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, Utc};
 use nube::{Provider, RawEvent, TimerTick};
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::payload::{InvocationRequest, Remainder, field_str};
@@ -86,8 +84,19 @@ impl<'de> Visitor<'de> for TimerVisitor {
             is_timer: false,
         };
         let (mut past_due_seen, mut status_seen) = (false, false);
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if !past_due_seen && key.eq_ignore_ascii_case("IsPastDue") {
+        let key = |k: &str| {
+            if k.eq_ignore_ascii_case("IsPastDue") {
+                TimerKey::IsPastDue
+            } else if k.eq_ignore_ascii_case("ScheduleStatus") {
+                TimerKey::ScheduleStatus
+            } else {
+                TimerKey::Other {
+                    schedule: k == "Schedule",
+                }
+            }
+        };
+        while let Some(key) = map.next_key_seed(Classify(key))? {
+            if !past_due_seen && key == TimerKey::IsPastDue {
                 let value = map.next_value::<Value>()?;
                 if !value.is_null() {
                     (past_due_seen, fields.is_timer) = (true, true);
@@ -97,17 +106,51 @@ impl<'de> Visitor<'de> for TimerVisitor {
                         _ => None,
                     };
                 }
-            } else if !status_seen && key.eq_ignore_ascii_case("ScheduleStatus") {
+            } else if !status_seen && key == TimerKey::ScheduleStatus {
                 if let Some(status) = map.next_value::<Option<Status>>()? {
                     (status_seen, fields.is_timer) = (true, true);
                     fields.info.next = status.next;
                 }
             } else {
-                fields.is_timer |= key == "Schedule";
+                fields.is_timer |= key == TimerKey::Other { schedule: true };
                 map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(fields)
+    }
+}
+
+/// A key of a `TimerInfo` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKey {
+    IsPastDue,
+    ScheduleStatus,
+    /// Any other; `schedule` when it is `Schedule` (case-sensitive).
+    Other {
+        schedule: bool,
+    },
+}
+
+/// Reads a map key as what its function makes of it, without copying the key.
+struct Classify<K>(fn(&str) -> K);
+
+impl<'de, K> DeserializeSeed<'de> for Classify<K> {
+    type Value = K;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<K, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<K> Visitor<'_> for Classify<K> {
+    type Value = K;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<K, E> {
+        Ok((self.0)(key))
     }
 }
 
@@ -149,8 +192,9 @@ impl<'de> Deserialize<'de> for Status {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Status, A::Error> {
                 let mut next = None;
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    if next.is_none() && key.eq_ignore_ascii_case("Next") {
+                let is_next = |k: &str| k.eq_ignore_ascii_case("Next");
+                while let Some(key_is_next) = map.next_key_seed(Classify(is_next))? {
+                    if next.is_none() && key_is_next {
                         if let Value::String(t) = map.next_value::<Value>()? {
                             next = Some(t);
                         }
@@ -178,7 +222,7 @@ pub fn tick(
     remainder: Remainder,
     timer: &TimerInfo,
     function: &str,
-    schedule: &str,
+    schedule: String,
 ) -> TimerTick {
     let now = request
         .meta("sys")
@@ -186,18 +230,48 @@ pub fn tick(
         .unwrap_or_else(Utc::now);
     let next = time(timer.next.as_deref());
     let scheduled_time = next.filter(|n| *n <= now + NEXT_SLACK).unwrap_or(now);
-    let at = scheduled_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut event_id = String::with_capacity(function.len() + 1 + at.len());
+    let mut event_id = String::with_capacity(function.len() + 1 + MILLIS_TEXT_LEN);
     event_id.push_str(function);
     event_id.push('@');
-    event_id.push_str(&at);
+    push_rfc3339_millis(&mut event_id, scheduled_time);
     TimerTick {
         event_id,
-        schedule: schedule.to_owned(),
+        schedule,
         scheduled_time,
         past_due: timer.is_past_due.unwrap_or(false),
         raw: RawEvent::new(Provider::Azure, remainder.payload(request)),
     }
+}
+
+/// How long [`push_rfc3339_millis`]'s text is for years 0 to 9999.
+const MILLIS_TEXT_LEN: usize = "2026-11-23T10:00:00.000Z".len();
+
+/// Appends `time` in RFC 3339 with milliseconds and `Z`, the text chrono's
+/// `to_rfc3339_opts(SecondsFormat::Millis, true)` gives, written digit by digit: chrono
+/// goes through its general formatter, a third of a tick's decoding. Years outside 0 to
+/// 9999 and leap seconds are left to chrono.
+fn push_rfc3339_millis(out: &mut String, time: DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (time.year(), time.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        out.push_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        return;
+    }
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year.unsigned_abs());
+    put(5, 2, time.month());
+    put(8, 2, time.day());
+    put(11, 2, time.hour());
+    put(14, 2, time.minute());
+    put(17, 2, time.second());
+    put(20, 3, nanos / 1_000_000);
+    out.push_str(std::str::from_utf8(&text).expect("ASCII digits"));
 }
 
 #[cfg(test)]
@@ -222,6 +296,28 @@ mod tests {
                 next: Some("x".into()),
             })
         );
+    }
+
+    #[test]
+    fn event_id_times_are_chrono_s_rfc3339_with_millis() {
+        let texts = [
+            "2026-11-23T10:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "0999-12-31T23:59:59.999999999Z",
+            "2024-02-29T07:08:09.010Z",
+            "9999-12-31T23:59:59.5Z",
+            "2015-06-30T23:59:60.250Z",
+        ];
+        let mut times: Vec<DateTime<Utc>> = texts.iter().map(|t| time(Some(t)).unwrap()).collect();
+        times.push(DateTime::<Utc>::MIN_UTC);
+        times.push(DateTime::<Utc>::MAX_UTC);
+        times.push(Utc::now());
+        for t in times {
+            let mut ours = String::from("x@");
+            push_rfc3339_millis(&mut ours, t);
+            let chrono = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            assert_eq!(ours, format!("x@{chrono}"), "{t:?}");
+        }
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! `{Outputs, Logs, ReturnValue}`, in one run; prints a Markdown table (also written to
 //! `target/nube/bench/azure.md`).
 //!
-//! - per invocation: `wrk -t1 -c<connections> -d<seconds>` posting the same payload,
-//!   after a 2 s warm-up, in `--rounds` rounds taking turns (the mean of the rounds);
+//! - per invocation: `wrk -t1 -c<connections> -d<seconds>` posting the same payload
+//!   with the headers the host adds to every call (`X-Azure-Functions-InvocationId`
+//!   and the rest), after a 2 s warm-up, in `--rounds` rounds taking turns (the mean of the rounds);
 //!   the time per invocation is the inverse of the throughput, and the ratio compares
 //!   the two; p50 and p99 are wrk's; the server's CPU time per invocation of the timed
 //!   run comes from `/proc/<pid>/stat`;
@@ -66,6 +67,13 @@ fn check(port: u16, name: &str) -> Result<(), String> {
     }
 }
 
+/// The headers the Functions host adds to every call (PROTOCOL-NOTES.md: the
+/// invocation id, the host version, its `User-Agent`), as wrk script lines. One id
+/// for every call: the baseline ignores it, nube reads it instead of making one.
+const HOST_HEADERS: &str = "wrk.headers[\"X-Azure-Functions-InvocationId\"] = \"5c1f4e1e-9d2f-4b8e-a7a4-2f3f6f4d2b1a\"\n\
+wrk.headers[\"X-Azure-Functions-HostVersion\"] = \"4.1036.1.23224\"\n\
+wrk.headers[\"User-Agent\"] = \"Azure-Functions-Host/4.1036.1.23224\"\n";
+
 pub fn run(args: &Args) -> Result<(), String> {
     let out_dir = root().join("target/nube/bench/azure");
     std::fs::create_dir_all(&out_dir)
@@ -83,7 +91,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     ]))?;
     let script = out_dir.join("post-timer.lua");
     let lua = format!(
-        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{PAYLOAD}]]\n"
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{HOST_HEADERS}wrk.body = [[{PAYLOAD}]]\n"
     );
     std::fs::write(&script, lua).map_err(|e| format!("cannot write {}: {e}", script.display()))?;
     let subjects = [
@@ -138,7 +146,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mean = |v: &[Load], f: fn(&Load) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
     let mut md = format!(
         "`cargo xtask bench azure --seconds {} --connections {} --rounds {rounds} --starts {starts}` \
-         (wrk -t1 on the same 2 cores posting the host's timer invocation; `--release` builds)\n\n\
+         (wrk -t1 on the same 2 cores posting the host's timer invocation with its headers; `--release` builds)\n\n\
          | | invocations/s | µs per invocation (1/throughput × connections) | server CPU µs per invocation | p50 ms | p99 ms | start-up ms (exec to accepting, median) | idle RSS MiB |\n|---|---|---|---|---|---|---|---|\n",
         args.seconds, args.connections
     );

@@ -1,5 +1,6 @@
-//! In-process cost of one HTTP invocation: `Dispatcher::handle_json` on an API Gateway
-//! HTTP API (payload 2.0) `GET /hello` event, from its JSON text to the response's,
+//! In-process cost of one HTTP invocation: `Dispatcher::handle_event` on an API Gateway
+//! HTTP API (payload 2.0) `GET /hello` event, from its bytes as lambda_runtime hands
+//! them over (`nube_aws::payload`) to the response's JSON text,
 //! against the same work done by hand on `aws_lambda_events` types (what the bare
 //! `lambda_runtime` baseline of `cargo xtask bench aws` does), without a Runtime API
 //! around either.
@@ -8,9 +9,10 @@
 //! their difference; `cargo xtask bench aws` measures the whole bootstrap.
 //!
 //! `NUBE_BENCH_ONLY=nube|bare|raw-value` runs one side only, `NUBE_BENCH_ROUNDS` times
-//! 20,000 calls, and prints nothing (`raw-value` is the payload read as the
-//! `Box<RawValue>` lambda_runtime hands nube's bootstrap, before nube reads it), for counting instructions, which stay the same however
-//! busy the machine is: `valgrind --tool=callgrind` on rounds=2 minus rounds=1 is
+//! 20,000 calls, and prints nothing, for counting instructions, which stay the same
+//! however busy the machine is (`raw-value` is the payload read as a `Box<RawValue>`,
+//! the pass lambda_runtime made before nube read it until `nube_aws::payload` took the
+//! bytes instead): `valgrind --tool=callgrind` on rounds=2 minus rounds=1 is
 //! 20,000 calls.
 
 #[path = "../../../xtask/src/bench/knobs.rs"]
@@ -21,10 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use bytes::Bytes;
 use nube::App;
 use nube::http::Routes;
 use nube_aws::Dispatcher;
 use nube_aws::names::ResourceNames;
+use nube_aws::payload::RawPayload;
 use serde_json::Value;
 
 const EVENT: &str = include_str!("../tests/fixtures/apigw-http-get-hello.json");
@@ -41,6 +45,13 @@ async fn bare(event: &str) -> String {
     let event = lambda_runtime::LambdaEvent::new(request, lambda_runtime::Context::default());
     let response = baseline::handler(event).await.unwrap();
     serde_json::to_string(&response).unwrap()
+}
+
+/// The invocation as lambda_runtime hands it to nube's bootstrap.
+fn event() -> lambda_runtime::LambdaEvent<RawPayload> {
+    let mut ctx = lambda_runtime::Context::default();
+    ctx.request_id = "8f1e5d2c-bench".into();
+    lambda_runtime::LambdaEvent::new(RawPayload(Bytes::from_static(EVENT.as_bytes())), ctx)
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -73,9 +84,7 @@ fn main() {
                         serde_json::from_slice(black_box(EVENT.as_bytes())).unwrap();
                     black_box(raw);
                 } else if only == "nube" {
-                    let mut ctx = lambda_runtime::Context::default();
-                    ctx.request_id = "8f1e5d2c-bench".into();
-                    black_box(dispatcher.handle_json(EVENT, ctx, None).await.unwrap());
+                    black_box(dispatcher.handle_event(event()).await.unwrap());
                 } else {
                     black_box(bare(EVENT).await);
                 }
@@ -86,10 +95,9 @@ fn main() {
     let (mut nube, mut plain) = (Vec::with_capacity(n), Vec::with_capacity(n));
     runtime.block_on(async {
         for i in 0..2 * n {
-            let mut ctx = lambda_runtime::Context::default();
-            ctx.request_id = "8f1e5d2c-bench".into();
+            let event = event();
             let started = Instant::now();
-            let out = dispatcher.handle_json(EVENT, ctx, None).await.unwrap();
+            let out = dispatcher.handle_event(event).await.unwrap();
             let took = started.elapsed();
             let out: Value = serde_json::from_str(out.get()).unwrap();
             assert_eq!(out["statusCode"], 200);
@@ -105,7 +113,7 @@ fn main() {
     });
     let (nube, plain) = (median(nube), median(plain));
     eprintln!(
-        "per call, median of {n}: nube Dispatcher::handle_json {:.1} µs, by hand {:.1} µs, difference {:.1} µs",
+        "per call, median of {n}: nube Dispatcher::handle_event {:.1} µs, by hand {:.1} µs, difference {:.1} µs",
         nube.as_secs_f64() * 1e6,
         plain.as_secs_f64() * 1e6,
         (nube.as_secs_f64() - plain.as_secs_f64()) * 1e6

@@ -38,6 +38,8 @@ use nube::{App, Context, Event, Function, Provider, Resources, Trigger};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::payload::{PayloadLayer, RawPayload};
+
 use crate::blob::S3Record;
 use crate::document::StreamRecord;
 use crate::error::HandlerError;
@@ -190,11 +192,17 @@ impl Dispatcher {
     /// Handles one Lambda invocation, its payload as the Runtime API sent it.
     pub async fn handle_event(
         &self,
-        event: LambdaEvent<Box<RawValue>>,
+        event: LambdaEvent<RawPayload>,
     ) -> Result<Box<RawValue>, HandlerError> {
-        let (payload, context) = event.into_parts();
+        let (RawPayload(payload), context) = event.into_parts();
         let deadline = deadline_from_epoch_ms(context.deadline);
-        self.handle_json(payload.get(), context, deadline).await
+        let payload = std::str::from_utf8(&payload).map_err(|e| {
+            HandlerError::new(
+                HandlerError::INVALID_EVENT,
+                format!("the payload is not JSON nube can read: it is not UTF-8 text ({e})"),
+            )
+        })?;
+        self.handle_json(payload, context, deadline).await
     }
 
     /// Handles one payload given as JSON text, as [`Dispatcher::handle`] does, and
@@ -574,11 +582,15 @@ async fn start(app: App) -> Result<Result<(), lambda_runtime::Error>, InitError>
     let names = ResourceNames::from_env(&app);
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(app), &function, resources, names)?);
     tracing::info!(function, "nube-aws is serving");
-    let service = lambda_runtime::service_fn(move |event: LambdaEvent<Box<RawValue>>| {
+    let service = lambda_runtime::service_fn(move |event: LambdaEvent<RawPayload>| {
         let dispatcher = dispatcher.clone();
         async move { dispatcher.handle_event(event).await }
     });
-    Ok(lambda_runtime::run(service).await)
+    // As `lambda_runtime::run`, with the payload handed over as it came.
+    let runtime = lambda_runtime::Runtime::new(service)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(PayloadLayer);
+    Ok(runtime.run().await)
 }
 
 #[cfg(test)]

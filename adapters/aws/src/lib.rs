@@ -31,6 +31,8 @@
 //!   to `http::Request` and back, in the shape each request came in;
 //! - [`timer`], [`blob`], [`document`]: EventBridge scheduled events, S3 notifications and
 //!   DynamoDB Streams records to nube's events;
+//! - [`payload`]: an invocation's payload handed from lambda_runtime as it came, without
+//!   a JSON pass of lambda_runtime's;
 //! - [`shape`]: what a payload is, told by its shape; [`names`]: logical and physical
 //!   resource names; [`error`]: decode and invocation errors; [`logging`]: JSON log
 //!   lines with the Lambda `requestId`;
@@ -50,6 +52,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod names;
+pub mod payload;
 pub mod shape;
 pub mod timer;
 

@@ -141,10 +141,17 @@ impl Stack {
     /// Invokes `function` with `payload` through the emulator's Invoke API (it queues the
     /// event until the function's process asks for it).
     async fn invoke(&mut self, function: &str, payload: &Value) -> Invocation {
+        let text = serde_json::to_string(payload).expect("a payload is JSON");
+        self.invoke_text(function, text).await
+    }
+
+    /// As [`Stack::invoke`], with the payload's text as it is (JSON or not).
+    async fn invoke_text(&mut self, function: &str, payload: String) -> Invocation {
         let sent = self
             .http
             .post(self.emulator.invoke_url(function))
-            .json(payload)
+            .header("content-type", "application/json")
+            .body(payload)
             .send()
             .await;
         let response = match sent {
@@ -882,10 +889,21 @@ async fn the_bootstrap_serves_every_trigger_through_a_lambda_runtime_api_emulato
         message.contains("\"todos\"") && message.contains("S3"),
         "the message names the function and the payload: {message}"
     );
+    // ---- a payload that is not JSON: the bytes reach nube as they came (nube_aws::payload,
+    // not lambda_runtime's own deserializer), and nube refuses them with its own error ----
+    let garbled = stack
+        .invoke_text("todos", r#"{"version": "2.0", garbled"#.to_owned())
+        .await;
+    assert_eq!(garbled.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        garbled.payload["errorType"], "nube.InvalidEvent",
+        "{}",
+        garbled.payload
+    );
     let again = stack.request("todos", "GET /todos", "/todos", None).await;
     assert_eq!(
         again.status, 200,
-        "todos serves after the failed invocation"
+        "todos serves after the failed invocations"
     );
 
     stack.check_alive();

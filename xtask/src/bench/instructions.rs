@@ -38,7 +38,8 @@ const BENCHES: [Bench; 3] = [
     Bench {
         package: "nube-aws",
         bench: "invocation",
-        // `raw-value`: what lambda_runtime does with the payload before nube reads it.
+        // `raw-value`: the `Box<RawValue>` pass lambda_runtime made over the payload
+        // before `nube_aws::payload` took its bytes instead.
         sides: &["nube", "bare", "raw-value"],
     },
 ];

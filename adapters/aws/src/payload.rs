@@ -73,10 +73,18 @@ impl<S: tower::Service<LambdaInvocation>> tower::Service<LambdaInvocation> for P
 
     fn call(&mut self, invocation: LambdaInvocation) -> S::Future {
         HANDED_OVER.set(Some(invocation.body.clone()));
-        let future = self.0.call(invocation);
         // Not taken when lambda_runtime refused the invocation before reading it.
+        let _clear = HandOverEnds;
+        self.0.call(invocation)
+    }
+}
+
+/// Ends a hand-over when dropped, even by a panic.
+struct HandOverEnds;
+
+impl Drop for HandOverEnds {
+    fn drop(&mut self) {
         HANDED_OVER.set(None);
-        future
     }
 }
 

@@ -37,7 +37,6 @@ use nube::{
 };
 use serde_json::{Map, Value};
 use tower::ServiceExt;
-use tracing::Instrument;
 
 use crate::document::ChangedDocument;
 use crate::error::DecodeError;
@@ -319,10 +318,9 @@ impl Runtime {
                     .extensions_mut()
                     .insert(nube::http::InvocationId(invocation_id.to_owned()));
                 let router = self.each[function.name()].clone();
-                // The Router opens the invocation's span inside this one.
-                let host = tracing::info_span!("host_invocation");
-                capture.attach(&host);
-                let response = match router.oneshot(http_request).instrument(host).await {
+                // The Router opens the invocation's span.
+                let _awaiting = capture.attach_by_id(invocation_id);
+                let response = match router.oneshot(http_request).await {
                     Ok(r) => r,
                     Err(infallible) => match infallible {},
                 };

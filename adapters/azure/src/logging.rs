@@ -2,16 +2,20 @@
 //! the lines of each invocation captured for the `Logs` of its answer.
 //!
 //! [`CaptureLayer`] is a `tracing` layer: every event inside a span a [`Capture`] is
-//! attached to (the span of the invocation's `Context`, or one around an HTTP
-//! invocation's Router), or inside any of that span's children, is recorded as one line
-//! (`INFO message key=value ...`), and [`Capture::finish`] returns them. [`init`]
+//! attached to, or inside any of that span's children, is recorded as one line
+//! (`INFO message key=value ...`), and [`Capture::finish`] returns them. An event
+//! invocation's capture is attached to its `Context`'s span; an HTTP invocation's
+//! Router opens its span out of reach, so its capture waits for the span whose
+//! `invocation_id` field is the invocation's ([`Capture::attach_by_id`]). [`init`]
 //! installs both; `RUST_LOG` filters (`info` unless set).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Subscriber, span};
 use tracing_subscriber::Registry;
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
@@ -65,6 +69,17 @@ impl Capture {
         });
     }
 
+    /// Records the lines of the events inside the next span opened with an
+    /// `invocation_id` field of `invocation_id` (and its children), until the returned
+    /// guard is dropped: for a span made where [`attach`](Self::attach) cannot reach it.
+    pub fn attach_by_id(&self, invocation_id: &str) -> AwaitingSpan {
+        let id: Box<str> = invocation_id.into();
+        let mut awaiting = awaiting().lock().unwrap_or_else(|p| p.into_inner());
+        awaiting.insert(id.clone(), self.lines.clone());
+        AWAITING.store(awaiting.len(), Ordering::Release);
+        AwaitingSpan(id)
+    }
+
     /// Adds a line of the runtime's own (the failure of the invocation, say).
     pub fn push(&self, line: impl Into<String>) {
         if let Some(lines) = &mut *self.lines.lock() {
@@ -75,6 +90,53 @@ impl Capture {
     /// Stops capturing and returns the lines.
     pub fn finish(self) -> Vec<String> {
         self.lines.lock().take().unwrap_or_default()
+    }
+}
+
+impl Drop for Capture {
+    /// A capture dropped unfinished (its invocation cancelled) keeps nothing more.
+    fn drop(&mut self) {
+        self.lines.lock().take();
+    }
+}
+
+/// How many captures wait for a span by invocation id: the layer looks at new spans'
+/// fields only when some do.
+static AWAITING: AtomicUsize = AtomicUsize::new(0);
+
+fn awaiting() -> &'static Mutex<HashMap<Box<str>, Lines>> {
+    static CAPTURES: std::sync::OnceLock<Mutex<HashMap<Box<str>, Lines>>> =
+        std::sync::OnceLock::new();
+    CAPTURES.get_or_init(Mutex::default)
+}
+
+/// A capture waiting for its span ([`Capture::attach_by_id`]); it stops waiting when
+/// dropped.
+#[derive(Debug)]
+pub struct AwaitingSpan(Box<str>);
+
+impl Drop for AwaitingSpan {
+    fn drop(&mut self) {
+        let mut awaiting = awaiting().lock().unwrap_or_else(|p| p.into_inner());
+        awaiting.remove(&self.0);
+        AWAITING.store(awaiting.len(), Ordering::Release);
+    }
+}
+
+/// Reads a span's `invocation_id` field and nothing else.
+struct InvocationIdOf(Option<String>);
+
+impl Visit for InvocationIdOf {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "invocation_id" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "invocation_id" {
+            self.0 = Some(format!("{value:?}"));
+        }
     }
 }
 
@@ -112,6 +174,27 @@ impl<S> Layer<S> for CaptureLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: LayerContext<'_, S>) {
+        if AWAITING.load(Ordering::Acquire) == 0
+            || attrs.metadata().fields().field("invocation_id").is_none()
+        {
+            return;
+        }
+        let mut invocation_id = InvocationIdOf(None);
+        attrs.record(&mut invocation_id);
+        let Some(invocation_id) = invocation_id.0 else {
+            return;
+        };
+        let lines = awaiting()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(invocation_id.as_str())
+            .cloned();
+        if let (Some(lines), Some(span)) = (lines, ctx.span(id)) {
+            span.extensions_mut().replace(lines);
+        }
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
         let Some(scope) = ctx.event_scope(event) else {
             return;
@@ -122,6 +205,9 @@ where
         else {
             return;
         };
+        if lines.lock().as_ref().is_none_or(|l| l.len() >= MAX_LINES) {
+            return;
+        }
         let mut line = Line::default();
         event.record(&mut line);
         if let Some(lines) = &mut *lines.lock()
@@ -176,6 +262,33 @@ mod tests {
             let lines = capture.finish();
             assert_eq!(lines, vec!["INFO hello count=2", "runtime line"]);
         });
+    }
+
+    #[test]
+    fn a_capture_by_id_takes_the_span_with_that_invocation_id_while_it_waits() {
+        // As `RUST_LOG` may have it: only the invocation's span is on below `warn`.
+        let subscriber = tracing_subscriber::registry()
+            .with(nube::logging::LogFilter::new("warn,[invocation]=info"))
+            .with(CaptureLayer);
+        tracing::subscriber::with_default(subscriber, || {
+            let capture = Capture::start();
+            let waiting = capture.attach_by_id("inv-http-1");
+            let other = tracing::info_span!("invocation", invocation_id = "inv-http-2");
+            other.in_scope(|| tracing::info!("not mine"));
+            let span = tracing::info_span!("invocation", invocation_id = "inv-http-1");
+            span.in_scope(|| {
+                tracing::info!(path = "/echo", "echo called");
+                tracing::info_span!("work").in_scope(|| tracing::warn!("inner"));
+            });
+            drop(waiting);
+            let later = tracing::info_span!("invocation", invocation_id = "inv-http-1");
+            later.in_scope(|| tracing::info!("after it stopped waiting"));
+            assert_eq!(
+                capture.finish(),
+                vec!["INFO echo called path=/echo", "WARN inner"]
+            );
+        });
+        assert_eq!(AWAITING.load(Ordering::Acquire), 0);
     }
 
     #[test]

@@ -502,9 +502,19 @@ fn not_served(runtime: &Runtime) -> Response {
     .into_response()
 }
 
+/// What most invocations answer: no outputs, no log lines, no return value.
+const EMPTY_ANSWER: &[u8] = br#"{"Outputs":{},"Logs":[],"ReturnValue":null}"#;
+
 fn invocation_answer(status: StatusCode, response: &InvocationResponse) -> Response {
-    let body = serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec());
-    let mut answer = Response::new(Body::from(body));
+    let body = if response.outputs.is_empty()
+        && response.logs.is_empty()
+        && response.return_value.is_null()
+    {
+        Body::from(EMPTY_ANSWER)
+    } else {
+        Body::from(serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()))
+    };
+    let mut answer = Response::new(body);
     *answer.status_mut() = status;
     answer.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -694,6 +704,12 @@ async fn start(app: App) -> Result<(), InitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_empty_answer_is_what_serde_writes_for_an_empty_response() {
+        let written = serde_json::to_vec(&InvocationResponse::default()).unwrap();
+        assert_eq!(written, EMPTY_ANSWER);
+    }
 
     #[tokio::test]
     async fn resources_name_the_missing_feature_or_setting() {

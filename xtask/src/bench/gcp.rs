@@ -1,6 +1,8 @@
 //! `cargo xtask bench gcp`: nube's Cloud Run server (`nube_gcp::run`) against a bare
-//! axum server and against Google's Node.js Functions Framework, all answering
-//! `GET /hello` with `hello`, in one run; prints a Markdown table (also written to
+//! axum server, the same axum server with tower-http layers giving each request what nube
+//! gives it (a span, an id echoed in the response, a time limit, a panic guard), and
+//! Google's Node.js Functions Framework, all answering `GET /hello` with `hello`, in one
+//! run; prints a Markdown table (also written to
 //! `target/nube/bench/gcp.md`).
 //!
 //! - throughput and latency: `wrk -t1 -c<connections> -d<seconds>` per server, after a
@@ -12,7 +14,7 @@
 //! - idle memory (RSS) after start-up.
 //!
 //! The Rust servers are `examples/baselines` binaries (`nube-gcp-hello`,
-//! `bare-axum-hello`) built with the `release` profile; the Node function is
+//! `bare-axum-hello`, `bare-axum-guarded-hello`) built with the `release` profile; the Node function is
 //! `exports.hello = (req, res) => res.send("hello")` run by `functions-framework`
 //! (npm `@google-cloud/functions-framework`, installed once into `.tools/npm` with the
 //! other npm tools: [`tools::ensure_npm_tools`]).
@@ -80,7 +82,7 @@ fn write_node_function(dir: &Path) -> Result<(), String> {
 
 pub fn run(args: &Args) -> Result<(), String> {
     let out_dir = root().join("target/nube/bench/gcp");
-    eprintln!("    Building nube-gcp-hello and bare-axum-hello (release)");
+    eprintln!("    Building nube-gcp-hello, bare-axum-hello and bare-axum-guarded-hello (release)");
     run_cmd(cargo().args([
         "build",
         "--release",
@@ -90,6 +92,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         "nube-gcp-hello",
         "--bin",
         "bare-axum-hello",
+        "--bin",
+        "bare-axum-guarded-hello",
     ]))?;
     let framework = tools::npm_program(&tools::ensure_npm_tools()?, "functions-framework");
     let node_dir = out_dir.join("node-hello");
@@ -110,6 +114,11 @@ pub fn run(args: &Args) -> Result<(), String> {
             env: vec![],
         },
         Subject {
+            name: "axum + tower-http span, request id, timeout, panic guard",
+            command: vec![built.join("bare-axum-guarded-hello").display().to_string()],
+            env: vec![],
+        },
+        Subject {
             name: "Node Functions Framework",
             command: vec![
                 framework.display().to_string(),
@@ -120,7 +129,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         },
     ];
     if let Some(filter) = &args.rust_log {
-        for subject in &mut subjects[..2] {
+        for subject in &mut subjects[..3] {
             subject.env.push(("RUST_LOG", filter.clone()));
         }
     }
@@ -191,14 +200,18 @@ pub fn run(args: &Args) -> Result<(), String> {
             subject.name, r[0], r[5], r[1], r[2], r[3], r[4]
         ));
     }
-    let (nube, bare, node) = (rows[0], rows[1], rows[2]);
+    let (nube, bare, guarded, node) = (rows[0], rows[1], rows[2], rows[3]);
     md.push_str(&format!(
         "\nnube / bare axum: throughput {:.2} (goal ≥ 0.95), server CPU per request {:.2}, p99 {:.2}. \
+         nube / axum with tower-http's span, request id, timeout and panic guard: throughput {:.2}, \
+         server CPU per request {:.2}. \
          nube / Node Functions Framework: throughput {:.1}× (goal ≥ 10×), cold start {:.1}× faster (goal ≥ 20×), \
          idle memory {:.1}× smaller.\n",
         nube[0] / bare[0],
         nube[5] / bare[5],
         nube[2] / bare[2],
+        nube[0] / guarded[0],
+        nube[5] / guarded[5],
         nube[0] / node[0],
         node[3] / nube[3],
         node[4] / nube[4],

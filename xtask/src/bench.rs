@@ -60,6 +60,11 @@ pub struct Args {
     /// aws: untimed invocations per function before the timed ones.
     #[arg(long, default_value_t = 1_000)]
     pub warmup: u64,
+    /// aws: what nube's bootstrap is compared with: `lambda-runtime` (a bare
+    /// `lambda_runtime` function reading `aws_lambda_events` types) or
+    /// `lambda-http-axum` (an axum Router run by `lambda_http::run`).
+    #[arg(long, value_parser = ["lambda-runtime", "lambda-http-axum"], default_value = "lambda-runtime")]
+    pub baseline: String,
     /// aws: the timed invocations are split in this many rounds, the two functions
     /// taking turns; azure, gcp: load runs per server, taking turns (at most 5, so the
     /// default runs 5).

@@ -2,8 +2,9 @@
 //! `lambda_runtime` function doing the same work, in one run, and prints a Markdown
 //! table (also written to `target/nube/bench/aws.md`).
 //!
-//! Both are HTTP-only binaries of `examples/baselines` (`nube-lambda-hello`,
-//! `bare-lambda-http`) built with the bootstrap's profile (`release-small`) by the host
+//! Both are HTTP-only binaries of `examples/baselines` (`nube-lambda-hello`, and
+//! `bare-lambda-http` or, with `--baseline lambda-http-axum`, `bare-lambda-axum`: an
+//! axum Router run by `lambda_http::run`) built with the bootstrap's profile (`release-small`) by the host
 //! toolchain. A Runtime API emulated here (plain std, one thread per connection) serves
 //! them:
 //!
@@ -111,10 +112,14 @@ pub fn run(args: &Args) -> Result<(), String> {
 
     // Built one package per cargo run: building them together would unify the
     // features of nube-aws, and the HTTP-only app would carry the delivery-app's SDKs.
+    let (baseline, baseline_name) = match args.baseline.as_str() {
+        "lambda-http-axum" => ("bare-lambda-axum", "axum Router on `lambda_http`"),
+        _ => ("bare-lambda-http", "bare `lambda_runtime`"),
+    };
     eprintln!(
-        "    Building the bootstraps (profile {PROFILE}, host toolchain): nube-lambda-hello, bare-lambda-http, delivery-app (aws)"
+        "    Building the bootstraps (profile {PROFILE}, host toolchain): nube-lambda-hello, {baseline}, delivery-app (aws)"
     );
-    let bins = ["nube-lambda-hello", "bare-lambda-http"];
+    let bins = ["nube-lambda-hello", baseline];
     run_cmd(&mut package::host_build("nube-baselines", &bins, &[]))?;
     run_cmd(&mut package::host_build(
         "delivery-app",
@@ -129,15 +134,15 @@ pub fn run(args: &Args) -> Result<(), String> {
             binary: built.join("nube-lambda-hello"),
         },
         Subject {
-            name: "bare `lambda_runtime`",
-            bin: "bare-lambda-http",
-            binary: built.join("bare-lambda-http"),
+            name: baseline_name,
+            bin: baseline,
+            binary: built.join(baseline),
         },
     ];
 
     eprintln!("    Zipping the bootstraps as `cargo xtask package` does...");
     let mut sizes = Vec::new();
-    for bin in ["nube-lambda-hello", "bare-lambda-http", "delivery-app"] {
+    for bin in ["nube-lambda-hello", baseline, "delivery-app"] {
         sizes.push(zip_size(&built.join(bin), &out_dir.join(bin))?);
     }
     let packaged = crate::package::artifact(
@@ -871,9 +876,18 @@ fn report(
     let (nube, bare) = (&stats[0], &stats[1]);
     let mut md = String::new();
     md.push_str(&format!(
-        "`cargo xtask bench aws --invocations {} --starts {}` ({} sequential API Gateway v2 `GET /hello` invocations each, in {} alternating rounds after {} warm-up ones; \
+        "`cargo xtask bench aws --invocations {} --starts {}{}` ({} sequential API Gateway v2 `GET /hello` invocations each, in {} alternating rounds after {} warm-up ones; \
          the Runtime API is emulated on the same 2 cores; binaries built with profile `{PROFILE}` by the host toolchain)\n\n",
-        plan.invocations, plan.starts, plan.invocations, plan.rounds, plan.warmup
+        plan.invocations,
+        plan.starts,
+        if subjects[1].bin == "bare-lambda-axum" {
+            " --baseline lambda-http-axum"
+        } else {
+            ""
+        },
+        plan.invocations,
+        plan.rounds,
+        plan.warmup
     ));
     md.push_str(&format!(
         "| | {} | {} | nube / bare |\n|---|---|---|---|\n",

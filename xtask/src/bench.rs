@@ -10,10 +10,12 @@
 //! - write → function start, for a blob and for a document (in-process, release).
 //!
 //! `cargo xtask bench aws` ([`aws`]) measures the Lambda bootstrap against a bare
-//! `lambda_runtime` function through an emulated Runtime API (`aws.md`);
+//! `lambda_runtime` function (or, with `--baseline lambda-http-axum`, an axum Router
+//! on `lambda_http`) through an emulated Runtime API (`aws.md`);
 //! `cargo xtask bench azure` ([`azure`]) the custom handler against one written by
-//! hand with axum (`azure.md`); `cargo xtask bench gcp` ([`gcp`]) the Cloud Run server against bare axum and the Node
-//! Functions Framework (`gcp.md`).
+//! hand with axum (`azure.md`); `cargo xtask bench gcp` ([`gcp`]) the Cloud Run server
+//! against bare axum, axum with tower-http's request span, request id, timeout and
+//! panic guard, and the Node Functions Framework (`gcp.md`).
 
 pub(crate) mod aws;
 mod azure;
@@ -33,9 +35,11 @@ use crate::{cargo, root, run_cmd};
 #[derive(clap::Args)]
 pub struct Args {
     /// What to measure: `local` (the local runtime against bare axum + rusqlite),
-    /// `aws` (the Lambda bootstrap against bare lambda_runtime: per-invocation time,
-    /// init, bootstrap.zip size) or `gcp` (the Cloud Run server against bare axum and
-    /// Google's Node Functions Framework: throughput, p99, cold start, memory) or
+    /// `aws` (the Lambda bootstrap against bare lambda_runtime, or an axum Router on
+    /// lambda_http with `--baseline`: per-invocation time, init, bootstrap.zip size) or
+    /// `gcp` (the Cloud Run server against bare axum, axum with tower-http's request
+    /// span, request id, timeout and panic guard, and Google's Node Functions
+    /// Framework: throughput, p99, cold start, memory) or
     /// `azure` (the custom handler against one written by hand with axum), or
     /// `instructions` (the adapters' in-process benches under valgrind's callgrind:
     /// instructions per request, nube and baseline, steady on a busy machine).

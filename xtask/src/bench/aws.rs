@@ -1,11 +1,11 @@
 //! `cargo xtask bench aws`: nube's Lambda bootstrap (`nube_aws::run`) against a bare
-//! `lambda_runtime` function doing the same work, in one run, and prints a Markdown
-//! table (also written to `target/nube/bench/aws.md`).
+//! `lambda_runtime` function doing the same work (or, with `--baseline
+//! lambda-http-axum`, an axum Router run by `lambda_http`), in one run, and prints a
+//! Markdown table (also written to `target/nube/bench/aws.md`).
 //!
 //! Both are HTTP-only binaries of `examples/baselines` (`nube-lambda-hello`, and
-//! `bare-lambda-http` or, with `--baseline lambda-http-axum`, `bare-lambda-axum`: an
-//! axum Router run by `lambda_http::run`) built with the bootstrap's profile (`release-small`) by the host
-//! toolchain. A Runtime API emulated here (plain std, one thread per connection) serves
+//! `bare-lambda-http` or `bare-lambda-axum`) built with the bootstrap's profile
+//! (`release-small`) by the host toolchain. A Runtime API emulated here (plain std, one thread per connection) serves
 //! them:
 //!
 //! - per invocation: the same API Gateway HTTP API (payload 2.0) `GET /hello` event,

@@ -14,10 +14,10 @@
 //! - idle memory (RSS) after start-up.
 //!
 //! The Rust servers are `examples/baselines` binaries (`nube-gcp-hello`,
-//! `bare-axum-hello`, `bare-axum-guarded-hello`) built with the `release` profile; the Node function is
-//! `exports.hello = (req, res) => res.send("hello")` run by `functions-framework`
-//! (npm `@google-cloud/functions-framework`, installed once into `.tools/npm` with the
-//! other npm tools: [`tools::ensure_npm_tools`]).
+//! `bare-axum-hello`, `bare-axum-guarded-hello`) built with the `release` profile; the
+//! Node function is `exports.hello = (req, res) => res.send("hello")` run by
+//! `functions-framework` (npm `@google-cloud/functions-framework`, installed once into
+//! `.tools/npm` with the other npm tools: [`tools::ensure_npm_tools`]).
 
 use std::path::Path;
 use std::process::{Child, Command};

@@ -1,9 +1,9 @@
 //! A second baseline of `cargo xtask bench gcp`: the bare axum server of
-//! `bare-axum-hello.rs` with, from tower-http, what nube gives every request: a span per
-//! request at `info` (`TraceLayer`), an id per request echoed in the response
-//! (`x-request-id`, a UUID), a time limit (`TimeoutLayer`) and a panic answered as a
-//! 500 (`CatchPanicLayer`); logs as JSON lines on stdout, as Cloud Run reads them, at
-//! `info` unless `RUST_LOG` says otherwise.
+//! `bare-axum-hello.rs` with, from tower-http, what nube gives every request: an id per
+//! request echoed in the response (`x-request-id`, a UUID), a span per request at `info`
+//! carrying that id (`TraceLayer`), a time limit answered as a 504 (`TimeoutLayer`, 30 s
+//! as nube's default) and a panic answered as a 500 (`CatchPanicLayer`); logs as JSON
+//! lines on stdout, as Cloud Run reads them, at `info` unless `RUST_LOG` says otherwise.
 
 use std::time::Duration;
 
@@ -11,10 +11,11 @@ use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 #[tokio::main]
 async fn main() {
@@ -30,15 +31,26 @@ async fn main() {
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(DefaultMakeSpan::new().level(Level::INFO)),
-                )
+                .layer(TraceLayer::new_for_http().make_span_with(
+                    |request: &http::Request<axum::body::Body>| {
+                        let id = request
+                            .extensions()
+                            .get::<RequestId>()
+                            .and_then(|id| id.header_value().to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            uri = %request.uri(),
+                            request_id = id,
+                        )
+                    },
+                ))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::new())
                 .layer(TimeoutLayer::with_status_code(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Duration::from_secs(300),
+                    StatusCode::GATEWAY_TIMEOUT,
+                    Duration::from_secs(30),
                 )),
         );
     let listener = tokio::net::TcpListener::bind(format!("0.0.0.0:{port}"))

@@ -343,30 +343,34 @@ fn payload_2_0_converts_as_lambda_http_converts_it() {
     }
     let base = fixture("apigw-http-get-hello.json");
     type Change = Box<dyn Fn(&mut Value)>;
+    // Sets the member at `path` (keys from the top) to `value`.
+    fn set(path: &'static [&'static str], value: Value) -> Change {
+        Box::new(move |p| {
+            let target = path.iter().fold(p, |v, key| &mut v[*key]);
+            *target = value.clone();
+        })
+    }
     let variants: Vec<(&str, Change)> = vec![
         (
             "upper-case host",
-            Box::new(|p| p["headers"]["host"] = json!("Api.Example.com")),
+            set(&["headers", "host"], json!("Api.Example.com")),
         ),
         (
             "host with a port",
-            Box::new(|p| p["headers"]["host"] = json!("api.example.com:8443")),
+            set(&["headers", "host"], json!("api.example.com:8443")),
         ),
-        (
-            "IPv4 host",
-            Box::new(|p| p["headers"]["host"] = json!("10.0.0.7")),
-        ),
+        ("IPv4 host", set(&["headers", "host"], json!("10.0.0.7"))),
         (
             "numeric last label",
-            Box::new(|p| p["headers"]["host"] = json!("a.b.1")),
+            set(&["headers", "host"], json!("a.b.1")),
         ),
         (
             "punycode host",
-            Box::new(|p| p["headers"]["host"] = json!("xn--bcher-kva.example")),
+            set(&["headers", "host"], json!("xn--bcher-kva.example")),
         ),
         (
             "empty label",
-            Box::new(|p| p["headers"]["host"] = json!("a..example")),
+            set(&["headers", "host"], json!("a..example")),
         ),
         (
             "no host header",
@@ -386,41 +390,26 @@ fn payload_2_0_converts_as_lambda_http_converts_it() {
         ),
         (
             "http scheme",
-            Box::new(|p| p["headers"]["x-forwarded-proto"] = json!("http")),
+            set(&["headers", "x-forwarded-proto"], json!("http")),
         ),
         (
             "odd scheme",
-            Box::new(|p| p["headers"]["x-forwarded-proto"] = json!("HTTPS")),
+            set(&["headers", "x-forwarded-proto"], json!("HTTPS")),
         ),
-        (
-            "dot segments",
-            Box::new(|p| p["rawPath"] = json!("/a/./b/../hello")),
-        ),
-        (
-            "encoded dot",
-            Box::new(|p| p["rawPath"] = json!("/a/%2e%2E/hello")),
-        ),
-        (
-            "encoded space",
-            Box::new(|p| p["rawPath"] = json!("/files/a%20b")),
-        ),
-        (
-            "bad escape",
-            Box::new(|p| p["rawPath"] = json!("/files/a%zzb")),
-        ),
-        ("space", Box::new(|p| p["rawPath"] = json!("/files/a b"))),
-        ("non-ASCII", Box::new(|p| p["rawPath"] = json!("/files/é"))),
-        ("backslash", Box::new(|p| p["rawPath"] = json!("/files\\x"))),
+        ("dot segments", set(&["rawPath"], json!("/a/./b/../hello"))),
+        ("encoded dot", set(&["rawPath"], json!("/a/%2e%2E/hello"))),
+        ("encoded space", set(&["rawPath"], json!("/files/a%20b"))),
+        ("bad escape", set(&["rawPath"], json!("/files/a%zzb"))),
+        ("space", set(&["rawPath"], json!("/files/a b"))),
+        ("non-ASCII", set(&["rawPath"], json!("/files/é"))),
+        ("backslash", set(&["rawPath"], json!("/files\\x"))),
         (
             "sub-delims",
-            Box::new(|p| p["rawPath"] = json!("/a;b=c/d@e:f/!$&'()*+,~")),
+            set(&["rawPath"], json!("/a;b=c/d@e:f/!$&'()*+,~")),
         ),
-        ("no slash", Box::new(|p| p["rawPath"] = json!("hello"))),
-        ("empty path", Box::new(|p| p["rawPath"] = json!(""))),
-        (
-            "stage",
-            Box::new(|p| p["requestContext"]["stage"] = json!("prod")),
-        ),
+        ("no slash", set(&["rawPath"], json!("hello"))),
+        ("empty path", set(&["rawPath"], json!(""))),
+        ("stage", set(&["requestContext", "stage"], json!("prod"))),
         (
             "stage in path",
             Box::new(|p| {
@@ -430,16 +419,13 @@ fn payload_2_0_converts_as_lambda_http_converts_it() {
         ),
         (
             "query",
-            Box::new(|p| p["rawQueryString"] = json!("a=1&b=x%20y&a=2&c")),
+            set(&["rawQueryString"], json!("a=1&b=x%20y&a=2&c")),
         ),
         (
             "query with a space",
-            Box::new(|p| p["rawQueryString"] = json!("a=x y")),
+            set(&["rawQueryString"], json!("a=x y")),
         ),
-        (
-            "cookies",
-            Box::new(|p| p["cookies"] = json!(["a=1", "b=2"])),
-        ),
+        ("cookies", set(&["cookies"], json!(["a=1", "b=2"]))),
         (
             "base64 body",
             Box::new(|p| {
@@ -447,14 +433,14 @@ fn payload_2_0_converts_as_lambda_http_converts_it() {
                 p["isBase64Encoded"] = json!(true);
             }),
         ),
-        ("text body", Box::new(|p| p["body"] = json!("{\"a\":1}"))),
+        ("text body", set(&["body"], json!("{\"a\":1}"))),
         (
             "path parameters",
-            Box::new(|p| p["pathParameters"] = json!({"id": "7"})),
+            set(&["pathParameters"], json!({"id": "7"})),
         ),
         (
             "stage variables",
-            Box::new(|p| p["stageVariables"] = json!({"env": "test"})),
+            set(&["stageVariables"], json!({"env": "test"})),
         ),
     ];
     for (name, change) in variants {

@@ -365,12 +365,20 @@ fn plain_uri(request: &ApiGatewayV2httpRequest) -> Option<http::Uri> {
     http::Uri::try_from(uri).ok()
 }
 
-/// lambda_http's `apigw_path_with_stage`.
+/// lambda_http's `apigw_path_with_stage`. The environment variable is read once: a
+/// Lambda function's environment does not change while it runs.
 fn path_with_stage<'a>(stage: Option<&str>, path: &'a str) -> Cow<'a, str> {
+    static IGNORE_STAGE: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_ok());
+    let starts_with_stage = |stage: &str| {
+        path.strip_prefix('/')
+            .and_then(|p| p.strip_prefix(stage))
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
     match stage {
-        _ if std::env::var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_ok() => path.into(),
+        _ if *IGNORE_STAGE => path.into(),
         None | Some("$default") => path.into(),
-        Some(stage) if path.starts_with(&format!("/{stage}/")) => path.into(),
+        Some(stage) if starts_with_stage(stage) => path.into(),
         Some(stage) => format!("/{stage}{path}").into(),
     }
 }

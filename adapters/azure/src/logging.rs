@@ -74,7 +74,7 @@ impl Capture {
     /// guard is dropped: for a span made where [`attach`](Self::attach) cannot reach it.
     pub fn attach_by_id(&self, invocation_id: &str) -> AwaitingSpan {
         let id: Box<str> = invocation_id.into();
-        let mut awaiting = awaiting().lock().unwrap_or_else(|p| p.into_inner());
+        let mut awaiting = awaiting();
         awaiting.insert(id.clone(), self.lines.clone());
         AWAITING.store(awaiting.len(), Ordering::Release);
         AwaitingSpan(id)
@@ -104,10 +104,11 @@ impl Drop for Capture {
 /// fields only when some do.
 static AWAITING: AtomicUsize = AtomicUsize::new(0);
 
-fn awaiting() -> &'static Mutex<HashMap<Box<str>, Lines>> {
-    static CAPTURES: std::sync::OnceLock<Mutex<HashMap<Box<str>, Lines>>> =
-        std::sync::OnceLock::new();
-    CAPTURES.get_or_init(Mutex::default)
+/// The captures waiting for a span, by invocation id, locked.
+fn awaiting() -> MutexGuard<'static, HashMap<Box<str>, Lines>> {
+    static CAPTURES: std::sync::LazyLock<Mutex<HashMap<Box<str>, Lines>>> =
+        std::sync::LazyLock::new(Mutex::default);
+    CAPTURES.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A capture waiting for its span ([`Capture::attach_by_id`]); it stops waiting when
@@ -117,7 +118,7 @@ pub struct AwaitingSpan(Box<str>);
 
 impl Drop for AwaitingSpan {
     fn drop(&mut self) {
-        let mut awaiting = awaiting().lock().unwrap_or_else(|p| p.into_inner());
+        let mut awaiting = awaiting();
         awaiting.remove(&self.0);
         AWAITING.store(awaiting.len(), Ordering::Release);
     }
@@ -185,11 +186,7 @@ where
         let Some(invocation_id) = invocation_id.0 else {
             return;
         };
-        let lines = awaiting()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(invocation_id.as_str())
-            .cloned();
+        let lines = awaiting().get(invocation_id.as_str()).cloned();
         if let (Some(lines), Some(span)) = (lines, ctx.span(id)) {
             span.extensions_mut().replace(lines);
         }

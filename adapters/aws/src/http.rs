@@ -703,42 +703,54 @@ async fn response_parts(response: Response<Body>) -> (StatusCode, HeaderMap, Lam
 /// own headers: `headers` one value per name ([`joined_headers`]' rule), `cookies`
 /// the `Set-Cookie` values, each as text when it is visible ASCII and left out when
 /// not (so a header map made UTF-8 first, [`utf8_headers`], writes the same).
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 struct V2Response<'a> {
-    status_code: u16,
-    #[serde(serialize_with = "joined_values")]
+    status: StatusCode,
     headers: &'a HeaderMap,
     body: LambdaBody,
-    is_base64_encoded: bool,
-    #[serde(serialize_with = "cookie_values")]
-    cookies: &'a HeaderMap,
 }
 
 impl<'a> V2Response<'a> {
     fn new(status: StatusCode, headers: &'a HeaderMap, body: LambdaBody) -> Self {
         Self {
-            status_code: status.as_u16(),
+            status,
             headers,
-            is_base64_encoded: matches!(body, LambdaBody::Binary(_)),
             body,
-            cookies: headers,
         }
     }
 }
 
-/// [`joined`], written as it is read rather than into a map first.
-fn joined_values<S: serde::Serializer>(headers: &&HeaderMap, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(joined(headers).map(|(name, value)| (name.as_str(), value)))
-}
-
-fn cookie_values<S: serde::Serializer>(headers: &&HeaderMap, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(
-        headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    )
+impl serde::Serialize for V2Response<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        /// [`joined`], written as it is read rather than into a map first.
+        struct Joined<'a>(&'a HeaderMap);
+        impl serde::Serialize for Joined<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(joined(self.0).map(|(name, value)| (name.as_str(), value)))
+            }
+        }
+        struct Cookies<'a>(&'a HeaderMap);
+        impl serde::Serialize for Cookies<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(
+                    self.0
+                        .get_all(SET_COOKIE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok()),
+                )
+            }
+        }
+        let mut response = s.serialize_struct("V2Response", 5)?;
+        response.serialize_field("statusCode", &self.status.as_u16())?;
+        response.serialize_field("headers", &Joined(self.headers))?;
+        response.serialize_field("body", &self.body)?;
+        response.serialize_field(
+            "isBase64Encoded",
+            &matches!(self.body, LambdaBody::Binary(_)),
+        )?;
+        response.serialize_field("cookies", &Cookies(self.headers))?;
+        response.end()
+    }
 }
 
 /// The Router's response as the Lambda response for a request of `origin`.

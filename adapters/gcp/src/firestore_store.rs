@@ -15,9 +15,10 @@
 //!   `arrayValue`, an object `mapValue`. Nothing else is written: a field named `id` is
 //!   a field like any other, and no `_nube_*` metadata is needed.
 //! - **The version is the document's update time** (RFC 3339, nanoseconds:
-//!   `2026-01-02T03:04:05.123456000Z`). Firestore moves it forward on every write, so a
-//!   version read before a delete never matches a document created again under the same
-//!   id, and documents written by other tools have a version too.
+//!   `2026-01-02T03:04:05.123456000Z`). Firestore moves it forward on every write that
+//!   changes the document (see *Writes*), so a version read before a delete never matches
+//!   a document created again under the same id, and documents written by other tools
+//!   have a version too.
 //! - Firestore refuses what it cannot store, and so does this store, with
 //!   [`StoreError::InvalidDocument`]: an array directly inside an array (wrap the inner
 //!   one in an object), an integer above `i64::MAX`, field names Firestore reserves
@@ -32,13 +33,18 @@
 //! `create` is one `CreateDocument` (`ALREADY_EXISTS` is [`StoreError::Conflict`]); `put`
 //! one `UpdateDocument` without mask or precondition (an upsert that replaces every field);
 //! an unversioned `delete` one `DeleteDocument` with the precondition `exists = true`, so
-//! a missing document reads as `Ok(false)`. `update` and a versioned `delete` run in a
-//! transaction: read the document, compare its update time with the version, write with
-//! the precondition `updateTime = version`, commit (retried when Firestore aborts it for
-//! contention). A lone write with that precondition would do on Firestore, but the
-//! emulator lets two concurrent writes at one version both pass; the transaction holds on
-//! both, and tells [`StoreError::NotFound`] from [`StoreError::PreconditionFailed`].
+//! a missing document reads as `Ok(false)`. `update` and a versioned `delete` are one write
+//! with the precondition `updateTime = version`, which Firestore checks atomically with the
+//! write; when Firestore refuses it, a read tells [`StoreError::NotFound`] from
+//! [`StoreError::PreconditionFailed`].
 //!
+//! **A write that changes nothing keeps the version.** Firestore moves a document's update
+//! time only when a write changes its fields, so an `update` (or `put`) that writes the
+//! value the document already holds succeeds and returns the version it had, and a second
+//! `update` at that version succeeds too. Where an update's success must be exclusive (a
+//! worker claiming a job), write something that tells the writers apart, such as the
+//! claimant's id. The core contract allows this ([`nube::store`]).
+
 //! # Queries
 //!
 //! [`DocumentStore::query`] validates the query and **pushes it down** when Firestore
@@ -86,11 +92,10 @@ use chrono::{DateTime, SecondsFormat};
 use firestore::errors::FirestoreError;
 use firestore::gcloud_sdk::google::firestore::v1 as pb;
 use firestore::{
-    FirestoreConsistencySelector, FirestoreDb, FirestoreDbOptions, FirestoreQueryCursor,
-    FirestoreQueryDirection, FirestoreQueryFilter, FirestoreQueryFilterCompare,
-    FirestoreQueryFilterComposite, FirestoreQueryFilterCompositeOperator,
-    FirestoreQueryFilterUnary, FirestoreQueryOrder, FirestoreTransactionOps, FirestoreValue,
-    FirestoreWritePrecondition,
+    FirestoreDb, FirestoreDbOptions, FirestoreQueryCursor, FirestoreQueryDirection,
+    FirestoreQueryFilter, FirestoreQueryFilterCompare, FirestoreQueryFilterComposite,
+    FirestoreQueryFilterCompositeOperator, FirestoreQueryFilterUnary, FirestoreQueryOrder,
+    FirestoreValue, FirestoreWritePrecondition,
 };
 use prost::Message;
 use serde_json::{Map, Value};
@@ -404,12 +409,11 @@ impl FirestoreStore {
     }
 
     /// Replaces (`Some(document)`) or deletes (`None`) the document only while its version
-    /// is `expected`: in a transaction that reads the document, compares its update time
-    /// and writes with the precondition `updateTime = expected`. (A lone write with that
-    /// precondition is atomic on Firestore, but not on the emulator, where two concurrent
-    /// writes at one version can both pass; the transaction holds on both.) Returns the new
-    /// version of a replaced document; `NotFound` when the document is gone (`Ok(None)`
-    /// for a delete, which the caller reads as nothing deleted).
+    /// is `expected`: one write with the precondition `updateTime = expected`, which
+    /// Firestore checks atomically with the write. When Firestore refuses it, a read tells
+    /// [`StoreError::NotFound`] (the document is gone; `Ok(None)` for a delete, which the
+    /// caller reads as nothing deleted) from [`StoreError::PreconditionFailed`]. Returns the
+    /// new version of a replaced document.
     async fn guarded(
         &self,
         at: &Location,
@@ -418,92 +422,59 @@ impl FirestoreStore {
         expected: &Version,
         document: Option<pb::Document>,
     ) -> Result<Option<Version>, StoreError> {
-        let stale = || StoreError::PreconditionFailed {
-            collection: collection.to_owned(),
-            id: id.to_owned(),
-            expected: expected.to_string(),
+        let refused = || async {
+            match self.read(at, id).await {
+                Ok(None) => StoreError::NotFound {
+                    collection: collection.to_owned(),
+                    id: id.to_owned(),
+                },
+                Ok(Some(_)) => StoreError::PreconditionFailed {
+                    collection: collection.to_owned(),
+                    id: id.to_owned(),
+                    expected: expected.to_string(),
+                },
+                Err(e) => e,
+            }
         };
-        let gone = || StoreError::NotFound {
-            collection: collection.to_owned(),
-            id: id.to_owned(),
+        // Text this store did not write matches no update time.
+        let Some(time) = parse_version(expected) else {
+            return Err(refused().await);
         };
-        let op = if document.is_some() {
-            "update"
-        } else {
-            "delete"
-        };
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let tx = self
-                .db
-                .begin_transaction()
-                .await
-                .map_err(|e| request_error(op, at, id, e))?;
-            let in_tx =
+        let precondition = FirestoreWritePrecondition::UpdateTime(time);
+        let (op, written) = match document {
+            Some(document) => (
+                "update",
                 self.db
-                    .clone_with_consistency_selector(FirestoreConsistencySelector::Transaction(
-                        tx.transaction_id().clone(),
-                    ));
-            let current = in_tx
-                .fluent()
-                .select()
-                .by_id_in(at.collection_id.as_str())
-                .parent(at.parent.as_str())
-                .one(id)
-                .await;
-            let verdict = match &current {
-                Ok(None) => Some(gone()),
-                Ok(Some(doc)) if version_of(doc).as_ref() != Some(expected) => Some(stale()),
-                Ok(Some(_)) => None,
-                Err(_) => None,
-            };
-            if let Some(verdict) = verdict {
-                let _ = tx.rollback().await;
-                return Err(verdict);
+                    .fluent()
+                    .update()
+                    .in_col(at.collection_id.as_str())
+                    .precondition(precondition)
+                    .document(document)
+                    .execute()
+                    .await
+                    .map(|doc| version_of(&doc)),
+            ),
+            None => (
+                "delete",
+                self.db
+                    .fluent()
+                    .delete()
+                    .from(at.collection_id.as_str())
+                    .parent(at.parent.as_str())
+                    .precondition(precondition)
+                    .document_id(id)
+                    .execute()
+                    .await
+                    .map(|()| None),
+            ),
+        };
+        match written {
+            Ok(version) => Ok(version),
+            Err(e) if matches!(code(&e), Some("FailedPrecondition" | "NotFound")) => {
+                Err(refused().await)
             }
-            if let Err(e) = current {
-                let _ = tx.rollback().await;
-                if code(&e) == Some("Aborted") && attempt < 10 {
-                    continue;
-                }
-                return Err(request_error(op, at, id, e));
-            }
-            let time = parse_version(expected).ok_or_else(stale)?;
-            let write = pb::Write {
-                operation: Some(match &document {
-                    Some(doc) => pb::write::Operation::Update(doc.clone()),
-                    None => pb::write::Operation::Delete(at.document_name(id)),
-                }),
-                current_document: Some(pb::Precondition {
-                    condition_type: Some(pb::precondition::ConditionType::UpdateTime(
-                        firestore::timestamp_utils::to_timestamp(time),
-                    )),
-                }),
-                ..Default::default()
-            };
-            let mut tx = tx;
-            if let Err(e) = tx.add(QueuedWrite(write)) {
-                let _ = tx.rollback().await;
-                return Err(request_error(op, at, id, e));
-            }
-            match tx.commit().await {
-                Ok(response) => {
-                    return Ok(response
-                        .write_results
-                        .first()
-                        .and_then(|r| r.update_time)
-                        .and_then(instant_version));
-                }
-                Err(e) if code(&e) == Some("Aborted") && attempt < 10 => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt)))
-                        .await;
-                }
-                Err(e) if code(&e) == Some("FailedPrecondition") => return Err(stale()),
-                Err(e) if code(&e) == Some("NotFound") => return Err(gone()),
-                Err(e) if document.is_some() => return Err(write_error(op, at, id, e)),
-                Err(e) => return Err(request_error(op, at, id, e)),
-            }
+            Err(e) if op == "update" => Err(write_error(op, at, id, e)),
+            Err(e) => Err(request_error(op, at, id, e)),
         }
     }
 
@@ -867,25 +838,6 @@ fn version_of(doc: &pb::Document) -> Option<Version> {
     Some(Version::new(
         time.to_rfc3339_opts(SecondsFormat::Nanos, true),
     ))
-}
-
-/// The version of a commit's update time.
-fn instant_version(t: firestore::FirestoreInstant) -> Option<Version> {
-    let time = DateTime::from_timestamp(t.as_second(), u32::try_from(t.subsec_nanosecond()).ok()?)?;
-    Some(Version::new(
-        time.to_rfc3339_opts(SecondsFormat::Nanos, true),
-    ))
-}
-
-/// A protobuf write queued on a transaction as it is.
-struct QueuedWrite(pb::Write);
-
-impl TryFrom<QueuedWrite> for pb::Write {
-    type Error = FirestoreError;
-
-    fn try_from(w: QueuedWrite) -> Result<Self, Self::Error> {
-        Ok(w.0)
-    }
 }
 
 /// The update time a version stands for; `None` for text this store did not write.

@@ -289,3 +289,43 @@ async fn queries_page_through_firestore_cursors() {
     assert_eq!(page.documents.len(), 2);
     assert!(page.next_cursor.is_some());
 }
+
+/// Firestore moves the update time only when a write changes the document, so an update
+/// that writes the current value keeps the version and does not stop a second update at
+/// that version (the core contract allows it; the module docs tell users).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_changes_nothing_keeps_the_version() {
+    let emulator = Emulator::firestore();
+    let store = store(&emulator, "nube-same", CollectionNaming::new()).await;
+    let created = store
+        .create("jobs", "j1", json!({"state": "open"}))
+        .await
+        .unwrap();
+    let same = store
+        .update("jobs", "j1", json!({"state": "open"}), &created.version)
+        .await
+        .unwrap();
+    assert_eq!(same.version, created.version);
+    let claimed = store
+        .update(
+            "jobs",
+            "j1",
+            json!({"state": "claimed", "by": "w1"}),
+            &created.version,
+        )
+        .await
+        .expect("the version is still current");
+    assert_ne!(claimed.version, created.version);
+    match store
+        .update(
+            "jobs",
+            "j1",
+            json!({"state": "claimed", "by": "w2"}),
+            &created.version,
+        )
+        .await
+    {
+        Err(StoreError::PreconditionFailed { .. }) => {}
+        other => panic!("a changing write moved the version, got {other:?}"),
+    }
+}

@@ -110,6 +110,16 @@ async fn preconditions(s: &dyn DocumentStore, c: &str) {
         json!({"n": 2}),
         "pre: a refused update changes nothing"
     );
+    let same = s
+        .update(c, "p", json!({"n": 2}), &v2)
+        .await
+        .expect("pre: an update that writes the current value succeeds");
+    assert_eq!(
+        s.get(c, "p").await.unwrap().unwrap().version,
+        same.version,
+        "pre: an update that changes nothing returns the document's version"
+    );
+    let v2 = same.version;
     match s.update(c, "missing", json!({}), &v2).await {
         Err(StoreError::NotFound { .. }) => {}
         other => panic!("pre: update of a missing id must be NotFound, got {other:?}"),
@@ -344,7 +354,7 @@ async fn concurrent_updates(s: Arc<dyn DocumentStore>, c: &str) {
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let (s, c, v) = (s.clone(), c.to_owned(), v.clone());
-            tokio::spawn(async move { s.update(&c, "r", json!({"n": i}), &v).await })
+            tokio::spawn(async move { s.update(&c, "r", json!({"n": i + 1}), &v).await })
         })
         .collect();
     let mut wins = 0;
@@ -357,7 +367,7 @@ async fn concurrent_updates(s: Arc<dyn DocumentStore>, c: &str) {
     }
     assert_eq!(
         wins, 1,
-        "race: exactly one of eight updates at the same version wins"
+        "race: exactly one of eight updates (each changing the document) at the same version wins"
     );
 }
 

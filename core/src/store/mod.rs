@@ -3,7 +3,10 @@
 //!
 //! The contract, which `nube::store::contract` checks for any backend:
 //! - a document is a JSON object stored under `(collection, id)` with an opaque
-//!   [`Version`] that changes on every write;
+//!   [`Version`] that changes on every write that changes the document (a backend may
+//!   keep it when a write stores exactly the value the document holds, as Firestore
+//!   does, so two such updates at one version can both succeed: where success must be
+//!   exclusive, write something that tells the writers apart);
 //! - `create` fails with [`StoreError::Conflict`] when the id exists, `update` with
 //!   [`StoreError::PreconditionFailed`] when the version is no longer current and with
 //!   [`StoreError::NotFound`] when the document is gone;
@@ -31,7 +34,8 @@ pub use no_store::NoDocumentStore;
 pub use query::{Direction, Filter, Op, Page, Query, compare_values, evaluate, field};
 
 /// An opaque version of a stored document (a counter, an ETag, an update time):
-/// pass it back to [`DocumentStore::update`] to write only if nobody wrote since.
+/// pass it back to [`DocumentStore::update`] to write only if nobody changed the document
+/// since.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Version(String);

@@ -35,16 +35,19 @@
 //! an unversioned `delete` one `DeleteDocument` with the precondition `exists = true`, so
 //! a missing document reads as `Ok(false)`. `update` and a versioned `delete` are one write
 //! with the precondition `updateTime = version`, which Firestore checks atomically with the
-//! write; when Firestore refuses it, a read tells [`StoreError::NotFound`] from
+//! write (sent again when Firestore aborts it for contention); when Firestore refuses it,
+//! a read tells [`StoreError::NotFound`] from
 //! [`StoreError::PreconditionFailed`].
 //!
 //! **A write that changes nothing keeps the version.** Firestore moves a document's update
 //! time only when a write changes its fields, so an `update` (or `put`) that writes the
-//! value the document already holds succeeds and returns the version it had, and a second
-//! `update` at that version succeeds too. Where an update's success must be exclusive (a
-//! worker claiming a job), write something that tells the writers apart, such as the
-//! claimant's id. The core contract allows this ([`nube::store`]).
-
+//! value the document already holds succeeds and returns the version it had, which stays
+//! current: a later update at that version succeeds too. Among updates at one version,
+//! at most one that changes the document wins. Where an update's success must be
+//! exclusive (a worker claiming a job), make every competing write differ from the stored
+//! value and from each other, for instance by writing the claimant's id and a claim time.
+//! The core contract allows this ([`nube::store`]).
+//!
 //! # Queries
 //!
 //! [`DocumentStore::query`] validates the query and **pushes it down** when Firestore
@@ -410,7 +413,8 @@ impl FirestoreStore {
 
     /// Replaces (`Some(document)`) or deletes (`None`) the document only while its version
     /// is `expected`: one write with the precondition `updateTime = expected`, which
-    /// Firestore checks atomically with the write. When Firestore refuses it, a read tells
+    /// Firestore checks atomically with the write (sent again, up to five times, when
+    /// Firestore aborts it for contention). When Firestore refuses it, a read tells
     /// [`StoreError::NotFound`] (the document is gone; `Ok(None)` for a delete, which the
     /// caller reads as nothing deleted) from [`StoreError::PreconditionFailed`]. Returns the
     /// new version of a replaced document.
@@ -423,7 +427,7 @@ impl FirestoreStore {
         document: Option<pb::Document>,
     ) -> Result<Option<Version>, StoreError> {
         let refused = || async {
-            match self.read(at, id).await {
+            match self.find(at, id).await {
                 Ok(None) => StoreError::NotFound {
                     collection: collection.to_owned(),
                     id: id.to_owned(),
@@ -440,23 +444,28 @@ impl FirestoreStore {
         let Some(time) = parse_version(expected) else {
             return Err(refused().await);
         };
-        let precondition = FirestoreWritePrecondition::UpdateTime(time);
-        let (op, written) = match document {
-            Some(document) => (
-                "update",
-                self.db
+        let op = if document.is_some() {
+            "update"
+        } else {
+            "delete"
+        };
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let precondition = FirestoreWritePrecondition::UpdateTime(time);
+            let written = match &document {
+                Some(document) => self
+                    .db
                     .fluent()
                     .update()
                     .in_col(at.collection_id.as_str())
                     .precondition(precondition)
-                    .document(document)
+                    .document(document.clone())
                     .execute()
                     .await
                     .map(|doc| version_of(&doc)),
-            ),
-            None => (
-                "delete",
-                self.db
+                None => self
+                    .db
                     .fluent()
                     .delete()
                     .from(at.collection_id.as_str())
@@ -466,29 +475,40 @@ impl FirestoreStore {
                     .execute()
                     .await
                     .map(|()| None),
-            ),
-        };
-        match written {
-            Ok(version) => Ok(version),
-            Err(e) if matches!(code(&e), Some("FailedPrecondition" | "NotFound")) => {
-                Err(refused().await)
+            };
+            match written {
+                Ok(version) => return Ok(version),
+                Err(e) if matches!(code(&e), Some("FailedPrecondition" | "NotFound")) => {
+                    return Err(refused().await);
+                }
+                // Contention: nothing was written, and a retry meets the precondition again.
+                Err(e) if code(&e) == Some("Aborted") && attempt < 5 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt)))
+                        .await;
+                }
+                Err(e) if op == "update" => return Err(write_error(op, at, id, e)),
+                Err(e) => return Err(request_error(op, at, id, e)),
             }
-            Err(e) if op == "update" => Err(write_error(op, at, id, e)),
-            Err(e) => Err(request_error(op, at, id, e)),
         }
     }
 
-    async fn read(&self, at: &Location, id: &str) -> Result<Option<Document>, StoreError> {
-        let found = self
-            .db
+    /// The document as Firestore holds it, undecoded.
+    async fn find(&self, at: &Location, id: &str) -> Result<Option<pb::Document>, StoreError> {
+        self.db
             .fluent()
             .select()
             .by_id_in(at.collection_id.as_str())
             .parent(at.parent.as_str())
             .one(id)
             .await
-            .map_err(|e| request_error("read", at, id, e))?;
-        found.map(|doc| to_document(at, doc)).transpose()
+            .map_err(|e| request_error("read", at, id, e))
+    }
+
+    async fn read(&self, at: &Location, id: &str) -> Result<Option<Document>, StoreError> {
+        self.find(at, id)
+            .await?
+            .map(|doc| to_document(at, doc))
+            .transpose()
     }
 }
 
@@ -840,9 +860,13 @@ fn version_of(doc: &pb::Document) -> Option<Version> {
     ))
 }
 
-/// The update time a version stands for; `None` for text this store did not write.
+/// The update time a version stands for; `None` for text this store did not write
+/// (Firestore's update times are whole microseconds).
 fn parse_version(version: &Version) -> Option<firestore::FirestoreInstant> {
     let time = DateTime::parse_from_rfc3339(version.as_str()).ok()?;
+    if time.timestamp_subsec_nanos() % 1000 != 0 {
+        return None;
+    }
     firestore::FirestoreInstant::new(
         time.timestamp(),
         i32::try_from(time.timestamp_subsec_nanos()).ok()?,
@@ -985,6 +1009,10 @@ mod tests {
         let t = parse_version(&read.version).unwrap();
         assert_eq!(t.subsec_nanosecond(), 123_456_000);
         assert!(parse_version(&Version::new("whatever")).is_none());
+        assert!(
+            parse_version(&Version::new("2026-01-01T00:00:00.123456789Z")).is_none(),
+            "no Firestore update time has digits below the microsecond"
+        );
     }
 
     #[test]

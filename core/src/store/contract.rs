@@ -138,6 +138,10 @@ async fn preconditions(s: &dyn DocumentStore, c: &str) {
             .unwrap(),
         "pre: conditional delete of a missing id is false"
     );
+    assert!(
+        !s.delete(c, "p", Some(&v2)).await.unwrap(),
+        "pre: conditional delete at the version of a deleted document is false"
+    );
 }
 
 async fn validation(s: &dyn DocumentStore, c: &str) {

@@ -3,10 +3,12 @@
 //!
 //! The contract, which `nube::store::contract` checks for any backend:
 //! - a document is a JSON object stored under `(collection, id)` with an opaque
-//!   [`Version`] that changes on every write that changes the document (a backend may
-//!   keep it when a write stores exactly the value the document holds, as Firestore
-//!   does, so two such updates at one version can both succeed: where success must be
-//!   exclusive, write something that tells the writers apart);
+//!   [`Version`] that changes on every write that changes the document; among updates
+//!   at one version, at most one that changes the document succeeds. A backend may keep
+//!   the version when a write stores exactly the value the document holds (Firestore
+//!   does), and then that version stays current: where an update's success must be
+//!   exclusive, make each competing write differ from the stored value and from the
+//!   others (the claimant's id and a time, say);
 //! - `create` fails with [`StoreError::Conflict`] when the id exists, `update` with
 //!   [`StoreError::PreconditionFailed`] when the version is no longer current and with
 //!   [`StoreError::NotFound`] when the document is gone;

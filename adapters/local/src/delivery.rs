@@ -58,7 +58,7 @@ pub(crate) async fn run(
         while deliveries.try_join_next().is_some() {}
         let free = concurrency.saturating_sub(deliveries.len());
         if free > 0 {
-            match outbox.claim(free, lease).await {
+            match outbox.claim(free, lease, policy.max_attempts).await {
                 Ok(due) => {
                     for pending in due {
                         let (app, resources, outbox, wake) =
@@ -75,6 +75,11 @@ pub(crate) async fn run(
                     continue;
                 }
             }
+        }
+        if deliveries.len() >= concurrency {
+            // Every slot is busy: wait for one to free up, not for what is due.
+            deliveries.join_next().await;
+            continue;
         }
         // Claimed rows are leased into the future, so this is the next retry or new event.
         let wait = match outbox.next_due_ms().await {

@@ -342,17 +342,33 @@ pub async fn run(app: App) -> ExitCode {
     let shutdown = running.shutdown.take();
     tokio::select! {
         _ = shutdown_signal() => {
-            tracing::info!("shutting down: finishing in-flight requests");
+            tracing::info!("shutting down: finishing in-flight requests (press Ctrl-C again to stop now)");
             if let Some(tx) = shutdown { let _ = tx.send(()); }
         }
         r = &mut running.server => {
-            if let Ok(Err(e)) = r { eprintln!("error: the server stopped: {e}"); return ExitCode::FAILURE; }
+            return match r {
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                Ok(Err(e)) => {
+                    eprintln!("error: the server stopped: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: the server task failed: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
     }
-    match running.wait().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
+    tokio::select! {
+        r = running.wait() => match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        _ = shutdown_signal() => {
+            eprintln!("stopped without finishing in-flight requests (a second shutdown signal)");
             ExitCode::FAILURE
         }
     }

@@ -25,6 +25,22 @@ pub(crate) fn enqueue(conn: &Connection, function: &str, event: &Event) -> rusql
     Ok(())
 }
 
+/// Moves the outbox row `seq` to the dead letters, inside the caller's transaction.
+fn move_to_dead_letters(
+    conn: &Connection,
+    seq: i64,
+    attempts: u32,
+    error: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO dead_letters (seq, function, event_id, event, attempts, last_error, failed_ms)
+         SELECT seq, function, event_id, event, ?2, ?3, ?4 FROM outbox WHERE seq = ?1",
+        params![seq, attempts, error, now_ms()],
+    )?;
+    conn.execute("DELETE FROM outbox WHERE seq = ?1", [seq])?;
+    Ok(())
+}
+
 /// An event waiting for one function.
 #[derive(Debug)]
 pub struct Pending {
@@ -34,7 +50,7 @@ pub struct Pending {
     pub function: String,
     /// The event, or why its stored text could not be read.
     pub event: Result<Event, String>,
-    /// Deliveries tried so far.
+    /// Deliveries tried before this one.
     pub attempts: u32,
 }
 
@@ -96,11 +112,16 @@ impl Outbox {
     }
 
     /// Claims up to `limit` events due now, oldest first: each is leased for `lease`
-    /// (it is not handed out again meanwhile) until its outcome is recorded.
+    /// (it is not handed out again meanwhile) until its outcome is recorded, and counted
+    /// as an attempt at once, so an event whose function takes the process down (a stack
+    /// overflow, an abort, the OOM killer) does not run again after every restart: once
+    /// it has started `max_attempts` times without an outcome, it moves to the dead
+    /// letters instead of being claimed.
     pub async fn claim(
         &self,
         limit: usize,
         lease: std::time::Duration,
+        max_attempts: u32,
     ) -> Result<Vec<Pending>, StoreError> {
         let lease_ms = lease.as_millis() as i64;
         self.db
@@ -108,6 +129,7 @@ impl Outbox {
                 let tx = c.transaction().map_err(backend_err)?;
                 let now = now_ms();
                 let mut out = Vec::new();
+                let mut unfinished = Vec::new();
                 {
                     let mut stmt = tx
                         .prepare_cached(
@@ -121,16 +143,32 @@ impl Outbox {
                         .map_err(backend_err)?;
                     for row in rows {
                         let (seq, function, text, attempts) = row.map_err(backend_err)?;
+                        if attempts >= max_attempts {
+                            unfinished.push((seq, function, attempts));
+                            continue;
+                        }
                         let event = serde_json::from_str(&text).map_err(|e| format!("stored event is unreadable: {e}"));
                         out.push(Pending { seq, function, event, attempts });
                     }
                 }
                 for p in &out {
                     tx.execute(
-                        "UPDATE outbox SET claimed = 1, next_attempt_ms = ?2 WHERE seq = ?1",
+                        "UPDATE outbox SET claimed = 1, attempts = attempts + 1, next_attempt_ms = ?2 WHERE seq = ?1",
                         params![p.seq, now + lease_ms],
                     )
                     .map_err(backend_err)?;
+                }
+                for (seq, function, attempts) in unfinished {
+                    let error = format!(
+                        "attempt {attempts} never finished: the process stopped while the function ran \
+                         (it crashed, was killed or was shut down), {attempts} times in a row"
+                    );
+                    tracing::error!(
+                        function,
+                        attempts,
+                        "an event's deliveries never finished; the event is in the dead letters (GET /_nube/dead-letters)"
+                    );
+                    move_to_dead_letters(&tx, seq, attempts, &error).map_err(backend_err)?;
                 }
                 tx.commit().map_err(backend_err)?;
                 Ok(out)
@@ -202,13 +240,7 @@ impl Outbox {
         self.db
             .call(move |c| {
                 let tx = c.transaction().map_err(backend_err)?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO dead_letters (seq, function, event_id, event, attempts, last_error, failed_ms)
-                     SELECT seq, function, event_id, event, ?2, ?3, ?4 FROM outbox WHERE seq = ?1",
-                    params![seq, attempts, error, now_ms()],
-                )
-                .map_err(backend_err)?;
-                tx.execute("DELETE FROM outbox WHERE seq = ?1", [seq]).map_err(backend_err)?;
+                move_to_dead_letters(&tx, seq, attempts, &error).map_err(backend_err)?;
                 tx.commit().map_err(backend_err)
             })
             .await
@@ -293,5 +325,51 @@ impl Outbox {
                 })
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A process that dies during a delivery records no outcome: the claim itself
+    /// counts the attempt, so after `max_attempts` such starts the event is dead.
+    #[tokio::test]
+    async fn deliveries_that_never_finish_end_in_the_dead_letters() {
+        let outbox = Outbox::new(Database::in_memory().unwrap(), Arc::new(Notify::new()));
+        let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap();
+        let schedule: nube::Schedule = "rate(1 minute)".parse().unwrap();
+        outbox
+            .enqueue(
+                "tick".into(),
+                crate::timers::tick("tick", &schedule, at, false),
+            )
+            .await
+            .unwrap();
+        let lease = Duration::from_secs(60);
+        for before in 0..2 {
+            let claimed = outbox.claim(10, lease, 2).await.unwrap();
+            assert_eq!(claimed.len(), 1);
+            assert_eq!(claimed[0].attempts, before);
+            assert!(
+                outbox.claim(10, lease, 2).await.unwrap().is_empty(),
+                "a claimed event is leased"
+            );
+            // The process "crashes": the next start releases its claims.
+            assert_eq!(outbox.release_claims().await.unwrap(), 1);
+        }
+        assert!(outbox.claim(10, lease, 2).await.unwrap().is_empty());
+        let dead = outbox.dead_letters().await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].attempts, 2);
+        assert!(
+            dead[0].last_error.contains("never finished"),
+            "{}",
+            dead[0].last_error
+        );
+        let stats = outbox.stats().await.unwrap();
+        assert_eq!((stats.pending, stats.dead_letters), (0, 1));
     }
 }

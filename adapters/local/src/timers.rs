@@ -1,7 +1,8 @@
 //! Timers: each timer function fires on its schedule. A tick goes through the outbox
 //! like any event (so it is retried), and the time of the last tick is stored: a
 //! tick missed while the runtime was down is delivered once at start-up with
-//! `past_due: true`.
+//! `past_due: true`, and so are ticks missed while the machine slept (the loop sleeps
+//! in slices and reads the wall clock after each, since tokio's clock stops meanwhile).
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -145,23 +146,45 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
         },
     };
     loop {
-        let Some(next) = schedule.next_after(last.max(Utc::now())) else {
+        let Some(next) = schedule.next_after(last) else {
             tracing::warn!(function, %schedule, "the schedule never fires again");
             return;
         };
-        let wait = (next - Utc::now()).to_std().unwrap_or_default();
-        tokio::time::sleep(wait).await;
+        // In slices, reading the wall clock each time: tokio's clock stands still while
+        // the machine sleeps, and the wall clock can be stepped either way.
+        loop {
+            let now = Utc::now();
+            if now >= next {
+                break;
+            }
+            let wait = (next - now).to_std().unwrap_or_default();
+            tokio::time::sleep(wait.min(SLICE)).await;
+        }
+        // Ticks that fell due meanwhile (the machine slept, the database was slow) are
+        // delivered as one, the latest, marked past due, as after a downtime.
+        let now = Utc::now();
+        let at = latest_missed(&schedule, next, now).unwrap_or(next);
+        let past_due = now - at > LATE;
+        if past_due {
+            tracing::warn!(function, scheduled = %at, "a tick is late (the machine slept or the clock jumped); delivering it now");
+        }
         record(
             &db,
             &outbox,
             &function,
-            Some(tick(&function, &schedule, next, false)),
-            next,
+            Some(tick(&function, &schedule, at, past_due)),
+            at,
         )
         .await;
-        last = next;
+        last = at;
     }
 }
+
+/// The longest single sleep before the wall clock is read again.
+const SLICE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How late a tick may fire and still count as on time.
+const LATE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 #[cfg(test)]
 mod tests {

@@ -69,10 +69,14 @@ async fn hello(ctx: Context) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_fire_functions_and_http_is_served() {
+    static COPIES: AtomicU32 = AtomicU32::new(0);
     let dir = tempfile::tempdir().unwrap();
     let app = App::new("t")
         .http("api", Routes::new().get("/hello", hello))
-        .on_document_created("copy", "items", copy_doc)
+        .on_document_created("copy", "items", |ev, ctx| {
+            COPIES.fetch_add(1, Ordering::SeqCst);
+            copy_doc(ev, ctx)
+        })
         .on_blob_created("note", "uploads", "in/", note_blob);
     let r = nube_local::start(app, config(dir.path())).await.unwrap();
     let body = reqwest::get(format!("{}/hello", r.url()))
@@ -98,6 +102,7 @@ async fn writes_fire_functions_and_http_is_served() {
         json!({"n": 1}),
         "the update fired nothing"
     );
+    assert_eq!(COPIES.load(Ordering::SeqCst), 1, "one event: the create's");
 
     let bucket = r.resources().bucket("uploads").unwrap();
     bucket.put("in/x.bin", vec![1u8; 10]).await.unwrap();
@@ -124,6 +129,7 @@ async fn failures_are_retried_then_dead_lettered_and_can_be_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let calls = Arc::new(AtomicU32::new(0));
     let flaky_calls = calls.clone();
+    static BOOMS: AtomicU32 = AtomicU32::new(0);
     let app = App::new("t")
         .on_document_created(
             "flaky",
@@ -145,6 +151,7 @@ async fn failures_are_retried_then_dead_lettered_and_can_be_replayed() {
             "panics",
             "bombs",
             |_ev: DocumentCreated<Value>, _ctx: Context| async move {
+                BOOMS.fetch_add(1, Ordering::SeqCst);
                 panic!("boom");
             },
         );
@@ -188,11 +195,20 @@ async fn failures_are_retried_then_dead_lettered_and_can_be_replayed() {
         .await
         .unwrap();
     assert_eq!(replay.status(), 202);
-    eventually("dead-lettered again", || async {
+    assert_eq!(BOOMS.load(Ordering::SeqCst), 3);
+    eventually("run again and dead-lettered again", || async {
         let s = status(&r).await;
-        s["deadLetters"] == 1 && s["pending"] == 0
+        BOOMS.load(Ordering::SeqCst) == 6 && s["deadLetters"] == 1 && s["pending"] == 0
     })
     .await;
+    let again: Vec<Value> = reqwest::get(format!("{}/_nube/dead-letters", r.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(again[0]["seq"], seq, "a replay is a new delivery");
+    assert_eq!(again[0]["eventId"], dead[0]["eventId"], "of the same event");
     r.stop().await;
 }
 
@@ -404,4 +420,49 @@ async fn one_runtime_per_data_directory_and_admin_refuses_foreign_origins() {
         .expect("free again after stop")
         .stop()
         .await;
+}
+
+/// With every delivery slot busy the loop waits for a slot (no polling), and each
+/// event still runs once, never more at a time than the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_beyond_the_concurrency_limit_wait_for_a_slot() {
+    static RUNNING: AtomicU32 = AtomicU32::new(0);
+    static MOST: AtomicU32 = AtomicU32::new(0);
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    async fn slow(_: DocumentCreated<Value>, _: Context) -> nube::Result<()> {
+        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        MOST.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::new("t").on_document_created("slow", "jobs", slow);
+    let r = nube_local::start(
+        app,
+        Config {
+            concurrency: 2,
+            ..config(dir.path())
+        },
+    )
+    .await
+    .unwrap();
+    let jobs = r.resources().collection::<Value>("jobs");
+    for n in 0..7 {
+        jobs.create(&format!("j{n}"), &json!({"n": n}))
+            .await
+            .unwrap();
+    }
+    eventually("every job ran", || async {
+        RUNS.load(Ordering::SeqCst) == 7 && status(&r).await["pending"] == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(RUNS.load(Ordering::SeqCst), 7, "each event once");
+    assert_eq!(
+        MOST.load(Ordering::SeqCst),
+        2,
+        "never more than the limit at once"
+    );
 }

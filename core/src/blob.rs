@@ -86,6 +86,22 @@ pub trait BlobEvents: Send + Sync + std::fmt::Debug + 'static {
     async fn abandoned(&self, token: u64) -> Result<(), BlobError>;
 }
 
+/// What a put wrote.
+fn info(
+    key: &str,
+    size: u64,
+    put: object_store::PutResult,
+    content_type: Option<&str>,
+) -> BlobInfo {
+    BlobInfo {
+        key: key.to_owned(),
+        size,
+        etag: put.e_tag,
+        last_modified: Utc::now(),
+        content_type: content_type.map(str::to_owned),
+    }
+}
+
 /// A bucket of blobs, by its logical name.
 #[derive(Clone, Debug)]
 pub struct Bucket {
@@ -175,6 +191,10 @@ impl Bucket {
 
     /// Writes `bytes` at `key` with a content type. Stores that cannot keep
     /// attributes (the local file system) still pass it to blob-created events.
+    ///
+    /// Where puts fire blob-created functions (the local runtime), the write and the
+    /// recording of its event run on a task of their own once started: dropping this
+    /// future does not leave a written object without its event.
     pub async fn put_with_content_type(
         &self,
         key: &str,
@@ -183,32 +203,57 @@ impl Bucket {
     ) -> Result<BlobInfo, BlobError> {
         let path = key_to_path(key)?;
         let bytes: Bytes = bytes.into();
-        let size = bytes.len() as u64;
-        let token = match &self.events {
-            Some(ev) => Some(ev.will_write(&self.name, key, content_type).await?),
-            None => None,
+        let Some(events) = self.events.clone() else {
+            let size = bytes.len() as u64;
+            let put = self.write(&path, key, bytes, content_type).await?;
+            return Ok(info(key, size, put, content_type));
         };
+        let token = events.will_write(&self.name, key, content_type).await?;
+        // Once the intent is recorded, the write and its event finish on a task of their
+        // own: a caller that stops waiting (a client that hung up, a deadline) must not
+        // leave a written object whose event waits for the next start.
+        let (bucket, key, content_type) = (
+            self.clone(),
+            key.to_owned(),
+            content_type.map(str::to_owned),
+        );
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            bucket
+                .write_then_record(&*events, token, path, &key, bytes, content_type.as_deref())
+                .await
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(BlobError::Events {
+                bucket: name.to_string(),
+                message: format!("the write stopped: {e}"),
+            })
+        })
+    }
+
+    /// The write of a put whose intent `token` is recorded, then its outcome.
+    async fn write_then_record(
+        &self,
+        events: &dyn BlobEvents,
+        token: u64,
+        path: Path,
+        key: &str,
+        bytes: Bytes,
+        content_type: Option<&str>,
+    ) -> Result<BlobInfo, BlobError> {
+        let size = bytes.len() as u64;
         let put = match self.write(&path, key, bytes, content_type).await {
             Ok(put) => put,
             Err(e) => {
-                if let (Some(ev), Some(token)) = (&self.events, token)
-                    && let Err(abandon) = ev.abandoned(token).await
-                {
+                if let Err(abandon) = events.abandoned(token).await {
                     tracing::warn!(error = %abandon, "could not clear a blob-write intent");
                 }
                 return Err(e);
             }
         };
-        let info = BlobInfo {
-            key: key.to_owned(),
-            size,
-            etag: put.e_tag,
-            last_modified: Utc::now(),
-            content_type: content_type.map(str::to_owned),
-        };
-        if let (Some(ev), Some(token)) = (&self.events, token) {
-            ev.written(token, &self.name, &info).await?;
-        }
+        let info = info(key, size, put, content_type);
+        events.written(token, &self.name, &info).await?;
         Ok(info)
     }
 

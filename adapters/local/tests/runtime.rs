@@ -466,3 +466,31 @@ async fn events_beyond_the_concurrency_limit_wait_for_a_slot() {
         "never more than the limit at once"
     );
 }
+
+/// A put whose caller stops waiting (a client that hung up, a deadline) still fires
+/// its event once the object is written, without waiting for a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_whose_caller_stops_waiting_still_fires_its_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::new("t").on_blob_created("note", "uploads", "", note_blob);
+    let r = nube_local::start(app, config(dir.path())).await.unwrap();
+    let bucket = r.resources().bucket("uploads").unwrap();
+    for n in 0..40u64 {
+        let key = format!("k{n}.bin");
+        let put = bucket.put(&key, vec![7u8; 2 << 20]);
+        let _ = tokio::time::timeout(Duration::from_micros(250 * n), put).await;
+    }
+    let written = bucket.list("").await.unwrap();
+    assert!(!written.is_empty(), "some puts got as far as the write");
+    let seen = r.resources().collection::<Value>("seen-blobs");
+    eventually("every written object's event ran", || async {
+        for object in &written {
+            if seen.get(&object.key).await.unwrap().is_none() {
+                return false;
+            }
+        }
+        status(&r).await["pending"] == 0
+    })
+    .await;
+    r.stop().await;
+}

@@ -8,9 +8,10 @@
 //! The JSON form of the same message (proto3 JSON: `application/json`, as in the
 //! legacy events and the samples) is read too.
 //!
-//! **Which document.** The document path comes from the `document` extension
-//! attribute, else `subject` (`documents/<path>`), else `value.name`
-//! (`projects/<p>/databases/<db>/documents/<path>`). Its last segment is the id; the
+//! **Which document.** The document path comes from `value.name`
+//! (`projects/<p>/databases/<db>/documents/<path>`), else the `document` extension
+//! attribute, else `subject` (`documents/<path>`): in binary mode those two are `ce-*`
+//! headers, which may arrive percent-encoded. Its last segment is the id; the
 //! rest is the collection, mapped to the app's logical collection
 //! ([`crate::names`]). `event_id` is the CloudEvent `id`.
 //!
@@ -574,18 +575,20 @@ fn decode_event(
         let data = data_json(event)?;
         (decode_json(&data)?, Some(data))
     };
-    let path = extension(event, "document")
-        .filter(|d| !d.is_empty())
+    // The document's own name first: in binary mode the `document` extension and the
+    // subject come from `ce-*` headers, which may arrive percent-encoded.
+    let path = path_of_name(&document.name)
+        .map(str::to_owned)
+        .or_else(|| extension(event, "document").filter(|d| !d.is_empty()))
         .or_else(|| {
             event
                 .subject()
                 .and_then(|s| s.strip_prefix("documents/"))
                 .map(str::to_owned)
         })
-        .or_else(|| path_of_name(&document.name).map(str::to_owned))
         .ok_or_else(|| {
             DecodeError::new(
-                "no document path: the document extension, subject and value.name are all missing",
+                "no document path: value.name, the document extension and the subject are all missing",
             )
         })?;
     let (collection, id) = path

@@ -392,6 +392,44 @@ async fn firestore_protobuf() {
     );
 }
 
+/// In binary mode the `document` extension and the subject are `ce-*` headers, which
+/// may come percent-encoded; the id is the document's own, from `value.name`.
+#[tokio::test]
+async fn firestore_ids_come_from_the_document_name_not_the_headers() {
+    let h = Harness::new();
+    let data = proto::DocumentEventData {
+        value: Some(proto::Document {
+            name: "projects/shop-proj/databases/(default)/documents/orders/o 1002 é".into(),
+            fields: HashMap::new(),
+            create_time: None,
+            update_time: None,
+        }),
+        old_value: None,
+        update_mask: None,
+    };
+    let (status, body) = h
+        .send(binary(
+            "/on-order",
+            &[
+                ("id", "fs-encoded"),
+                (
+                    "source",
+                    "//firestore.googleapis.com/projects/shop-proj/databases/(default)",
+                ),
+                ("type", "google.cloud.firestore.document.v1.created"),
+                ("subject", "documents/orders/o%201002%20%C3%A9"),
+                ("document", "orders/o%201002%20%C3%A9"),
+            ],
+            "application/protobuf",
+            data.encode_to_vec(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = h.seen("fs-encoded").await.expect("the function ran");
+    assert_eq!(seen["collection"], "orders");
+    assert_eq!(seen["id"], "o 1002 é");
+}
+
 #[tokio::test]
 async fn firestore_json() {
     let h = Harness::new();

@@ -679,13 +679,26 @@ pub async fn run(app: App) -> ExitCode {
     }
 }
 
+/// How long the start may spend connecting to the app's stores.
+const STORES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(40);
+
 async fn start(app: App) -> Result<(), InitError> {
     app.validate().map_err(|e| InitError(e.to_string()))?;
     for f in app.functions() {
         crate::names::azure_function_name(f.name()).map_err(InitError)?;
     }
     let port = port_from_env()?;
-    let resources = resources_from_env(&app).await?;
+    // The host gives a custom handler 60 s to listen; a store that cannot be reached
+    // must fail the start with its reason before then, not hang it.
+    let resources = tokio::time::timeout(STORES_TIMEOUT, resources_from_env(&app))
+        .await
+        .map_err(|_| {
+            InitError(format!(
+                "connecting to the app's stores took over {} s (the Functions host gives a custom handler 60 s to start): \
+                 check NUBE_COSMOS and that the Cosmos DB account is reachable from the function app",
+                STORES_TIMEOUT.as_secs()
+            ))
+        })??;
     let prefix = route_prefix_from_env();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

@@ -6,7 +6,8 @@
 //! google-cloudevents' `google/events/cloud/firestore/v1/data.proto`, written out
 //! below with prost's derive macros (same field numbers, so no `protoc` is needed).
 //! The JSON form of the same message (proto3 JSON: `application/json`, as in the
-//! legacy events and the samples) is read too.
+//! legacy events and the samples) is read too. Bytes with no content type at all are
+//! read as protobuf, as firebase-functions reads them.
 //!
 //! **Which document.** The document path comes from `value.name`
 //! (`projects/<p>/databases/<db>/documents/<path>`), else the `document` extension
@@ -532,12 +533,13 @@ pub fn path_of_name(name: &str) -> Option<&str> {
     name.split_once("/documents/").map(|(_, p)| p)
 }
 
+/// Protobuf data: said so by the content type, or bytes with no content type at all
+/// (as firebase-functions reads them).
 fn is_protobuf(event: &Event) -> bool {
-    let ct = event
-        .datacontenttype()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    ct.contains("protobuf") || ct.contains("x-protobuf")
+    match event.datacontenttype() {
+        Some(ct) => ct.to_ascii_lowercase().contains("protobuf"),
+        None => matches!(event.data(), Some(Data::Binary(_))),
+    }
 }
 
 /// Decodes a Firestore `created` CloudEvent.

@@ -430,6 +430,41 @@ async fn firestore_ids_come_from_the_document_name_not_the_headers() {
     assert_eq!(seen["id"], "o 1002 é");
 }
 
+/// Bytes with no content type are read as protobuf, as firebase-functions reads them.
+#[tokio::test]
+async fn firestore_protobuf_without_a_content_type() {
+    use base64::Engine;
+    let h = Harness::new();
+    let mut fields = HashMap::new();
+    fields.insert(
+        "items".to_owned(),
+        firestore_value(proto::value::ValueType::IntegerValue(2)),
+    );
+    let data = proto::DocumentEventData {
+        value: Some(proto::Document {
+            name: "projects/shop-proj/databases/(default)/documents/orders/o-9".into(),
+            fields,
+            create_time: None,
+            update_time: None,
+        }),
+        old_value: None,
+        update_mask: None,
+    };
+    let event = json!({
+        "specversion": "1.0",
+        "id": "fs-b64",
+        "source": "//firestore.googleapis.com/projects/shop-proj/databases/(default)",
+        "type": "google.cloud.firestore.document.v1.created",
+        "subject": "documents/orders/o-9",
+        "data_base64": base64::engine::general_purpose::STANDARD.encode(data.encode_to_vec()),
+    });
+    let (status, body) = h.send(structured("/on-order", event.to_string())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = h.seen("fs-b64").await.expect("the function ran");
+    assert_eq!(seen["id"], "o-9");
+    assert_eq!(seen["document"], json!({"items": 2}));
+}
+
 #[tokio::test]
 async fn firestore_json() {
     let h = Harness::new();

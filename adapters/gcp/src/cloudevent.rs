@@ -90,6 +90,19 @@ pub fn read(headers: &HeaderMap, body: &[u8]) -> Result<Option<Incoming>, Decode
         ));
     }
     if ct.starts_with(STRUCTURED_CONTENT_TYPE) {
+        // Media types are case-insensitive; cloudevents-sdk compares them as they are.
+        let lowered;
+        let headers = if content_type(headers) == Some(ct.as_str()) {
+            headers
+        } else {
+            let mut copy = headers.clone();
+            copy.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_str(&ct).expect("a lower-cased header value is one"),
+            );
+            lowered = copy;
+            &lowered
+        };
         let event = cloudevents::binding::http::to_event(headers, body.to_vec()).map_err(|e| {
             DecodeError::new(format!(
                 "the body is not a valid structured-mode CloudEvent (application/cloudevents+json): {e}"
@@ -233,6 +246,17 @@ mod tests {
         .unwrap();
         assert_eq!(s.mode, Mode::Structured);
         assert_eq!(data_json(&s.event).unwrap()["k"], 1);
+        let upper = read(
+            &headers(&[(
+                "content-type",
+                "Application/CloudEvents+JSON; charset=UTF-8",
+            )]),
+            br#"{"specversion":"1.0","id":"3","source":"//x","type":"t","data":{"k":2}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(upper.mode, Mode::Structured, "media types ignore case");
+        assert_eq!(data_json(&upper.event).unwrap()["k"], 2);
 
         assert!(
             read(&headers(&[("content-type", "text/plain")]), b"hi")

@@ -193,8 +193,8 @@ impl Bucket {
     /// attributes (the local file system) still pass it to blob-created events.
     ///
     /// Where puts fire blob-created functions (the local runtime), the write and the
-    /// recording of its event run on a task of their own once started: dropping this
-    /// future does not leave a written object without its event.
+    /// recording of its event run on a task of their own: dropping this future does not
+    /// leave a written object without its event.
     pub async fn put_with_content_type(
         &self,
         key: &str,
@@ -208,28 +208,32 @@ impl Bucket {
             let put = self.write(&path, key, bytes, content_type).await?;
             return Ok(info(key, size, put, content_type));
         };
-        let token = events.will_write(&self.name, key, content_type).await?;
-        // Once the intent is recorded, the write and its event finish on a task of their
+        // The intent, the write and the recording of its event run on a task of their
         // own: a caller that stops waiting (a client that hung up, a deadline) must not
-        // leave a written object whose event waits for the next start.
+        // leave an intent without its write, or a written object whose event waits for
+        // the next start.
         let (bucket, key, content_type) = (
             self.clone(),
             key.to_owned(),
             content_type.map(str::to_owned),
         );
         let name = self.name.clone();
-        tokio::spawn(async move {
+        let write = async move {
+            let token = events
+                .will_write(&bucket.name, &key, content_type.as_deref())
+                .await?;
             bucket
                 .write_then_record(&*events, token, path, &key, bytes, content_type.as_deref())
                 .await
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(BlobError::Events {
-                bucket: name.to_string(),
-                message: format!("the write stopped: {e}"),
+        };
+        tokio::spawn(tracing::Instrument::in_current_span(write))
+            .await
+            .unwrap_or_else(|e| {
+                Err(BlobError::Events {
+                    bucket: name.to_string(),
+                    message: format!("the write stopped: {e}"),
+                })
             })
-        })
     }
 
     /// The write of a put whose intent `token` is recorded, then its outcome.

@@ -7,7 +7,7 @@
 //! below with prost's derive macros (same field numbers, so no `protoc` is needed).
 //! The JSON form of the same message (proto3 JSON: `application/json`, as in the
 //! legacy events and the samples) is read too. Bytes with no content type at all are
-//! read as protobuf, as firebase-functions reads them.
+//! read as JSON when they are JSON, else as protobuf, as firebase-functions reads them.
 //!
 //! **Which document.** The document path comes from `value.name`
 //! (`projects/<p>/databases/<db>/documents/<path>`), else the `document` extension
@@ -533,12 +533,15 @@ pub fn path_of_name(name: &str) -> Option<&str> {
     name.split_once("/documents/").map(|(_, p)| p)
 }
 
-/// Protobuf data: said so by the content type, or bytes with no content type at all
-/// (as firebase-functions reads them).
+/// Protobuf data: said so by the content type, or bytes that are not JSON with no
+/// content type at all (as firebase-functions reads them).
 fn is_protobuf(event: &Event) -> bool {
-    match event.datacontenttype() {
-        Some(ct) => ct.to_ascii_lowercase().contains("protobuf"),
-        None => matches!(event.data(), Some(Data::Binary(_))),
+    match (event.datacontenttype(), event.data()) {
+        (Some(ct), _) => ct.to_ascii_lowercase().contains("protobuf"),
+        (None, Some(Data::Binary(bytes))) => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err()
+        }
+        (None, _) => false,
     }
 }
 

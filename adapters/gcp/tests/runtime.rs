@@ -463,6 +463,29 @@ async fn firestore_protobuf_without_a_content_type() {
     let seen = h.seen("fs-b64").await.expect("the function ran");
     assert_eq!(seen["id"], "o-9");
     assert_eq!(seen["document"], json!({"items": 2}));
+
+    // JSON bytes with no content type stay JSON.
+    let request = Request::post("/on-order")
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "fs-json-untyped")
+        .header(
+            "ce-source",
+            "//firestore.googleapis.com/projects/shop-proj/databases/(default)",
+        )
+        .header("ce-type", "google.cloud.firestore.document.v1.created")
+        .body(Body::from(
+            json!({"value": {
+                "name": "projects/shop-proj/databases/(default)/documents/orders/o-10",
+                "fields": {"items": {"integerValue": "4"}}
+            }})
+            .to_string(),
+        ))
+        .unwrap();
+    let (status, body) = h.send(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = h.seen("fs-json-untyped").await.expect("the function ran");
+    assert_eq!(seen["id"], "o-10");
+    assert_eq!(seen["document"], json!({"items": 4}));
 }
 
 #[tokio::test]

@@ -53,6 +53,7 @@ pub(crate) async fn run(
         .max()
         .unwrap_or_default()
         + Duration::from_secs(30);
+    let concurrency = concurrency.max(1);
     let mut deliveries = JoinSet::new();
     loop {
         while deliveries.try_join_next().is_some() {}

@@ -93,6 +93,7 @@ pub struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    outbox: outbox::Outbox,
 }
 
 impl Running {
@@ -115,6 +116,7 @@ impl Running {
     pub async fn stop(mut self) {
         self.halt();
         let _ = (&mut self.server).await;
+        self.give_back_attempts().await;
     }
 
     /// Waits until the server ends (after a shutdown signal).
@@ -123,7 +125,23 @@ impl Running {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.halt();
+        self.give_back_attempts().await;
         r
+    }
+
+    /// Deliveries cut short by a stop were not the events' fault: they do not count
+    /// against `max_attempts` (a crash's do, see [`outbox::Outbox::claim`]).
+    async fn give_back_attempts(&self) {
+        match self.outbox.give_back_claims().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                events = n,
+                "deliveries cut short by the stop will run again at the next start"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not give back the attempts of deliveries cut short")
+            }
+        }
     }
 
     fn halt(&mut self) {
@@ -270,7 +288,11 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
 
     let router = app
         .http_service(Provider::Local, resources.clone())
-        .merge(admin::router(app.clone(), resources.clone(), outbox));
+        .merge(admin::router(
+            app.clone(),
+            resources.clone(),
+            outbox.clone(),
+        ));
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
@@ -286,6 +308,7 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
         shutdown: Some(tx),
         tasks,
         server,
+        outbox,
     })
 }
 
@@ -369,7 +392,8 @@ pub async fn run(app: App) -> ExitCode {
         },
         _ = shutdown_signal() => {
             eprintln!("stopped without finishing in-flight requests (a second shutdown signal)");
-            ExitCode::FAILURE
+            // At once: returning would wait for blocking work still running.
+            std::process::exit(1)
         }
     }
 }

@@ -128,23 +128,34 @@ impl Outbox {
             .call(move |c| {
                 let tx = c.transaction().map_err(backend_err)?;
                 let now = now_ms();
+                let max_attempts = max_attempts.max(1);
                 let mut out = Vec::new();
                 let mut unfinished = Vec::new();
                 {
                     let mut stmt = tx
                         .prepare_cached(
-                            "SELECT seq, function, event, attempts FROM outbox WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, seq LIMIT ?2",
+                            "SELECT seq, function, event, attempts, claimed, last_error FROM outbox WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, seq LIMIT ?2",
                         )
                         .map_err(backend_err)?;
                     let rows = stmt
                         .query_map(params![now, limit as i64], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?))
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, String>(2)?,
+                                r.get::<_, u32>(3)?,
+                                r.get::<_, bool>(4)?,
+                                r.get::<_, Option<String>>(5)?,
+                            ))
                         })
                         .map_err(backend_err)?;
                     for row in rows {
-                        let (seq, function, text, attempts) = row.map_err(backend_err)?;
-                        if attempts >= max_attempts {
-                            unfinished.push((seq, function, attempts));
+                        let (seq, function, text, attempts, claimed, last_error) = row.map_err(backend_err)?;
+                        // Only an attempt that started and never recorded its outcome
+                        // (the row is still claimed) ends here; a retry waiting after
+                        // max_attempts was lowered runs once more.
+                        if claimed && attempts >= max_attempts {
+                            unfinished.push((seq, function, attempts, last_error));
                             continue;
                         }
                         let event = serde_json::from_str(&text).map_err(|e| format!("stored event is unreadable: {e}"));
@@ -158,11 +169,15 @@ impl Outbox {
                     )
                     .map_err(backend_err)?;
                 }
-                for (seq, function, attempts) in unfinished {
-                    let error = format!(
+                for (seq, function, attempts, last_error) in unfinished {
+                    let mut error = format!(
                         "attempt {attempts} never finished: the process stopped while the function ran \
-                         (it crashed, was killed or was shut down), {attempts} times in a row"
+                         (it crashed or was killed)"
                     );
+                    if let Some(last) = last_error {
+                        error.push_str("; the attempt before failed with: ");
+                        error.push_str(&last);
+                    }
                     tracing::error!(
                         function,
                         attempts,
@@ -176,12 +191,28 @@ impl Outbox {
             .await
     }
 
-    /// Makes events claimed by a process that is gone (crashed) due again now.
+    /// After a stop that cut deliveries short: makes their events due again now and
+    /// takes back the attempts their claims counted.
+    pub async fn give_back_claims(&self) -> Result<usize, StoreError> {
+        self.db
+            .call(|c| {
+                c.execute(
+                    "UPDATE outbox SET claimed = 0, attempts = MAX(attempts - 1, 0), next_attempt_ms = MIN(next_attempt_ms, ?1) WHERE claimed = 1",
+                    [now_ms()],
+                )
+                .map_err(backend_err)
+            })
+            .await
+    }
+
+    /// Makes events claimed by a process that is gone (crashed) due again now. They stay
+    /// marked as claimed: their attempts started and recorded nothing, which `claim`
+    /// counts.
     pub async fn release_claims(&self) -> Result<usize, StoreError> {
         self.db
             .call(|c| {
                 c.execute(
-                    "UPDATE outbox SET claimed = 0, next_attempt_ms = MIN(next_attempt_ms, ?1) WHERE claimed = 1",
+                    "UPDATE outbox SET next_attempt_ms = MIN(next_attempt_ms, ?1) WHERE claimed = 1",
                     [now_ms()],
                 )
                 .map_err(backend_err)
@@ -334,20 +365,21 @@ mod tests {
 
     use super::*;
 
+    /// An in-memory outbox holding one timer tick.
+    async fn one_tick() -> Outbox {
+        let outbox = Outbox::new(Database::in_memory().unwrap(), Arc::new(Notify::new()));
+        let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap();
+        let schedule: nube::Schedule = "rate(1 minute)".parse().unwrap();
+        let tick = crate::timers::tick("tick", &schedule, at, false);
+        outbox.enqueue("tick".into(), tick).await.unwrap();
+        outbox
+    }
+
     /// A process that dies during a delivery records no outcome: the claim itself
     /// counts the attempt, so after `max_attempts` such starts the event is dead.
     #[tokio::test]
     async fn deliveries_that_never_finish_end_in_the_dead_letters() {
-        let outbox = Outbox::new(Database::in_memory().unwrap(), Arc::new(Notify::new()));
-        let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        let schedule: nube::Schedule = "rate(1 minute)".parse().unwrap();
-        outbox
-            .enqueue(
-                "tick".into(),
-                crate::timers::tick("tick", &schedule, at, false),
-            )
-            .await
-            .unwrap();
+        let outbox = one_tick().await;
         let lease = Duration::from_secs(60);
         for before in 0..2 {
             let claimed = outbox.claim(10, lease, 2).await.unwrap();
@@ -371,5 +403,19 @@ mod tests {
         );
         let stats = outbox.stats().await.unwrap();
         assert_eq!((stats.pending, stats.dead_letters), (0, 1));
+    }
+
+    /// A stop that cuts a delivery short takes back the attempt its claim counted.
+    #[tokio::test]
+    async fn a_stop_gives_back_the_attempts_it_cut_short() {
+        let outbox = one_tick().await;
+        let lease = Duration::from_secs(60);
+        for _ in 0..3 {
+            let claimed = outbox.claim(10, lease, 1).await.unwrap();
+            assert_eq!(claimed.len(), 1);
+            assert_eq!(claimed[0].attempts, 0);
+            assert_eq!(outbox.give_back_claims().await.unwrap(), 1);
+        }
+        assert!(outbox.dead_letters().await.unwrap().is_empty());
     }
 }

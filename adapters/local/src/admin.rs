@@ -49,31 +49,39 @@ pub(crate) fn router(app: Arc<App>, resources: Resources, outbox: Outbox) -> Rou
         })
 }
 
-/// Web pages from other origins could otherwise POST to these endpoints through a
-/// browser on this machine: requests whose `Origin` is not local are refused.
+/// Web pages from other origins could otherwise reach these endpoints through a
+/// browser on this machine: requests whose `Origin` is not local are refused (a
+/// cross-site POST), and so are requests whose `Host` is not (a page on a DNS name
+/// rebound to 127.0.0.1 reading events and errors).
 async fn same_machine_only(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let local = |origin: &str| {
-        let host = origin.split("://").nth(1).unwrap_or("");
-        let host = match host.rsplit_once(':') {
+    let local = |authority: &str| {
+        let host = match authority.rsplit_once(':') {
             Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-            _ => host,
+            _ => authority,
         };
         matches!(host, "localhost" | "127.0.0.1" | "[::1]")
     };
-    let origin = req
-        .headers()
+    let text = |v: &axum::http::HeaderValue| v.to_str().unwrap_or("").to_owned();
+    let headers = req.headers();
+    let origin_ok = headers
         .get(axum::http::header::ORIGIN)
-        .map(|o| o.to_str().unwrap_or(""));
-    match origin {
-        Some(origin) if !local(origin) => Error::new(
+        .map(text)
+        .is_none_or(|origin| local(origin.split("://").nth(1).unwrap_or("")));
+    let host_ok = headers
+        .get(axum::http::header::HOST)
+        .map(text)
+        .is_none_or(|host| local(&host));
+    if origin_ok && host_ok {
+        next.run(req).await
+    } else {
+        Error::new(
             nube::ErrorKind::Forbidden,
             "the /_nube endpoints only answer requests from this machine",
         )
-        .into_response(),
-        _ => next.run(req).await,
+        .into_response()
     }
 }
 

@@ -391,7 +391,7 @@ async fn a_tick_missed_while_down_is_delivered_once_as_past_due() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_runtime_per_data_directory_and_admin_refuses_foreign_origins() {
+async fn one_runtime_per_data_directory_and_admin_refuses_foreign_origins_and_hosts() {
     let dir = tempfile::tempdir().unwrap();
     let app = || App::new("t").on_document_created("copy", "items", copy_doc);
     let r = nube_local::start(app(), config(dir.path())).await.unwrap();
@@ -408,6 +408,13 @@ async fn one_runtime_per_data_directory_and_admin_refuses_foreign_origins() {
         .await
         .unwrap();
     assert_eq!(foreign.status(), 403);
+    let rebound = reqwest::Client::new()
+        .get(format!("{}/_nube/dead-letters", r.url()))
+        .header("host", format!("evil.example:{}", r.addr().port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403, "a DNS name rebound to loopback");
     let local = reqwest::Client::new()
         .get(format!("{}/_nube/status", r.url()))
         .header("origin", &r.url())

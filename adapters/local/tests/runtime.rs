@@ -502,3 +502,96 @@ async fn a_put_whose_caller_stops_waiting_still_fires_its_event() {
     .await;
     r.stop().await;
 }
+
+/// A client error goes to the dead letters at once; a function past its deadline is
+/// stopped and retried like any failure; a put that creates a document fires, and so
+/// does a create after a delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_errors_deadlines_and_re_creates() {
+    static SLEEPS: AtomicU32 = AtomicU32::new(0);
+    static CREATED: AtomicU32 = AtomicU32::new(0);
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::new("t")
+        .on_document_created(
+            "picky",
+            "orders",
+            |_: DocumentCreated<Value>, _: Context| async move {
+                Err::<(), _>(Error::bad_request("this order is not for this function"))
+            },
+        )
+        .on_document_created(
+            "sleepy",
+            "naps",
+            |_: DocumentCreated<Value>, _: Context| async move {
+                SLEEPS.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok(())
+            },
+        )
+        .function_timeout("sleepy", Duration::from_millis(100))
+        .on_document_created(
+            "count",
+            "things",
+            |_: DocumentCreated<Value>, _: Context| async move {
+                CREATED.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+        );
+    let r = nube_local::start(app, config(dir.path())).await.unwrap();
+    let dead_letters = || async {
+        reqwest::get(format!("{}/_nube/dead-letters", r.url()))
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+    };
+
+    let orders = r.resources().collection::<Value>("orders");
+    orders.create("o1", &json!({})).await.unwrap();
+    eventually("the client error is dead-lettered", || async {
+        !dead_letters().await.is_empty()
+    })
+    .await;
+    let dead = dead_letters().await;
+    assert_eq!(dead[0]["function"], "picky");
+    assert_eq!(dead[0]["attempts"], 1, "a client error is not retried");
+
+    let naps = r.resources().collection::<Value>("naps");
+    naps.create("n1", &json!({})).await.unwrap();
+    eventually("the sleeper is dead-lettered", || async {
+        dead_letters().await.len() == 2
+    })
+    .await;
+    let dead = dead_letters().await;
+    let sleepy = dead.iter().find(|d| d["function"] == "sleepy").unwrap();
+    assert_eq!(
+        sleepy["attempts"], 3,
+        "a deadline is a failure like any other"
+    );
+    assert_eq!(SLEEPS.load(Ordering::SeqCst), 3);
+    assert!(
+        sleepy["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within"),
+        "{sleepy}"
+    );
+
+    let things = r.resources().collection::<Value>("things");
+    things.put("x", &json!({"n": 1})).await.unwrap();
+    things.put("x", &json!({"n": 2})).await.unwrap();
+    things.delete("x").await.unwrap();
+    things.create("x", &json!({"n": 3})).await.unwrap();
+    eventually("both creates fired", || async {
+        CREATED.load(Ordering::SeqCst) == 2 && status(&r).await["pending"] == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        CREATED.load(Ordering::SeqCst),
+        2,
+        "the update fired nothing"
+    );
+    r.stop().await;
+}

@@ -252,13 +252,20 @@ async fn timers_fire_on_schedule_and_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let ticks = Arc::new(AtomicU32::new(0));
     let t2 = ticks.clone();
+    // (scheduled time, past due, when it ran) of every tick.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
     let app = App::new("t").timer(
         "every-minute",
         "* * * * *",
         move |tick: TimerTick, _ctx: Context| {
             let ticks = t2.clone();
+            let seen = s2.clone();
             async move {
                 assert_eq!(tick.schedule, "* * * * *");
+                seen.lock()
+                    .unwrap()
+                    .push((tick.scheduled_time, tick.past_due, chrono::Utc::now()));
                 ticks.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
@@ -286,8 +293,23 @@ async fn timers_fire_on_schedule_and_on_request() {
         unknown.text().await.unwrap().contains("every-minute"),
         "the error lists the functions"
     );
-    // the scheduled tick comes at the next whole minute
+    // the scheduled tick comes at the next whole minute, on time
     eventually_long("a scheduled tick", || ticks.load(Ordering::SeqCst) >= 2).await;
+    let (scheduled, past_due, ran) = seen.lock().unwrap()[1];
+    assert_eq!(
+        (
+            scheduled.timestamp() % 60,
+            scheduled.timestamp_subsec_nanos()
+        ),
+        (0, 0),
+        "a whole minute: {scheduled}"
+    );
+    assert!(!past_due);
+    assert!(ran >= scheduled, "not early: ran {ran}, due {scheduled}");
+    assert!(
+        ran - scheduled < chrono::TimeDelta::seconds(10),
+        "on time: ran {ran}, due {scheduled}"
+    );
     r.stop().await;
 }
 

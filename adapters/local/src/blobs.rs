@@ -40,25 +40,18 @@ impl LocalBlobEvents {
     }
 
     /// Settles intents left by a crash between recording an intent and finishing the
-    /// write: an object written since its intent gets its events; a missing one, or one
-    /// last written before its intent (the write never started; the object is an older
-    /// one under the same key), is forgotten.
+    /// write: an object that exists gets its events, a missing one is forgotten.
     pub async fn recover(&self, buckets: &[Bucket]) -> Result<usize, BlobError> {
-        // File times may be as coarse as 2 s (FAT); an object within that of its intent
-        // counts as written, since a stray event is better than a lost one.
-        const CLOCK_GRAIN_MS: i64 = 2_000;
-        let intents: Vec<(i64, String, String, Option<String>, i64)> = self
+        let intents: Vec<(i64, String, String, Option<String>)> = self
             .db
             .call(|c| {
                 let mut stmt = c
                     .prepare(
-                        "SELECT token, bucket, key, content_type, created_ms FROM blob_intents ORDER BY token",
+                        "SELECT token, bucket, key, content_type FROM blob_intents ORDER BY token",
                     )
                     .map_err(backend_err)?;
                 let rows = stmt
-                    .query_map([], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                    })
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                     .map_err(backend_err)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(backend_err)
             })
@@ -68,14 +61,9 @@ impl LocalBlobEvents {
                 message: e.to_string(),
             })?;
         let mut recovered = 0;
-        for (token, bucket_name, key, content_type, intended_ms) in intents {
+        for (token, bucket_name, key, content_type) in intents {
             let info = match buckets.iter().find(|b| b.name() == bucket_name) {
                 Some(b) => match b.head(&key).await {
-                    Ok(info)
-                        if info.last_modified.timestamp_millis() < intended_ms - CLOCK_GRAIN_MS =>
-                    {
-                        None
-                    }
                     Ok(mut info) => {
                         info.content_type = content_type;
                         Some(info)
@@ -190,57 +178,4 @@ pub fn open_bucket(root: &Path, name: &str) -> std::io::Result<Bucket> {
         .map_err(|e| std::io::Error::other(e.to_string()))?
         .with_automatic_cleanup(true);
     Ok(Bucket::new(name, Arc::new(store)))
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio::sync::Notify;
-
-    use super::*;
-
-    /// Intents left by a crash: the object written since gets its event; an object
-    /// older than its intent (the write never started) and a missing one get none.
-    #[tokio::test]
-    async fn recovery_fires_only_for_writes_that_happened() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::in_memory().unwrap();
-        let outbox = Outbox::new(db.clone(), Arc::new(Notify::new()));
-        let app = App::new("t").on_blob_created(
-            "note",
-            "uploads",
-            "",
-            |_: BlobCreated, _: nube::Context| async { Ok::<(), nube::Error>(()) },
-        );
-        let hook = LocalBlobEvents::new(db.clone(), Arc::new(app), outbox.clone());
-        let bucket = open_bucket(dir.path(), "uploads").unwrap();
-        bucket.put("written.bin", vec![1u8]).await.unwrap();
-        bucket.put("older.bin", vec![2u8]).await.unwrap();
-        let now = now_ms();
-        db.call(move |c| {
-            for (key, created) in [
-                ("written.bin", now - 60_000),
-                ("older.bin", now + 60_000),
-                ("missing.bin", now - 60_000),
-            ] {
-                c.execute(
-                    "INSERT INTO blob_intents (bucket, key, content_type, created_ms) VALUES ('uploads', ?1, NULL, ?2)",
-                    params![key, created],
-                )
-                .map_err(backend_err)?;
-            }
-            Ok::<_, nube::store::StoreError>(())
-        })
-        .await
-        .unwrap();
-        assert_eq!(hook.recover(&[bucket]).await.unwrap(), 1);
-        assert_eq!(outbox.stats().await.unwrap().pending, 1);
-        let left: i64 = db
-            .call(|c| {
-                c.query_row("SELECT COUNT(*) FROM blob_intents", [], |r| r.get(0))
-                    .map_err(backend_err)
-            })
-            .await
-            .unwrap();
-        assert_eq!(left, 0, "every intent is settled");
-    }
 }

@@ -62,7 +62,12 @@ async fn same_machine_only(
             Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
             _ => authority,
         };
-        matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+        let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+        // `*.localhost` never resolves through DNS (RFC 6761), so it cannot be rebound.
+        matches!(
+            host.as_str(),
+            "localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0"
+        ) || host.ends_with(".localhost")
     };
     let text = |v: &axum::http::HeaderValue| v.to_str().unwrap_or("").to_owned();
     let headers = req.headers();

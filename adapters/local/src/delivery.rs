@@ -1,11 +1,12 @@
 //! The delivery loop: takes due events from the outbox, runs their functions, and
 //! deletes, reschedules (exponential backoff with jitter) or dead-letters them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
+use tokio::sync::{Notify, watch};
+use tokio::task::{Id, JoinError, JoinSet};
 
 use nube::{App, Context, Provider, Resources};
 
@@ -35,7 +36,10 @@ impl RetryPolicy {
     }
 }
 
-/// Runs until the process stops (aborting it aborts the deliveries it started).
+/// Runs until `stop` says so, then cuts the deliveries in flight short and returns the
+/// outbox rows of those that ended without recording an outcome, for
+/// [`Outbox::give_back_claims`]. (Aborting it instead, as a crash would, leaves their
+/// attempts counted.)
 pub(crate) async fn run(
     app: Arc<App>,
     resources: Resources,
@@ -43,7 +47,8 @@ pub(crate) async fn run(
     wake: Arc<Notify>,
     policy: RetryPolicy,
     concurrency: usize,
-) {
+    mut stop: watch::Receiver<bool>,
+) -> Vec<i64> {
     // A claimed event is not handed out again before its lease ends: longer than any
     // function may run, so only a crashed process's claims ever expire.
     let lease = app
@@ -55,19 +60,25 @@ pub(crate) async fn run(
         + Duration::from_secs(30);
     let concurrency = concurrency.max(1);
     let mut deliveries = JoinSet::new();
-    loop {
-        while deliveries.try_join_next().is_some() {}
+    // The outbox row of each delivery in flight.
+    let mut rows = HashMap::new();
+    while !*stop.borrow() {
+        while let Some(done) = deliveries.try_join_next_with_id() {
+            ended(Some(done), &mut rows);
+        }
         let free = concurrency.saturating_sub(deliveries.len());
         if free > 0 {
             match outbox.claim(free, lease, policy.max_attempts).await {
                 Ok(due) => {
                     for pending in due {
+                        let seq = pending.seq;
                         let (app, resources, outbox, wake) =
                             (app.clone(), resources.clone(), outbox.clone(), wake.clone());
-                        deliveries.spawn(async move {
+                        let task = deliveries.spawn(async move {
                             deliver(&app, resources, &outbox, pending, policy).await;
                             wake.notify_one();
                         });
+                        rows.insert(task.id(), seq);
                     }
                 }
                 Err(e) => {
@@ -79,7 +90,10 @@ pub(crate) async fn run(
         }
         if deliveries.len() >= concurrency {
             // Every slot is busy: wait for one to free up, not for what is due.
-            deliveries.join_next().await;
+            tokio::select! {
+                done = deliveries.join_next_with_id() => ended(done, &mut rows),
+                _ = stop.changed() => {}
+            }
             continue;
         }
         // Claimed rows are leased into the future, so this is the next retry or new event.
@@ -90,8 +104,35 @@ pub(crate) async fn run(
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
         }
     }
+    // Cut short what is in flight. A function blocking its thread cannot be cut short:
+    // after a while it is left running, and its attempt stays counted, as in a crash.
+    deliveries.abort_all();
+    let mut cut_short = Vec::new();
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(done)) =
+        tokio::time::timeout_at(give_up, deliveries.join_next_with_id()).await
+    {
+        if let Err(e) = &done
+            && e.is_cancelled()
+            && let Some(&seq) = rows.get(&e.id())
+        {
+            cut_short.push(seq);
+        }
+        ended(Some(done), &mut rows);
+    }
+    cut_short
+}
+
+/// Forgets the row of a delivery that ended.
+fn ended(done: Option<Result<(Id, ()), JoinError>>, rows: &mut HashMap<Id, i64>) {
+    match done {
+        Some(Ok((id, ()))) => rows.remove(&id),
+        Some(Err(e)) => rows.remove(&e.id()),
+        None => None,
+    };
 }
 
 async fn deliver(

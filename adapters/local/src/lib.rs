@@ -85,15 +85,21 @@ impl Config {
     }
 }
 
-/// A running app: its address and stores; dropped or [`Running::stop`]ped, it stops.
+/// A running app: its address and stores. [`Running::stop`]ped, it stops, and the
+/// event deliveries it cuts short do not count against `max_attempts`; dropped, it
+/// stops as a crash would (those attempts count).
 pub struct Running {
     _lock: std::fs::File,
     addr: SocketAddr,
     resources: Resources,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The timer loops.
     tasks: Vec<tokio::task::JoinHandle<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     outbox: outbox::Outbox,
+    stop_deliveries: tokio::sync::watch::Sender<bool>,
+    /// The delivery loop; it ends with the outbox rows whose deliveries it cut short.
+    deliveries: Option<tokio::task::JoinHandle<Vec<i64>>>,
 }
 
 impl Running {
@@ -131,8 +137,18 @@ impl Running {
 
     /// Deliveries cut short by a stop were not the events' fault: they do not count
     /// against `max_attempts` (a crash's do, see [`outbox::Outbox::claim`]).
-    async fn give_back_attempts(&self) {
-        match self.outbox.give_back_claims().await {
+    async fn give_back_attempts(&mut self) {
+        let Some(deliveries) = self.deliveries.take() else {
+            return;
+        };
+        let cut_short = match deliveries.await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "the delivery loop failed");
+                return;
+            }
+        };
+        match self.outbox.give_back_claims(cut_short).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 events = n,
@@ -148,6 +164,7 @@ impl Running {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        let _ = self.stop_deliveries.send(true);
         for t in &self.tasks {
             t.abort();
         }
@@ -157,6 +174,9 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.halt();
+        if let Some(deliveries) = &self.deliveries {
+            deliveries.abort();
+        }
         self.server.abort();
     }
 }
@@ -267,14 +287,17 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError(e.to_string()))?;
 
-    let mut tasks = vec![tokio::spawn(delivery::run(
+    let (stop_deliveries, stop) = tokio::sync::watch::channel(false);
+    let deliveries = tokio::spawn(delivery::run(
         app.clone(),
         resources.clone(),
         outbox.clone(),
         wake,
         config.retry,
         config.concurrency,
-    ))];
+        stop,
+    ));
+    let mut tasks = Vec::new();
     for f in app.functions() {
         if let Trigger::Timer(schedule) = f.trigger() {
             tasks.push(tokio::spawn(timers::run(
@@ -309,6 +332,8 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
         tasks,
         server,
         outbox,
+        stop_deliveries,
+        deliveries: Some(deliveries),
     })
 }
 

@@ -191,16 +191,24 @@ impl Outbox {
             .await
     }
 
-    /// After a stop that cut deliveries short: makes their events due again now and
-    /// takes back the attempts their claims counted.
-    pub async fn give_back_claims(&self) -> Result<usize, StoreError> {
+    /// After a stop that cut the deliveries of rows `seqs` short: makes those still
+    /// claimed (no outcome recorded) due again now and takes back the attempts their
+    /// claims counted.
+    pub async fn give_back_claims(&self, seqs: Vec<i64>) -> Result<usize, StoreError> {
         self.db
-            .call(|c| {
-                c.execute(
-                    "UPDATE outbox SET claimed = 0, attempts = MAX(attempts - 1, 0), next_attempt_ms = MIN(next_attempt_ms, ?1) WHERE claimed = 1",
-                    [now_ms()],
-                )
-                .map_err(backend_err)
+            .call(move |c| {
+                let tx = c.transaction().map_err(backend_err)?;
+                let mut given = 0;
+                for seq in seqs {
+                    given += tx
+                        .execute(
+                            "UPDATE outbox SET claimed = 0, attempts = MAX(attempts - 1, 0), next_attempt_ms = MIN(next_attempt_ms, ?2) WHERE seq = ?1 AND claimed = 1",
+                            params![seq, now_ms()],
+                        )
+                        .map_err(backend_err)?;
+                }
+                tx.commit().map_err(backend_err)?;
+                Ok(given)
             })
             .await
     }
@@ -414,7 +422,10 @@ mod tests {
             let claimed = outbox.claim(10, lease, 1).await.unwrap();
             assert_eq!(claimed.len(), 1);
             assert_eq!(claimed[0].attempts, 0);
-            assert_eq!(outbox.give_back_claims().await.unwrap(), 1);
+            assert_eq!(
+                outbox.give_back_claims(vec![claimed[0].seq]).await.unwrap(),
+                1
+            );
         }
         assert!(outbox.dead_letters().await.unwrap().is_empty());
     }

@@ -64,7 +64,7 @@ pub(crate) async fn run(
     let mut rows = HashMap::new();
     while !*stop.borrow() {
         while let Some(done) = deliveries.try_join_next_with_id() {
-            ended(Some(done), &mut rows);
+            rows.remove(&task_of(&done));
         }
         let free = concurrency.saturating_sub(deliveries.len());
         if free > 0 {
@@ -91,7 +91,9 @@ pub(crate) async fn run(
         if deliveries.len() >= concurrency {
             // Every slot is busy: wait for one to free up, not for what is due.
             tokio::select! {
-                done = deliveries.join_next_with_id() => ended(done, &mut rows),
+                Some(done) = deliveries.join_next_with_id() => {
+                    rows.remove(&task_of(&done));
+                }
                 _ = stop.changed() => {}
             }
             continue;
@@ -115,24 +117,20 @@ pub(crate) async fn run(
     while let Ok(Some(done)) =
         tokio::time::timeout_at(give_up, deliveries.join_next_with_id()).await
     {
-        if let Err(e) = &done
-            && e.is_cancelled()
-            && let Some(&seq) = rows.get(&e.id())
-        {
-            cut_short.push(seq);
+        let seq = rows.remove(&task_of(&done));
+        if matches!(&done, Err(e) if e.is_cancelled()) {
+            cut_short.extend(seq);
         }
-        ended(Some(done), &mut rows);
     }
     cut_short
 }
 
-/// Forgets the row of a delivery that ended.
-fn ended(done: Option<Result<(Id, ()), JoinError>>, rows: &mut HashMap<Id, i64>) {
+/// The task of a delivery that ended, however it ended.
+fn task_of(done: &Result<(Id, ()), JoinError>) -> Id {
     match done {
-        Some(Ok((id, ()))) => rows.remove(&id),
-        Some(Err(e)) => rows.remove(&e.id()),
-        None => None,
-    };
+        Ok((id, ())) => *id,
+        Err(e) => e.id(),
+    }
 }
 
 async fn deliver(

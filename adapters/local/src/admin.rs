@@ -69,17 +69,13 @@ async fn same_machine_only(
             "localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0"
         ) || host.ends_with(".localhost")
     };
-    let text = |v: &axum::http::HeaderValue| v.to_str().unwrap_or("").to_owned();
-    let headers = req.headers();
-    let origin_ok = headers
-        .get(axum::http::header::ORIGIN)
-        .map(text)
-        .is_none_or(|origin| local(origin.split("://").nth(1).unwrap_or("")));
-    let host_ok = headers
-        .get(axum::http::header::HOST)
-        .map(text)
-        .is_none_or(|host| local(&host));
-    if origin_ok && host_ok {
+    let allowed = {
+        let header = |name| req.headers().get(name).map(|v| v.to_str().unwrap_or(""));
+        header(axum::http::header::ORIGIN)
+            .is_none_or(|origin| local(origin.split("://").nth(1).unwrap_or("")))
+            && header(axum::http::header::HOST).is_none_or(local)
+    };
+    if allowed {
         next.run(req).await
     } else {
         Error::new(

@@ -486,7 +486,7 @@ impl FirestoreStore {
                     tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt)))
                         .await;
                 }
-                Err(e) if op == "update" => return Err(write_error(op, at, id, e)),
+                Err(e) if document.is_some() => return Err(write_error(op, at, id, e)),
                 Err(e) => return Err(request_error(op, at, id, e)),
             }
         }

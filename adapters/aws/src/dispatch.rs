@@ -38,12 +38,11 @@ use nube::{App, Context, Event, Function, Provider, Resources, Trigger};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::payload::{PayloadLayer, RawPayload};
-
 use crate::blob::S3Record;
 use crate::document::StreamRecord;
 use crate::error::HandlerError;
 use crate::names::ResourceNames;
+use crate::payload::{PayloadLayer, RawPayload};
 use crate::shape::{EventShape, classify};
 
 /// Time kept back from the Lambda deadline so that a function running past it is

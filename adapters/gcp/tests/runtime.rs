@@ -319,6 +319,23 @@ fn firestore_value(kind: proto::value::ValueType) -> proto::Value {
     }
 }
 
+/// The source of the Firestore events below.
+const SHOP_DATABASE: &str = "//firestore.googleapis.com/projects/shop-proj/databases/(default)";
+
+/// The data of a `created` event for the document at `path` with `fields`.
+fn created_data(path: &str, fields: HashMap<String, proto::Value>) -> proto::DocumentEventData {
+    proto::DocumentEventData {
+        value: Some(proto::Document {
+            name: format!("projects/shop-proj/databases/(default)/documents/{path}"),
+            fields,
+            create_time: None,
+            update_time: None,
+        }),
+        old_value: None,
+        update_mask: None,
+    }
+}
+
 #[tokio::test]
 async fn firestore_protobuf() {
     use proto::value::ValueType as V;
@@ -352,25 +369,17 @@ async fn firestore_protobuf() {
             values: vec![firestore_value(V::StringValue("gift".into()))],
         })),
     );
-    let data = proto::DocumentEventData {
-        value: Some(proto::Document {
-            name: "projects/shop-proj/databases/(default)/documents/orders/o-1001".into(),
-            fields,
-            create_time: Some(proto::Timestamp {
-                seconds: 1_714_564_800,
-                nanos: 0,
-            }),
-            update_time: None,
-        }),
-        old_value: None,
-        update_mask: None,
-    };
+    let mut data = created_data("orders/o-1001", fields);
+    data.value.as_mut().unwrap().create_time = Some(proto::Timestamp {
+        seconds: 1_714_564_800,
+        nanos: 0,
+    });
     let (status, body) = h
         .send(binary(
             "/on-order",
             &[
                 ("id", "fs-1"),
-                ("source", "//firestore.googleapis.com/projects/shop-proj/databases/(default)"),
+                ("source", SHOP_DATABASE),
                 ("type", "google.cloud.firestore.document.v1.created"),
                 ("subject", "documents/orders/o-1001"),
                 ("database", "(default)"),
@@ -397,25 +406,13 @@ async fn firestore_protobuf() {
 #[tokio::test]
 async fn firestore_ids_come_from_the_document_name_not_the_headers() {
     let h = Harness::new();
-    let data = proto::DocumentEventData {
-        value: Some(proto::Document {
-            name: "projects/shop-proj/databases/(default)/documents/orders/o 1002 é".into(),
-            fields: HashMap::new(),
-            create_time: None,
-            update_time: None,
-        }),
-        old_value: None,
-        update_mask: None,
-    };
+    let data = created_data("orders/o 1002 é", HashMap::new());
     let (status, body) = h
         .send(binary(
             "/on-order",
             &[
                 ("id", "fs-encoded"),
-                (
-                    "source",
-                    "//firestore.googleapis.com/projects/shop-proj/databases/(default)",
-                ),
+                ("source", SHOP_DATABASE),
                 ("type", "google.cloud.firestore.document.v1.created"),
                 ("subject", "documents/orders/o%201002%20%C3%A9"),
                 ("document", "orders/o%201002%20%C3%A9"),
@@ -440,20 +437,11 @@ async fn firestore_protobuf_without_a_content_type() {
         "items".to_owned(),
         firestore_value(proto::value::ValueType::IntegerValue(2)),
     );
-    let data = proto::DocumentEventData {
-        value: Some(proto::Document {
-            name: "projects/shop-proj/databases/(default)/documents/orders/o-9".into(),
-            fields,
-            create_time: None,
-            update_time: None,
-        }),
-        old_value: None,
-        update_mask: None,
-    };
+    let data = created_data("orders/o-9", fields);
     let event = json!({
         "specversion": "1.0",
         "id": "fs-b64",
-        "source": "//firestore.googleapis.com/projects/shop-proj/databases/(default)",
+        "source": SHOP_DATABASE,
         "type": "google.cloud.firestore.document.v1.created",
         "subject": "documents/orders/o-9",
         "data_base64": base64::engine::general_purpose::STANDARD.encode(data.encode_to_vec()),
@@ -465,22 +453,22 @@ async fn firestore_protobuf_without_a_content_type() {
     assert_eq!(seen["document"], json!({"items": 2}));
 
     // JSON bytes with no content type stay JSON.
-    let request = Request::post("/on-order")
-        .header("ce-specversion", "1.0")
-        .header("ce-id", "fs-json-untyped")
-        .header(
-            "ce-source",
-            "//firestore.googleapis.com/projects/shop-proj/databases/(default)",
-        )
-        .header("ce-type", "google.cloud.firestore.document.v1.created")
-        .body(Body::from(
-            json!({"value": {
-                "name": "projects/shop-proj/databases/(default)/documents/orders/o-10",
-                "fields": {"items": {"integerValue": "4"}}
-            }})
-            .to_string(),
-        ))
-        .unwrap();
+    let mut request = binary(
+        "/on-order",
+        &[
+            ("id", "fs-json-untyped"),
+            ("source", SHOP_DATABASE),
+            ("type", "google.cloud.firestore.document.v1.created"),
+        ],
+        "",
+        json!({"value": {
+            "name": "projects/shop-proj/databases/(default)/documents/orders/o-10",
+            "fields": {"items": {"integerValue": "4"}}
+        }})
+        .to_string()
+        .into_bytes(),
+    );
+    request.headers_mut().remove("content-type");
     let (status, body) = h.send(request).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let seen = h.seen("fs-json-untyped").await.expect("the function ran");
@@ -496,10 +484,7 @@ async fn firestore_json() {
             "/on-order",
             &[
                 ("id", "fs-2"),
-                (
-                    "source",
-                    "//firestore.googleapis.com/projects/shop-proj/databases/(default)",
-                ),
+                ("source", SHOP_DATABASE),
                 ("type", "google.cloud.firestore.document.v1.created"),
                 ("subject", "documents/orders/o-1001"),
             ],

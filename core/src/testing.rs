@@ -72,6 +72,7 @@ pub fn blob_created(bucket: &str, key: &str, size: u64) -> Event {
         content_type: None,
         etag: None,
         time: Utc::now(),
+        content: None,
         raw: RawEvent::new(Provider::Test, json!({"synthetic": "blob"})),
     })
 }

@@ -143,6 +143,7 @@ pub fn decode_record(record: &Value, names: &ResourceNames) -> S3Record {
         content_type: None,
         etag,
         time,
+        content: None,
         raw: RawEvent::new(Provider::Aws, record.clone()),
     })
 }

@@ -10,8 +10,8 @@
 //!
 //! `Metadata.Properties` may arrive as an object or as a JSON-encoded string; the
 //! content (`Data.<binding>`) as base64 (`dataType: binary` or the default for bytes)
-//! or as text. The content is not copied into the event (read the blob through the
-//! bucket); it stays in [`nube::RawEvent`].
+//! or as text. The content the host sent becomes [`BlobCreated::content`], so that a
+//! function need not read the blob again; it also stays in [`nube::RawEvent`].
 
 use chrono::{DateTime, Utc};
 use nube::{BlobCreated, Provider, RawEvent};
@@ -112,17 +112,15 @@ pub fn decode(
             (bucket.to_owned(), format!("{prefix}{name}"))
         }
     };
+    let content = request
+        .data
+        .values()
+        .next()
+        .and_then(bytes_value)
+        .map(bytes::Bytes::from);
     let size = field_u64(&properties, "ContentLength")
         .or_else(|| field_u64(&properties, "Length"))
-        .or_else(|| {
-            // Only without the properties: this decodes the whole content.
-            request
-                .data
-                .values()
-                .next()
-                .and_then(bytes_value)
-                .map(|b| b.len() as u64)
-        })
+        .or_else(|| content.as_ref().map(|b| b.len() as u64))
         .unwrap_or(0);
     let etag = field_str(&properties, "ETag").map(|e| e.trim_matches('"').to_owned());
     let time = time(field(&properties, "LastModified"))
@@ -143,6 +141,7 @@ pub fn decode(
         content_type,
         etag,
         time,
+        content,
         raw: RawEvent::new(Provider::Azure, remainder.payload(request)),
     })
 }

@@ -602,9 +602,14 @@ pub fn route_prefix_from_env() -> String {
 
 /// The port the host asks for: [`PORT_ENV`], else [`LEGACY_PORT_ENV`].
 pub fn port_from_env() -> Result<u16, InitError> {
+    port_from_lookup(|var| std::env::var(var).ok())
+}
+
+/// [`port_from_env`], reading variables through `lookup`.
+pub fn port_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<u16, InitError> {
     let (var, value) = [PORT_ENV, LEGACY_PORT_ENV]
         .iter()
-        .find_map(|v| std::env::var(v).ok().map(|value| (*v, value)))
+        .find_map(|v| lookup(v).map(|value| (*v, value)))
         .ok_or_else(|| {
             InitError(format!(
                 "{PORT_ENV} is not set: nube-azure runs under the Azure Functions host, which sets it (run `func start` in the function app folder)"
@@ -717,6 +722,33 @@ async fn start(app: App) -> Result<(), InitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_port_is_the_custom_handler_port_else_the_legacy_one() {
+        let port = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            port_from_lookup(|var| vars.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone()))
+        };
+        assert_eq!(port(&[(PORT_ENV, "7071")]), Ok(7071));
+        assert_eq!(port(&[(LEGACY_PORT_ENV, " 7072 ")]), Ok(7072));
+        assert_eq!(
+            port(&[(LEGACY_PORT_ENV, "7072"), (PORT_ENV, "7071")]),
+            Ok(7071)
+        );
+        let missing = port(&[]).unwrap_err().0;
+        assert!(
+            missing.contains(PORT_ENV) && missing.contains("func start"),
+            "{missing}"
+        );
+        let bad = port(&[(LEGACY_PORT_ENV, "http")]).unwrap_err().0;
+        assert!(
+            bad.contains(LEGACY_PORT_ENV) && bad.contains("\"http\""),
+            "{bad}"
+        );
+    }
 
     #[test]
     fn the_empty_answer_is_what_serde_writes_for_an_empty_response() {

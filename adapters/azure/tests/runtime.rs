@@ -88,7 +88,8 @@ async fn thumbs(b: BlobCreated, ctx: Context) -> nube::Result<()> {
         .put(
             &safe_id(&b.event_id),
             &json!({"kind": "blob", "bucket": b.bucket, "key": b.key, "size": b.size,
-                    "content_type": b.content_type, "etag": b.etag, "time": b.time}),
+                    "content_type": b.content_type, "etag": b.etag, "time": b.time,
+                    "content": b.content.as_deref().map(<[u8]>::to_vec)}),
         )
         .await?;
     Ok(())
@@ -249,12 +250,15 @@ async fn blobs_carry_key_size_type_and_etag() {
     assert_eq!(seen[0]["key"], "notes/todo.txt");
     assert_eq!(seen[0]["size"], 11);
     assert_eq!(seen[0]["bucket"], "uploads");
+    // The bytes the host sent (base64) arrive with the event.
+    assert_eq!(seen[0]["content"], json!(b"hello world"));
     assert!(seen[0]["etag"].is_null());
     assert_eq!(seen[1]["key"], "original/red flower.png");
     assert_eq!(seen[1]["size"], 8);
     assert_eq!(seen[1]["content_type"], "image/png");
     assert_eq!(seen[1]["etag"], "0x8DC3A1B2C3D4E5F");
     assert_eq!(seen[1]["time"], "2026-03-01T10:15:30Z");
+    assert_eq!(seen[1]["content"], json!(b"\x89PNG\r\n\x1a\n"));
 }
 
 #[tokio::test]

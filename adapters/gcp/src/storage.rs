@@ -118,6 +118,7 @@ fn decode_data(
         content_type,
         etag,
         time,
+        content: None,
         raw: RawEvent::new(Provider::Gcp, raw_payload(event, mode, Some(data))),
     })
 }

@@ -123,6 +123,7 @@ async fn event_for(admin: &Admin, name: &str, body: &[u8]) -> Result<Event, Erro
                 content_type: None,
                 etag: info.etag,
                 time: info.last_modified,
+                content: None,
                 raw,
             }))
         }

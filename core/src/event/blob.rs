@@ -23,6 +23,11 @@ pub struct BlobCreated {
     pub etag: Option<String>,
     /// When the object was written.
     pub time: DateTime<Utc>,
+    /// The object's bytes, when the provider delivered them with the event (Azure's
+    /// `blobTrigger` does); `None` otherwise, and then the object is read through the
+    /// bucket. Not serialised: an event's JSON describes the object, it does not carry it.
+    #[serde(skip)]
+    pub content: Option<bytes::Bytes>,
     /// The provider's payload.
     pub raw: RawEvent,
 }
@@ -39,6 +44,7 @@ impl BlobCreated {
             content_type: info.content_type.clone(),
             etag: info.etag.clone(),
             time: info.last_modified,
+            content: None,
             raw,
         }
     }

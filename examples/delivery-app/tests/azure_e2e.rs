@@ -191,7 +191,9 @@ impl FunctionApp {
 struct Handler {
     child: Child,
     port: u16,
+    /// Its stdout, where the host collects a custom handler's log lines.
     log: tempfile::NamedTempFile,
+    stderr: tempfile::NamedTempFile,
 }
 
 impl Drop for Handler {
@@ -200,8 +202,9 @@ impl Drop for Handler {
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!(
-                "---- the custom handler's output ----\n{}",
-                std::fs::read_to_string(self.log.path()).unwrap_or_default()
+                "---- the custom handler's stdout ----\n{}\n---- its stderr ----\n{}",
+                self.stdout(),
+                std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
             );
         }
     }
@@ -211,6 +214,7 @@ impl Handler {
     fn start(app: &FunctionApp, settings: &[(String, String)]) -> Handler {
         let port = free_port();
         let log = tempfile::NamedTempFile::new().expect("a temp file for the handler's log");
+        let stderr = tempfile::NamedTempFile::new().expect("a temp file for the handler's stderr");
         let arguments: Vec<String> = app
             .host
             .pointer("/customHandler/description/arguments")
@@ -239,12 +243,22 @@ impl Handler {
             .envs(settings.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.reopen().unwrap())
-            .stderr(log.reopen().unwrap())
+            .stderr(stderr.reopen().unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", app.executable().display()));
-        let mut handler = Handler { child, port, log };
+        let mut handler = Handler {
+            child,
+            port,
+            log,
+            stderr,
+        };
         handler.wait_until_listening();
         handler
+    }
+
+    /// What the handler has written to stdout so far.
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// Waits, as the host does, until the handler accepts connections.
@@ -253,8 +267,9 @@ impl Handler {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
-                    "the custom handler exited ({status}) before listening:\n{}",
-                    std::fs::read_to_string(self.log.path()).unwrap_or_default()
+                    "the custom handler exited ({status}) before listening:\n{}{}",
+                    self.stdout(),
+                    std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
                 );
             }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
@@ -925,6 +940,13 @@ async fn the_custom_handler_serves_every_trigger_as_the_functions_host_calls_it(
     assert!(
         logs.contains("expired pending orders cleaned up"),
         "the cleanup ran to its end, and its log lines came back in Logs: {answer}"
+    );
+    // ... and went to stdout too, where the host's own log collection reads them.
+    assert!(
+        host.handler
+            .stdout()
+            .contains("expired pending orders cleaned up"),
+        "the handler's log lines are on its stdout as well"
     );
     let order = host
         .forward("GET", &format!("/api/orders/{order_id}"), None)

@@ -247,9 +247,16 @@ async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
     if !is_still_the_event_version(&bucket, &event).await? {
         return Ok(());
     }
-    let Some(original) = bucket.try_get(&event.key).await? else {
-        tracing::info!(key = event.key, "the upload is gone; nothing to do");
-        return Ok(());
+    // Azure sends the bytes with the event; elsewhere they are downloaded.
+    let original = match &event.content {
+        Some(bytes) => bytes.clone(),
+        None => match bucket.try_get(&event.key).await? {
+            Some(bytes) => bytes,
+            None => {
+                tracing::info!(key = event.key, "the upload is gone; nothing to do");
+                return Ok(());
+            }
+        },
     };
     // Size and time both describe the version these bytes are (checked again below).
     let size = original.len() as u64;
@@ -395,6 +402,7 @@ mod tests {
             content_type: None,
             etag: etag.map(str::to_owned),
             time,
+            content: None,
             raw: RawEvent::new(Provider::Test, serde_json::json!({})),
         }
     }

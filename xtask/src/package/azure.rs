@@ -148,6 +148,17 @@ pub fn package(app: &str) -> Result<(), String> {
     )?;
     let zip_path = super::artifact(target_dir, "azure", app, bin);
     write_app_zip(&zip_path, &files)?;
+    // `func azure functionapp publish` from the folder would upload the zip too.
+    let zip_name = zip_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    write(
+        &out.join(".funcignore"),
+        &format!(
+            "{}\nnube-manifest.json\nlocal.settings.json\n",
+            zip_name.unwrap_or_default()
+        ),
+    )?;
 
     step(6, "Checking the function app");
     check_app(&out, bin, &functions)?;

@@ -34,13 +34,13 @@ pub(crate) fn out_dir(target_dir: &Path, cloud: &str, app: &str) -> PathBuf {
 }
 
 /// What `cargo xtask package --target <cloud>` writes for the cloud to deploy, `app`'s
-/// binary being `bin`: aws, `bootstrap.zip` in [`out_dir`]; azure, `<app>.zip` beside it
+/// binary being `bin`: aws, `bootstrap.zip` in [`out_dir`]; azure, `<app>.zip` in it
 /// (zip deploy); gcp, the static executable `<bin>` in it.
 pub(crate) fn artifact(target_dir: &Path, cloud: &str, app: &str, bin: &str) -> PathBuf {
     let out = out_dir(target_dir, cloud, app);
     match cloud {
         "aws" => out.join(sam::CODE_URI),
-        "azure" => out.with_file_name(format!("{app}.zip")),
+        "azure" => out.join(format!("{app}.zip")),
         "gcp" => out.join(bin),
         other => unreachable!("`cargo xtask package` has no target {other}"),
     }
@@ -149,13 +149,15 @@ where dependency cycles show).
 Then deploy with the SAM CLI (`sam`, also in .tools/venv/bin):
   cd target/nube/aws/delivery-app && sam deploy --guided
 
-For --target azure, into target/nube/azure/<APP>/ (and <APP>.zip beside it, for zip deploy):
+For --target azure, into target/nube/azure/<APP>/:
   host.json           custom handler: the executable, HTTP forwarding, extension bundle
   <Function>/function.json
                       one per function: httpTrigger (route, methods, authLevel),
                       timerTrigger (NCRONTAB), blobTrigger, cosmosDBTrigger (extension v4)
   <APP>               the executable (`azure` feature, glibc 2.31 at most)
   local.settings.json settings for `func start` (FUNCTIONS_WORKER_RUNTIME=Custom)
+  <APP>.zip           the function app for zip deploy (no settings, no manifest)
+  .funcignore         what `func azure functionapp publish` leaves out (the zip)
 
 For --target gcp, into target/nube/gcp/<APP>/:
   <APP>               a static executable (`gcp` feature, x86_64-unknown-linux-musl)

@@ -6,10 +6,20 @@
 //! conversion to `http::Request` (multi-value maps read first (with a fix: lambda_http
 //! would let the single-value `headers` replace them), v2 `cookies` joined
 //! into a `cookie` header, ALB query values decoded, base64 bodies decoded, a
-//! missing Host tolerated, and the API Gateway stage prepended to the path unless the
-//! stage is `$default` or `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` is set). The
-//! request also gets the Lambda request id as [`nube::http::InvocationId`], the
-//! Lambda context as an extension, and the X-Ray trace id as `x-amzn-trace-id`.
+//! missing Host tolerated). The request also gets the Lambda request id as
+//! [`nube::http::InvocationId`], the Lambda context as an extension, and the X-Ray
+//! trace id as `x-amzn-trace-id`.
+//!
+//! **The path is the app's, on every stage.** The Router sees the path the app's routes
+//! declare, without the API Gateway stage ([`without_stage`]): a REST API's `path`
+//! as sent (lambda_http would put the stage in front of it), and a 2.0 request's
+//! `rawPath` without the `/<stage>` it starts with on a named stage (`/prod/orders/7`
+//! on stage `prod` is routed as `/orders/7`). `$default` stages and Function URLs have
+//! no stage in their paths. The stage stays in the request context
+//! (`lambda_http::RequestExt::request_context`), and the path as sent in
+//! `raw_http_path`. One exception, because a REST payload cannot be told from an HTTP
+//! API's payload 1.0 by its type: an HTTP API on a named stage must use payload 2.0 (the
+//! default, and what the SAM template declares).
 //!
 //! **Payload 2.0 from its text.** The bootstrap reads an HTTP API or Function URL
 //! request straight from the payload's JSON text into its type ([`read_payload_v2`],
@@ -243,19 +253,73 @@ fn check_base64(is_base64_encoded: bool, body: Option<&str>) -> Result<(), Decod
     Ok(())
 }
 
-fn into_http(request: LambdaRequest) -> Result<http::Request<lambda_http::Body>, DecodeError> {
+fn into_http(mut request: LambdaRequest) -> Result<http::Request<lambda_http::Body>, DecodeError> {
+    // Converted as if on the `$default` stage, so that lambda_http leaves the stage
+    // out of the URI (and reads no environment variable to decide); the request
+    // context gets the stage back afterwards.
+    let default_stage = || Some("$default".to_owned());
+    let (stage, raw_path) = match &mut request {
+        LambdaRequest::ApiGatewayV1(r) => (
+            std::mem::replace(&mut r.request_context.stage, default_stage()),
+            None,
+        ),
+        LambdaRequest::ApiGatewayV2(r) => {
+            let stage = std::mem::replace(&mut r.request_context.stage, default_stage());
+            let raw_path = r.raw_path.take();
+            r.raw_path = raw_path
+                .as_deref()
+                .map(|path| without_stage(stage.as_deref(), path).to_owned());
+            (stage, raw_path)
+        }
+        _ => (None, None),
+    };
     // lambda_http panics on what it cannot convert (a body that is not base64, a URI
     // that does not parse); that is the request's fault, not the process's.
-    std::panic::catch_unwind(AssertUnwindSafe(|| http::Request::from(request))).map_err(|p| {
-        DecodeError::new(format!(
-            "lambda_http could not convert the request: {}",
-            nube::panic_message(&*p)
-        ))
-    })
+    let mut converted = std::panic::catch_unwind(AssertUnwindSafe(|| http::Request::from(request)))
+        .map_err(|p| {
+            DecodeError::new(format!(
+                "lambda_http could not convert the request: {}",
+                nube::panic_message(&*p)
+            ))
+        })?;
+    match converted.extensions_mut().get_mut::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage = stage,
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage = stage,
+        _ => {}
+    }
+    if let Some(raw_path) = raw_path {
+        let extensions = std::mem::take(converted.extensions_mut());
+        *converted.extensions_mut() = extensions.with_raw_http_path(raw_path);
+    }
+    Ok(converted)
+}
+
+/// The path an API Gateway request is routed by: `path` without the `/<stage>` segment
+/// it starts with, on a named stage (`/prod/orders/7` → `/orders/7`, `/prod` → `/`).
+/// Other paths, and any path on the `$default` stage, are routed as they are.
+///
+/// ```
+/// use nube_aws::http::without_stage;
+///
+/// assert_eq!(without_stage(Some("prod"), "/prod/orders/7"), "/orders/7");
+/// assert_eq!(without_stage(Some("prod"), "/prod"), "/");
+/// assert_eq!(without_stage(Some("prod"), "/products"), "/products");
+/// assert_eq!(without_stage(Some("$default"), "/prod/orders"), "/prod/orders");
+/// ```
+pub fn without_stage<'a>(stage: Option<&str>, path: &'a str) -> &'a str {
+    let Some(stage) = stage.filter(|s| !s.is_empty() && *s != "$default") else {
+        return path;
+    };
+    match path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
 }
 
 /// lambda_http's conversion of an HTTP API or Function URL request (its
-/// `into_api_gateway_v2_request`: same method, headers, cookies, body and extensions),
+/// `into_api_gateway_v2_request`: same method, headers, cookies, body and extensions;
+/// the path [`without_stage`], as [`decode_request`] gives it),
 /// without the URL round trip it builds the URI with (format, parse with the `url`
 /// crate, print, parse again: a third of an invocation's work) when that round trip
 /// would give back what it was given: a plain host and a path with nothing to
@@ -333,9 +397,9 @@ pub fn v2_into_http(
 /// The URI lambda_http would build for `request`, when building it takes no URL
 /// parser: the scheme `https` or `http` (`X-Forwarded-Proto`), a host of lower-case
 /// letters, digits, `-` and `.` that no URL parser would rewrite (no empty label,
-/// no `xn--`, not ending in a number, which would read as IPv4), and a path (stage
-/// included, as lambda_http adds it) of characters a URL keeps as they are, with no
-/// dot segment and no percent-encoded dot. `None` sends the request through lambda_http.
+/// no `xn--`, not ending in a number, which would read as IPv4), and a path
+/// ([`without_stage`]) of characters a URL keeps as they are, with no dot segment and
+/// no percent-encoded dot. `None` sends the request through lambda_http.
 fn plain_uri(request: &ApiGatewayV2httpRequest) -> Option<http::Uri> {
     let headers = &request.headers;
     let host = headers
@@ -347,8 +411,8 @@ fn plain_uri(request: &ApiGatewayV2httpRequest) -> Option<http::Uri> {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("https");
     let raw_path = request.raw_path.as_deref().unwrap_or_default();
-    let path = path_with_stage(request.request_context.stage.as_deref(), raw_path);
-    if !matches!(scheme, "https" | "http") || !plain_host(host) || !plain_path(&path) {
+    let path = without_stage(request.request_context.stage.as_deref(), raw_path);
+    if !matches!(scheme, "https" | "http") || !plain_host(host) || !plain_path(path) {
         return None;
     }
     let query = request.raw_query_string.as_deref().unwrap_or_default();
@@ -357,30 +421,12 @@ fn plain_uri(request: &ApiGatewayV2httpRequest) -> Option<http::Uri> {
     uri.push_str(scheme);
     uri.push_str("://");
     uri.push_str(host);
-    uri.push_str(&path);
+    uri.push_str(path);
     if !query.is_empty() {
         uri.push('?');
         uri.push_str(query);
     }
     http::Uri::try_from(uri).ok()
-}
-
-/// lambda_http's `apigw_path_with_stage`. The environment variable is read once: a
-/// Lambda function's environment does not change while it runs.
-fn path_with_stage<'a>(stage: Option<&str>, path: &'a str) -> Cow<'a, str> {
-    static IGNORE_STAGE: std::sync::LazyLock<bool> =
-        std::sync::LazyLock::new(|| std::env::var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_ok());
-    let starts_with_stage = |stage: &str| {
-        path.strip_prefix('/')
-            .and_then(|p| p.strip_prefix(stage))
-            .is_some_and(|rest| rest.starts_with('/'))
-    };
-    match stage {
-        _ if *IGNORE_STAGE => path.into(),
-        None | Some("$default") => path.into(),
-        Some(stage) if starts_with_stage(stage) => path.into(),
-        Some(stage) => format!("/{stage}{path}").into(),
-    }
 }
 
 fn plain_host(host: &str) -> bool {

@@ -181,6 +181,18 @@ async fn check_http(
         .and_then(Value::as_str)
         .unwrap_or("?")
         .to_owned();
+    // The path the app's routes see: a REST `path` as sent, a 2.0 `rawPath` without
+    // the stage it starts with (ALB paths have no stage).
+    let stage = payload
+        .pointer("/requestContext/stage")
+        .and_then(Value::as_str);
+    let routed = match shape {
+        EventShape::ApiGatewayRest => payload["path"].as_str().map(str::to_owned),
+        EventShape::ApiGatewayHttp | EventShape::FunctionUrl => payload["rawPath"]
+            .as_str()
+            .map(|p| nube_aws::http::without_stage(stage, p).replace(' ', "%20")),
+        _ => None,
+    };
     let text = payload.to_string();
     let response = runner
         .run("api", ResourceNames::new(), payload)
@@ -232,6 +244,9 @@ async fn check_http(
     }
     assert_eq!(response["statusCode"], 200, "{file}: {response}");
     assert_eq!(body["method"], method, "{file}: {body}");
+    if let Some(routed) = routed.filter(|p| p.starts_with('/')) {
+        assert_eq!(body["path"], routed, "{file}: the routed path");
+    }
     (
         Outcome::Decoded,
         format!(

@@ -284,9 +284,8 @@ async fn rest_api_request_with_multi_value_maps() {
     );
     let echo = body_json(&response);
     assert_eq!(echo["method"], "POST");
-    // lambda_http puts the stage in front of the path (AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH
-    // turns that off).
-    assert_eq!(echo["path"], "/live/orders/42");
+    // The path as sent, without the stage (`live`) lambda_http would put in front.
+    assert_eq!(echo["path"], "/orders/42");
     assert_eq!(
         by_name(&echo["query"]),
         json!([["color", "red"], ["color", "blue"], ["size", "L"]])
@@ -448,6 +447,56 @@ fn payload_2_0_converts_as_lambda_http_converts_it() {
         change(&mut payload);
         requests::assert_v2_conversions_agree(name, &payload.to_string());
     }
+}
+
+/// The routes an app declares match on every stage: the Router sees the path without
+/// the stage, which stays in the request context.
+#[test]
+fn the_router_sees_the_path_without_the_stage() {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    use nube_aws::http::{HttpOrigin, decode_request, read_payload_v2, v2_into_http};
+    let stage_of = |r: &http::Request<lambda_http::Body>| match r.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone(),
+        _ => None,
+    };
+    let rest = decode_request(HttpOrigin::RestApi, fixture("apigw-rest-multi-value.json")).unwrap();
+    assert_eq!(rest.uri().path(), "/orders/42");
+    assert_eq!(rest.raw_http_path(), "/orders/42");
+    assert_eq!(stage_of(&rest).as_deref(), Some("live"));
+    for (raw, routed) in [
+        ("/prod/orders/42", "/orders/42"),
+        ("/prod", "/"),
+        ("/prod/", "/"),
+        ("/prod/a b", "/a%20b"),
+        // A custom domain's path has no stage in it; nor has a path that only
+        // starts with the stage's letters.
+        ("/orders/42", "/orders/42"),
+        ("/products/1", "/products/1"),
+    ] {
+        let mut payload = fixture("apigw-http-get-hello.json");
+        payload["requestContext"]["stage"] = json!("prod");
+        payload["rawPath"] = json!(raw);
+        let text = payload.to_string();
+        let fast = v2_into_http(read_payload_v2(&text).unwrap()).unwrap();
+        let reference = decode_request(HttpOrigin::HttpApi, payload).unwrap();
+        for (how, request) in [("fast", fast), ("lambda_http", reference)] {
+            assert_eq!(request.uri().path(), routed, "{how}: {raw}");
+            assert_eq!(request.raw_http_path(), raw, "{how}: {raw}");
+            assert_eq!(stage_of(&request).as_deref(), Some("prod"), "{how}: {raw}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_named_stage_reaches_the_declared_route() {
+    let h = Harness::new();
+    let mut request = v2_get("/live/cookies");
+    request["requestContext"]["stage"] = json!("live");
+    let response = h.call("api", request).await.unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    assert_eq!(response["body"], "cookies set");
 }
 
 #[tokio::test]

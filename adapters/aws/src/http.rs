@@ -11,15 +11,18 @@
 //! trace id as `x-amzn-trace-id`.
 //!
 //! **The path is the app's, on every stage.** The Router sees the path the app's routes
-//! declare, without the API Gateway stage ([`without_stage`]): a REST API's `path`
-//! as sent (lambda_http would put the stage in front of it), and a 2.0 request's
-//! `rawPath` without the `/<stage>` it starts with on a named stage (`/prod/orders/7`
-//! on stage `prod` is routed as `/orders/7`). `$default` stages and Function URLs have
-//! no stage in their paths. The stage stays in the request context
-//! (`lambda_http::RequestExt::request_context`), and the path as sent in
-//! `raw_http_path`. One exception, because a REST payload cannot be told from an HTTP
-//! API's payload 1.0 by its type: an HTTP API on a named stage must use payload 2.0 (the
-//! default, and what the SAM template declares).
+//! declare, without the API Gateway stage ([`routed_path`]): a REST API's `path` as
+//! sent (lambda_http would put the stage in front of it), and a 2.0 request's `rawPath`
+//! without the `/<stage>` it starts with when it came to a named stage through the
+//! API's own `execute-api` endpoint (`/prod/orders/7` on stage `prod` is routed as
+//! `/orders/7`). A custom domain maps a stage without putting it in the path, and
+//! `$default` stages and Function URLs have none, so those paths are routed as sent.
+//! The stage stays in the request context (`lambda_http::RequestExt::request_context`),
+//! and the path as sent in `raw_http_path`; `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH`,
+//! lambda_http's switch for this, changes nothing here. One exception, because a REST
+//! payload cannot be told from an HTTP API's payload 1.0 by its type: an HTTP API on
+//! a named stage must use payload 2.0 (API Gateway's default for HTTP APIs, which the
+//! SAM template keeps).
 //!
 //! **Payload 2.0 from its text.** The bootstrap reads an HTTP API or Function URL
 //! request straight from the payload's JSON text into its type ([`read_payload_v2`],
@@ -51,6 +54,7 @@ use std::time::Instant;
 use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
 use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpRequestContext,
 };
 use aws_lambda_events::encodings::Body as LambdaBody;
 use base64::Engine;
@@ -255,7 +259,7 @@ fn check_base64(is_base64_encoded: bool, body: Option<&str>) -> Result<(), Decod
 
 fn into_http(mut request: LambdaRequest) -> Result<http::Request<lambda_http::Body>, DecodeError> {
     // Converted as if on the `$default` stage, so that lambda_http leaves the stage
-    // out of the URI (and reads no environment variable to decide); the request
+    // out of the URI whatever `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` says; the request
     // context gets the stage back afterwards.
     let default_stage = || Some("$default".to_owned());
     let (stage, raw_path) = match &mut request {
@@ -264,11 +268,11 @@ fn into_http(mut request: LambdaRequest) -> Result<http::Request<lambda_http::Bo
             None,
         ),
         LambdaRequest::ApiGatewayV2(r) => {
-            let stage = std::mem::replace(&mut r.request_context.stage, default_stage());
             let raw_path = r.raw_path.take();
             r.raw_path = raw_path
                 .as_deref()
-                .map(|path| without_stage(stage.as_deref(), path).to_owned());
+                .map(|path| routed_path(&r.request_context, path).to_owned());
+            let stage = std::mem::replace(&mut r.request_context.stage, default_stage());
             (stage, raw_path)
         }
         _ => (None, None),
@@ -292,6 +296,21 @@ fn into_http(mut request: LambdaRequest) -> Result<http::Request<lambda_http::Bo
         *converted.extensions_mut() = extensions.with_raw_http_path(raw_path);
     }
     Ok(converted)
+}
+
+/// The path a payload 2.0 request is routed by: its `raw_path` [`without_stage`] when
+/// it came through the API's `execute-api` endpoint (or names no domain), as sent
+/// when it came through a custom domain, whose paths carry no stage.
+pub fn routed_path<'a>(context: &ApiGatewayV2httpRequestContext, raw_path: &'a str) -> &'a str {
+    let through_endpoint = context
+        .domain_name
+        .as_deref()
+        .is_none_or(|domain| domain.contains(".execute-api."));
+    if through_endpoint {
+        without_stage(context.stage.as_deref(), raw_path)
+    } else {
+        raw_path
+    }
 }
 
 /// The path an API Gateway request is routed by: `path` without the `/<stage>` segment
@@ -319,7 +338,7 @@ pub fn without_stage<'a>(stage: Option<&str>, path: &'a str) -> &'a str {
 
 /// lambda_http's conversion of an HTTP API or Function URL request (its
 /// `into_api_gateway_v2_request`: same method, headers, cookies, body and extensions;
-/// the path [`without_stage`], as [`decode_request`] gives it),
+/// the path [`routed_path`], as [`decode_request`] gives it),
 /// without the URL round trip it builds the URI with (format, parse with the `url`
 /// crate, print, parse again: a third of an invocation's work) when that round trip
 /// would give back what it was given: a plain host and a path with nothing to
@@ -398,7 +417,7 @@ pub fn v2_into_http(
 /// parser: the scheme `https` or `http` (`X-Forwarded-Proto`), a host of lower-case
 /// letters, digits, `-` and `.` that no URL parser would rewrite (no empty label,
 /// no `xn--`, not ending in a number, which would read as IPv4), and a path
-/// ([`without_stage`]) of characters a URL keeps as they are, with no dot segment and
+/// ([`routed_path`]) of characters a URL keeps as they are, with no dot segment and
 /// no percent-encoded dot. `None` sends the request through lambda_http.
 fn plain_uri(request: &ApiGatewayV2httpRequest) -> Option<http::Uri> {
     let headers = &request.headers;
@@ -411,7 +430,7 @@ fn plain_uri(request: &ApiGatewayV2httpRequest) -> Option<http::Uri> {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("https");
     let raw_path = request.raw_path.as_deref().unwrap_or_default();
-    let path = without_stage(request.request_context.stage.as_deref(), raw_path);
+    let path = routed_path(&request.request_context, raw_path);
     if !matches!(scheme, "https" | "http") || !plain_host(host) || !plain_path(path) {
         return None;
     }

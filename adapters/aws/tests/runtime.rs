@@ -465,18 +465,33 @@ fn the_router_sees_the_path_without_the_stage() {
     assert_eq!(rest.uri().path(), "/orders/42");
     assert_eq!(rest.raw_http_path(), "/orders/42");
     assert_eq!(stage_of(&rest).as_deref(), Some("live"));
-    for (raw, routed) in [
+    for (raw, routed, domain) in [
         ("/prod/orders/42", "/orders/42"),
         ("/prod", "/"),
         ("/prod/", "/"),
         ("/prod/a b", "/a%20b"),
-        // A custom domain's path has no stage in it; nor has a path that only
-        // starts with the stage's letters.
+        // Not the stage: a path that only starts with its letters, or none at all.
         ("/orders/42", "/orders/42"),
         ("/products/1", "/products/1"),
-    ] {
+    ]
+    .into_iter()
+    .map(|(raw, routed)| {
+        (
+            raw,
+            routed,
+            "k7benchapi.execute-api.us-east-1.amazonaws.com",
+        )
+    })
+    // A custom domain maps the stage without putting it in the path: a first segment
+    // named like the stage is the app's.
+    .chain([
+        ("/prod/orders/42", "/prod/orders/42", "api.example.com"),
+        ("/prod", "/prod", "api.example.com"),
+    ]) {
         let mut payload = fixture("apigw-http-get-hello.json");
         payload["requestContext"]["stage"] = json!("prod");
+        payload["requestContext"]["domainName"] = json!(domain);
+        payload["headers"]["host"] = json!(domain);
         payload["rawPath"] = json!(raw);
         let text = payload.to_string();
         let fast = v2_into_http(read_payload_v2(&text).unwrap()).unwrap();

@@ -606,7 +606,7 @@ pub fn port_from_env() -> Result<u16, InitError> {
 }
 
 /// [`port_from_env`], reading variables through `lookup`.
-pub fn port_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<u16, InitError> {
+fn port_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<u16, InitError> {
     let (var, value) = [PORT_ENV, LEGACY_PORT_ENV]
         .iter()
         .find_map(|v| lookup(v).map(|value| (*v, value)))

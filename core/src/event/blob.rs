@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::RawEvent;
 
 /// An object was created (or overwritten) in a bucket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlobCreated {
     /// Stable across redelivery of the same notification.
@@ -30,6 +30,26 @@ pub struct BlobCreated {
     pub content: Option<bytes::Bytes>,
     /// The provider's payload.
     pub raw: RawEvent,
+}
+
+/// The content shows as its length: a log line should not hold the object.
+impl std::fmt::Debug for BlobCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobCreated")
+            .field("event_id", &self.event_id)
+            .field("bucket", &self.bucket)
+            .field("key", &self.key)
+            .field("size", &self.size)
+            .field("content_type", &self.content_type)
+            .field("etag", &self.etag)
+            .field("time", &self.time)
+            .field(
+                "content",
+                &self.content.as_ref().map(|c| format!("{} bytes", c.len())),
+            )
+            .field("raw", &self.raw)
+            .finish()
+    }
 }
 
 impl BlobCreated {

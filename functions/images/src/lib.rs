@@ -247,10 +247,11 @@ async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
     if !is_still_the_event_version(&bucket, &event).await? {
         return Ok(());
     }
-    // Azure sends the bytes with the event; elsewhere they are downloaded.
+    // Azure sends the bytes with the event; elsewhere (or when they are not the size
+    // the event gives, so not surely its version) they are downloaded.
     let original = match &event.content {
-        Some(bytes) => bytes.clone(),
-        None => match bucket.try_get(&event.key).await? {
+        Some(bytes) if bytes.len() as u64 == event.size => bytes.clone(),
+        _ => match bucket.try_get(&event.key).await? {
             Some(bytes) => bytes,
             None => {
                 tracing::info!(key = event.key, "the upload is gone; nothing to do");

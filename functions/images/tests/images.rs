@@ -126,6 +126,38 @@ async fn upload_makes_a_thumbnail_and_a_medium_image() {
     );
 }
 
+/// Bytes sent with the event (Azure's blobTrigger) are processed instead of a download
+/// when they are the size the event gives; bytes of another size are not trusted to
+/// be the event's version, and the object is downloaded.
+#[tokio::test]
+async fn bytes_sent_with_the_event_are_used_when_their_size_matches() {
+    let t = TestApp::new(nube_images::app());
+    let stored = png(300, 200);
+    upload(&t, "sent.png", Some("image/png"), stored.clone()).await;
+    let mut event = blob_event(&settle(&t).await[0]);
+    async fn status(t: &TestApp) -> Value {
+        t.get("/images/sent.png").await.json::<Value>()["status"].clone()
+    }
+    assert_eq!(status(&t).await, "ready");
+
+    // Not an image, and the stored object's size: these bytes are what is processed.
+    event.content = Some(vec![0u8; stored.len()].into());
+    t.invoke(
+        nube_images::THUMBNAIL_FUNCTION,
+        Event::BlobCreated(event.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status(&t).await, "failed");
+
+    // Another size: the stored image is downloaded and processed.
+    event.content = Some(vec![0u8; stored.len() + 1].into());
+    t.invoke(nube_images::THUMBNAIL_FUNCTION, Event::BlobCreated(event))
+        .await
+        .unwrap();
+    assert_eq!(status(&t).await, "ready");
+}
+
 #[tokio::test]
 async fn small_images_are_not_upscaled() {
     let t = TestApp::new(nube_images::app());

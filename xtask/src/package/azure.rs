@@ -148,6 +148,8 @@ pub fn package(app: &str) -> Result<(), String> {
     )?;
     let zip_path = super::artifact(target_dir, "azure", app, bin);
     write_app_zip(&zip_path, &files)?;
+    // Where earlier versions wrote the zip: a stale copy there would deploy old code.
+    let _ = std::fs::remove_file(out.with_file_name(format!("{app}.zip")));
     // `func azure functionapp publish` from the folder would upload the zip too.
     let zip_name = zip_path
         .file_name()

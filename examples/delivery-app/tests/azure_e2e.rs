@@ -19,6 +19,18 @@
 //! Needs `NUBE_COSMOS_SERVER` and `NUBE_AZURITE_BLOB`: `cargo xtask test` installs both
 //! into `.tools/npm` and sets them; by hand, `export $(cargo xtask tools)`. Without them
 //! the test fails, saying so; it never skips.
+//!
+//! **The packaged app instead.** With `NUBE_AZURE_FUNCTION_APP` naming the folder
+//! `cargo xtask package --target azure` wrote (`target/nube/azure/delivery-app`), the
+//! test runs that function app, copied whole: its own `host.json`, `function.json`
+//! files, `local.settings.json` and the cross-built executable. `.ci/run` does not set
+//! it (the release build would double its time); to run it:
+//!
+//! ```text
+//! cargo xtask package --target azure --app delivery-app
+//! export $(cargo xtask tools)
+//! NUBE_AZURE_FUNCTION_APP=target/nube/azure/delivery-app cargo test -p delivery-app --test azure_e2e
+//! ```
 
 #[path = "../../../adapters/azure/tests/azurite/mod.rs"]
 mod azurite;
@@ -96,6 +108,55 @@ struct FunctionApp {
 }
 
 impl FunctionApp {
+    /// The packaged app `NUBE_AZURE_FUNCTION_APP` names, else one laid out here.
+    fn new() -> FunctionApp {
+        match std::env::var_os("NUBE_AZURE_FUNCTION_APP") {
+            Some(folder) => FunctionApp::packaged(Path::new(&folder)),
+            None => FunctionApp::lay_out(),
+        }
+    }
+
+    /// A copy of the function app `cargo xtask package --target azure` wrote in
+    /// `folder` (relative to the workspace, or absolute).
+    fn packaged(folder: &Path) -> FunctionApp {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(folder);
+        let read = |path: PathBuf| -> Value {
+            let text =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        assert!(
+            folder.join("host.json").is_file(),
+            "{} holds no function app: package it first (cargo xtask package --target azure --app delivery-app)",
+            folder.display()
+        );
+        let dir = tempfile::tempdir().expect("a folder for the function app");
+        copy_folder(&folder, dir.path());
+        let host = read(dir.path().join("host.json"));
+        let settings = read(dir.path().join("local.settings.json"));
+        let mut functions = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path().join("function.json");
+            if path.is_file() {
+                let name = path.parent().unwrap().file_name().unwrap();
+                functions.push((name.to_string_lossy().into_owned(), read(path)));
+            }
+        }
+        assert!(
+            !functions.is_empty(),
+            "no function.json in {}",
+            folder.display()
+        );
+        FunctionApp {
+            dir,
+            host,
+            functions,
+            settings,
+        }
+    }
+
     fn lay_out() -> FunctionApp {
         let manifest = delivery_app::app().manifest();
         let binary = Path::new(env!("CARGO_BIN_EXE_delivery-app"));
@@ -181,6 +242,21 @@ impl FunctionApp {
             .unwrap_or_else(|| panic!("{name} has no trigger binding: {bindings:?}"));
         assert_eq!(trigger["type"], kind, "{name}'s trigger");
         trigger["name"].as_str().expect("a binding name").to_owned()
+    }
+}
+
+/// Copies the files and folders of `from` into `to`, keeping the executable bits.
+fn copy_folder(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("copying {}: {e}", entry.path().display()));
+        }
     }
 }
 
@@ -588,7 +664,7 @@ fn png(w: u32, h: u32) -> Vec<u8> {
 async fn start() -> (Host, CosmosEmulator, Azurite, HashMap<String, String>) {
     let azurite = Azurite::start();
     let cosmos = CosmosEmulator::start();
-    let app = FunctionApp::lay_out();
+    let app = FunctionApp::new();
     let declared = delivery_app::app();
 
     // What a deployment creates: the database and one container per collection

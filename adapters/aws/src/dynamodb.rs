@@ -51,6 +51,12 @@
 //! [`StoreError::NotFound`] (or `Ok(false)` for a delete). `get` reads with
 //! `ConsistentRead`.
 //!
+//! The SDK sends a request again when its answer is lost (a 5xx, a timeout), and the
+//! first may have been applied. A `create` or `update` refused against an item that
+//! carries the very version it wrote is that write's success, and is reported so (not
+//! as a conflict). A versioned `delete` cannot tell: after a lost answer it may report
+//! `Ok(false)` for the document it deleted.
+//!
 //! # Queries scan
 //!
 //! [`DocumentStore::query`] validates the query, then **scans the whole table**
@@ -483,7 +489,10 @@ impl DynamoDbStore {
             Rule::Create => {
                 request = request
                     .condition_expression("attribute_not_exists(#key)")
-                    .expression_attribute_names("#key", KEY_ATTRIBUTE);
+                    .expression_attribute_names("#key", KEY_ATTRIBUTE)
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    );
             }
             Rule::Put => {}
             Rule::Update(expected) => {
@@ -497,12 +506,26 @@ impl DynamoDbStore {
                     );
             }
         }
+        let written = |value| Document {
+            id: id.to_owned(),
+            version: Version::new(version.clone()),
+            value,
+        };
         match request.send().await {
-            Ok(_) => Ok(Document {
-                id: id.to_owned(),
-                version: Version::new(version),
-                value,
-            }),
+            Ok(_) => Ok(written(value)),
+            // The SDK sends a PutItem again when its answer was lost (a 500, a timeout):
+            // when the first one had been applied, the second one's condition fails
+            // against the item it wrote, which carries this write's version.
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(c))
+                        if c.item().and_then(|i| i.get(VERSION_ATTRIBUTE))
+                            == Some(&AttributeValue::S(version.clone()))
+                ) =>
+            {
+                Ok(written(value))
+            }
             Err(err) => match (err.as_service_error(), rule) {
                 (Some(PutItemError::ConditionalCheckFailedException(_)), Rule::Create) => {
                     Err(StoreError::Conflict {

@@ -10,19 +10,31 @@ use std::sync::Arc;
 
 use nube::DocumentStore;
 use nube::store::{Direction, Query, StoreError, Version};
+use nube_aws::dynamodb::sdk::config::retry::RetryConfig;
 use nube_aws::dynamodb::sdk::config::{BehaviorVersion, Credentials, Region};
 use nube_aws::dynamodb::sdk::types::AttributeValue;
 use nube_aws::dynamodb::{DynamoDbStore, TableNaming, UNVERSIONED};
 use serde_json::json;
 
+use moto::lost_answers::LostAnswers;
 use moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
 
 fn client(moto: &Moto) -> nube_aws::dynamodb::sdk::Client {
+    client_at(&moto.endpoint())
+}
+
+/// A client of the endpoint, retrying as the SDK's standard mode does (three attempts).
+fn client_at(endpoint: &str) -> nube_aws::dynamodb::sdk::Client {
     let config = nube_aws::dynamodb::sdk::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "moto"))
-        .endpoint_url(moto.endpoint())
+        .endpoint_url(endpoint)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(10)),
+        )
         .build();
     nube_aws::dynamodb::sdk::Client::from_conf(config)
 }
@@ -266,6 +278,57 @@ async fn scans_follow_last_evaluated_key() {
     let ids: Vec<_> = page.documents.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(ids.len(), 12, "every page of the scan is read");
     assert_eq!(ids[0], "b11");
+}
+
+/// A write the SDK sends again because its answer was lost (applied, then a 500) is
+/// refused the second time against the item it wrote: still the write's success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_was_lost_succeeds_once() {
+    let moto = Moto::start();
+    let proxy = LostAnswers::start(&moto.endpoint());
+    let store = DynamoDbStore::new(
+        client_at(&proxy.endpoint()),
+        TableNaming::new().with_prefix("nube-test-"),
+    )
+    .create_missing_tables(true);
+    store.ensure_table("retried").await.unwrap();
+
+    proxy.lose_next("PutItem");
+    let created = store
+        .create("retried", "a", json!({"n": 1}))
+        .await
+        .expect("a create applied before its answer was lost is a success, not a conflict");
+    assert_eq!(
+        proxy.lost(),
+        1,
+        "the first answer was lost and the SDK sent it again"
+    );
+    let stored = store.get("retried", "a").await.unwrap().unwrap();
+    assert_eq!(stored.version, created.version);
+
+    proxy.lose_next("PutItem");
+    let updated = store
+        .update("retried", "a", json!({"n": 2}), &created.version)
+        .await
+        .expect("an update applied before its answer was lost is a success");
+    assert_eq!(proxy.lost(), 2);
+    let stored = store.get("retried", "a").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.version, stored.value),
+        (updated.version.clone(), json!({"n": 2}))
+    );
+
+    // Writes that really lost stay refused.
+    assert!(matches!(
+        store.create("retried", "a", json!({})).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store
+            .update("retried", "a", json!({}), &created.version)
+            .await,
+        Err(StoreError::PreconditionFailed { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

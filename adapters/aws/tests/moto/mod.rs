@@ -5,6 +5,8 @@
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
+pub mod lost_answers;
+
 use nube::testing::free_port;
 use std::io::{Read, Write};
 use std::net::TcpStream;

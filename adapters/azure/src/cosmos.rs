@@ -16,8 +16,8 @@
 //!   JSON type) is stored in `_nube_id`, since the item's `id` is the key.
 //! - **Metadata fields start with `_nube`**: `_nube_version` (a new UUIDv7 on every
 //!   write, as the other stores write), `_nube_created` (the `_nube_version` of the
-//!   write that created the document; updates and puts over an existing document keep
-//!   it), and `_nube_numbers` (see below). The `cosmosDBTrigger` decoder tells creates
+//!   write that created the document; puts over an existing document keep it, updates
+//!   write [`UNKNOWN_CREATE`]), and `_nube_numbers` (see below). The `cosmosDBTrigger` decoder tells creates
 //!   from updates by `_nube_version == _nube_created` ([`crate::document`], which also
 //!   says how the latest-version change feed can merge a create with a quick update).
 //! - **Top-level fields starting with `_nube`, and Cosmos DB's system properties
@@ -38,17 +38,23 @@
 //! version read before a delete never matches a document created again under that id.
 //!
 //! - `create` is one `Create` ([`StoreError::Conflict`] on `409`);
-//! - `update` reads the item first (a point read, 1 RU) to keep its `_nube_created`,
-//!   fails early when its ETag is not the expected one, then replaces it with
-//!   `If-Match: <expected>` (`412` → [`StoreError::PreconditionFailed`], `404` →
-//!   [`StoreError::NotFound`]);
+//! - `update` is one `Replace` with `If-Match: <expected>` (`412` →
+//!   [`StoreError::PreconditionFailed`], `404` → [`StoreError::NotFound`]), writing
+//!   `_nube_created` as [`UNKNOWN_CREATE`]: an updated item is no longer "created".
+//!   It reads nothing first, since a read may come from a replica behind the write that
+//!   made the expected version (session consistency seen from another instance);
 //! - `put` reads too, then creates (when absent) or replaces with `If-Match` on the ETag
 //!   it read, starting again when another writer got in between: a plain upsert could
 //!   not keep `_nube_created`;
 //! - `delete` is one `Delete`, with `If-Match` when a version is given (`404` →
 //!   `Ok(false)`);
 //! - items written by other tools (no `_nube_*` fields) are read and updated like any
-//!   other: their ETag is their version.
+//!   other: their ETag is their version;
+//! - the driver sends a write again when its answer is lost (a timeout, a dropped
+//!   connection), and the first may have been applied: a `409` or `412` against an
+//!   item carrying the very `_nube_version` this write wrote is that write's success,
+//!   and is reported so. A versioned `delete` cannot tell: after a lost answer it may
+//!   report `Ok(false)` for the document it deleted.
 //!
 //! # Queries read the collection
 //!
@@ -451,7 +457,25 @@ impl CosmosStore {
                     value: value.clone(),
                 }))
             }
-            Err(e) if matches!(status(&e), 404 | 409 | 412) => Ok(Err(status(&e))),
+            // The driver sends a write again when its answer was lost (a timeout, a
+            // dropped connection), and the first may have been applied: a 409 or 412
+            // against an item carrying this write's version is this write's success.
+            Err(e) if matches!(status(&e), 409 | 412) => {
+                match self.read(container, collection, id).await? {
+                    Some((etag, item))
+                        if item.get(VERSION_FIELD).and_then(Value::as_str)
+                            == Some(version.as_str()) =>
+                    {
+                        Ok(Ok(Document {
+                            id: id.to_owned(),
+                            version: Version::new(etag),
+                            value: value.clone(),
+                        }))
+                    }
+                    _ => Ok(Err(status(&e))),
+                }
+            }
+            Err(e) if status(&e) == 404 => Ok(Err(404)),
             Err(e) if matches!(status(&e), 400 | 413) => Err(StoreError::InvalidDocument(format!(
                 "Cosmos DB refused document {collection}/{id}: {e}"
             ))),
@@ -745,15 +769,13 @@ impl DocumentStore for CosmosStore {
             id: id.to_owned(),
             expected: expected.to_string(),
         };
-        let Some((etag, item)) = self.read(&container, collection, id).await? else {
-            return Err(not_found());
-        };
-        if etag != expected.as_str() {
-            return Err(stale());
-        }
+        // No read first: a read may come from a replica behind the write that made
+        // `expected` (session consistency, another instance), and answer 404 or an
+        // older ETag. The `If-Match` write decides. The item stops being "created"
+        // whatever `_nube_created` says, since its new `_nube_version` differs.
         let rule = Write::Replace {
             etag: expected.as_str(),
-            created: created_of(&item),
+            created: UNKNOWN_CREATE.to_owned(),
         };
         match self.write(&container, collection, id, &value, rule).await? {
             Ok(d) => Ok(d),

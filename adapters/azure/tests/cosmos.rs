@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use nube::DocumentStore;
 use nube::store::{Query, StoreError, Version};
-use nube_azure::cosmos::CosmosStore;
 use nube_azure::cosmos::sdk::options::{ItemWriteOptions, Precondition};
+use nube_azure::cosmos::{CosmosStore, UNKNOWN_CREATE};
 use nube_azure::document::{document_value, is_created};
 use serde_json::{Map, Value, json};
 
@@ -125,26 +125,24 @@ async fn created_holds_while_the_version_is_the_created_version() {
     assert_eq!(first["_nube_version"], created);
     assert!(is_created(&first), "a created item counts as created");
 
-    // update and put keep _nube_created and change _nube_version: updates.
-    let current = store.get("events", "e1").await.unwrap().unwrap();
-    store
-        .update("events", "e1", json!({"k": 2}), &current.version)
-        .await
-        .unwrap();
+    // put keeps _nube_created and changes _nube_version: an update.
+    store.put("events", "e1", json!({"k": 2})).await.unwrap();
     let second = raw_item(&store, "events", "e1").await;
     assert_eq!(
         second["_nube_created"], created,
-        "update keeps _nube_created"
-    );
-    assert_ne!(second["_nube_version"], first["_nube_version"]);
-    assert!(!is_created(&second), "an updated item is no create");
-    store.put("events", "e1", json!({"k": 3})).await.unwrap();
-    let third = raw_item(&store, "events", "e1").await;
-    assert_eq!(
-        third["_nube_created"], created,
         "put over a document keeps it"
     );
-    assert!(!is_created(&third));
+    assert_ne!(second["_nube_version"], first["_nube_version"]);
+    assert!(!is_created(&second), "an item put over is no create");
+    // update writes without reading first, so it cannot keep it: still no create.
+    let current = store.get("events", "e1").await.unwrap().unwrap();
+    store
+        .update("events", "e1", json!({"k": 3}), &current.version)
+        .await
+        .unwrap();
+    let third = raw_item(&store, "events", "e1").await;
+    assert_eq!(third["_nube_created"], UNKNOWN_CREATE);
+    assert!(!is_created(&third), "an updated item is no create");
 
     // put of a new id creates; delete and create again is a new create.
     store.put("events", "e2", json!({})).await.unwrap();
@@ -154,6 +152,47 @@ async fn created_holds_while_the_version_is_the_created_version() {
     let again = raw_item(&store, "events", "e1").await;
     assert!(is_created(&again));
     assert_ne!(again["_nube_created"], created);
+}
+
+/// A write the driver sends again because its answer was lost (applied, then the
+/// connection dropped) is refused the second time against the item it wrote: still
+/// the write's success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_was_lost_succeeds_once() {
+    let emulator = CosmosEmulator::start();
+    let store = emulator.store("nube-lost").await;
+    store.get("lost", "warm-up").await.unwrap();
+
+    emulator.lose_next_answer("POST");
+    let created = store
+        .create("lost", "a", json!({"n": 1}))
+        .await
+        .expect("a create applied before its answer was lost is a success, not a conflict");
+    assert_eq!(emulator.lost_answers(), 1, "the first answer was lost");
+    let stored = store.get("lost", "a").await.unwrap().unwrap();
+    assert_eq!(stored.version, created.version);
+
+    emulator.lose_next_answer("PUT");
+    let updated = store
+        .update("lost", "a", json!({"n": 2}), &created.version)
+        .await
+        .expect("an update applied before its answer was lost is a success");
+    assert_eq!(emulator.lost_answers(), 2);
+    let stored = store.get("lost", "a").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.version, stored.value),
+        (updated.version.clone(), json!({"n": 2}))
+    );
+
+    // Writes that really lost stay refused.
+    assert!(matches!(
+        store.create("lost", "a", json!({})).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store.update("lost", "a", json!({}), &created.version).await,
+        Err(StoreError::PreconditionFailed { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,6 +67,17 @@ impl CosmosEmulator {
         emulator
     }
 
+    /// Loses the answer to the next document write of `method` (`POST` creates, `PUT`
+    /// replaces): the emulator applies it, and the client's connection is closed.
+    pub fn lose_next_answer(&self, method: &str) {
+        *self.proxy.faults.lose.lock().unwrap() = Some(method.to_owned());
+    }
+
+    /// How many answers were lost so far.
+    pub fn lost_answers(&self) -> usize {
+        *self.proxy.faults.lost.lock().unwrap()
+    }
+
     /// The account endpoint the SDK talks to: the proxy, `http://127.0.0.1:<port>/`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}/", self.proxy.port)
@@ -139,6 +150,16 @@ struct Proxy {
     port: u16,
     stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<String>>>,
+    faults: Arc<Faults>,
+}
+
+/// Answers to lose: the request reaches the emulator and is applied, and the client's
+/// connection is closed instead of answered, as when an answer is lost in transit.
+#[derive(Default)]
+struct Faults {
+    /// The method (`POST`, `PUT`) of the next document write whose answer is lost.
+    lose: Mutex<Option<String>>,
+    lost: Mutex<usize>,
 }
 
 impl Proxy {
@@ -147,21 +168,23 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (s, r) = (stop.clone(), requests.clone());
+        let faults = Arc::new(Faults::default());
+        let (s, r, f) = (stop.clone(), requests.clone(), faults.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(client) = client else { continue };
-                let r = r.clone();
-                std::thread::spawn(move || serve(client, upstream, port, &r));
+                let (r, f) = (r.clone(), f.clone());
+                std::thread::spawn(move || serve(client, upstream, port, &r, &f));
             }
         });
         Proxy {
             port,
             stop,
             requests,
+            faults,
         }
     }
 }
@@ -260,7 +283,13 @@ fn read_message(reader: &mut impl BufRead, until_eof: bool) -> std::io::Result<O
     Ok(Some(message))
 }
 
-fn serve(client: TcpStream, upstream: u16, own_port: u16, log: &Mutex<Vec<String>>) {
+fn serve(
+    client: TcpStream,
+    upstream: u16,
+    own_port: u16,
+    log: &Mutex<Vec<String>>,
+    faults: &Faults,
+) {
     let mut reader = BufReader::new(client.try_clone().expect("clone the client stream"));
     let mut writer = client;
     while let Ok(Some(mut request)) = read_message(&mut reader, false) {
@@ -282,6 +311,18 @@ fn serve(client: TcpStream, upstream: u16, own_port: u16, log: &Mutex<Vec<String
                 break;
             }
         };
+        {
+            let mut lose = faults.lose.lock().unwrap();
+            let method = request.start.split(' ').next().unwrap_or_default();
+            if lose.as_deref() == Some(method) && request.start.contains("/docs") {
+                *lose = None;
+                *faults.lost.lock().unwrap() += 1;
+                log.lock()
+                    .unwrap()
+                    .push(format!("{} -> answer lost", request.start));
+                break;
+            }
+        }
         rewrite(&mut response, upstream, own_port);
         log.lock().unwrap().push(format!(
             "{} -> {} {}",

@@ -312,6 +312,14 @@ pub fn function_jsons(manifest: &Manifest) -> Result<Vec<(String, Value)>, Descr
             out.push((azure_name, function_json(manifest, &part)?));
         }
     }
+    // Azure function names are folder names, which the host compares without case.
+    for (i, (name, _)) in out.iter().enumerate() {
+        if out[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(DescriptorError(format!(
+                "two functions would go in the Azure function folder {name:?} (an HTTP function's routes are split by their first path segment into <function>-<segment>); rename one of them"
+            )));
+        }
+    }
     Ok(out)
 }
 
@@ -485,6 +493,19 @@ mod tests {
             .manifest();
         let e = function_jsons(&clash).unwrap_err();
         assert!(e.0.contains("x/{*path}"), "{e}");
+        let folders = App::new("t")
+            .http(
+                "f",
+                Routes::new().get("/uploads/x", ok).get("/images/y", ok),
+            )
+            .timer(
+                "F-uploads",
+                "0 0 * * *",
+                |_t: TimerTick, _c: Context| async { Ok(()) },
+            )
+            .manifest();
+        let e = function_jsons(&folders).unwrap_err();
+        assert!(e.0.contains("uploads") && e.0.contains("rename"), "{e}");
         let any = [Route {
             method: "ANY".into(),
             path: "/".into(),

@@ -12,9 +12,18 @@
 //! function's, gets `400` and a message saying what was expected and what came; a
 //! failed function `400` (client-side errors) or `500` (the rest: errors, panics,
 //! deadline overruns), so that the host's retry policy applies. Every answer carries
-//! the invocation's log lines in `Logs` ([`crate::logging`]), and `Metadata.RetryContext`
-//! becomes the context's attempt (`RetryCount + 1`). A panic anywhere fails only its
-//! invocation; the next one is served as usual.
+//! the invocation's log lines in `Logs` ([`crate::logging`]; the host reads them from
+//! successful answers only, and every line also goes to stdout), and
+//! `Metadata.RetryContext` becomes the context's attempt (`RetryCount + 1`). A panic
+//! anywhere fails only its invocation; the next one is served as usual.
+//!
+//! **Cosmos DB batches.** The host sends a failed batch again whatever the status,
+//! then moves past all of it. So a document that fails in a way no retry mends (a
+//! client-side error: `400`-class kinds but `PreconditionFailed`) is logged as an error
+//! and skipped, and the rest of the batch runs; any other failure fails the batch, to
+//! be sent again whole (documents that ran run again: delivery is at least once). The
+//! batch as a whole has the function's timeout, which the host's `functionTimeout`
+//! covers: a batch that runs out fails before the host would restart the worker.
 //!
 //! `POST /<name>` where `<name>` is a function's name is an invocation, checked first:
 //! when that path is also a forwarded path (a function named like the route prefix,
@@ -24,6 +33,7 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -273,14 +283,26 @@ impl Runtime {
         attempt: u32,
         capture: &Capture,
     ) -> Context {
-        // Every function of the app has its scope, made in `new`.
-        let scope = self.scopes[function.name()].clone();
-        let ctx = Context::builder_in(scope)
-            .invocation_id(invocation_id)
-            .attempt(attempt)
+        let ctx = self
+            .context_builder(function, invocation_id, attempt)
             .build();
         capture.attach(ctx.span());
         ctx
+    }
+
+    /// What [`Runtime::context`] builds, for a caller that adds to it (and attaches
+    /// the capture itself).
+    fn context_builder(
+        &self,
+        function: &Function,
+        invocation_id: &str,
+        attempt: u32,
+    ) -> nube::context::ContextBuilder {
+        // Every function of the app has its scope, made in `new`.
+        let scope = self.scopes[function.name()].clone();
+        Context::builder_in(scope)
+            .invocation_id(invocation_id)
+            .attempt(attempt)
     }
 
     async fn dispatch(
@@ -365,23 +387,53 @@ impl Runtime {
                     }
                     return Err(mismatch(&request));
                 }
-                let raw = remainder.payload(request.clone());
-                let documents = crate::document::decode(&request, collection, &raw)?;
+                let documents = crate::document::decode(&request, collection)?;
                 let total = documents.len();
+                // One deadline for the whole batch: the host's functionTimeout is the
+                // function's timeout (and a second), and a host that times out restarts
+                // the worker, with every invocation in flight.
+                let timeout = self.app.timeout_of(function);
+                let deadline = Instant::now() + timeout;
+                // A document that fails in a way a retry cannot mend is logged and
+                // skipped: the host sends a failed batch again whatever the status, and
+                // after its retries moves past the whole batch, documents after it too.
+                let skip = |what: &str, why: &str| {
+                    let line = format!(
+                        "document {what} skipped: {why}; sending the batch again would fail the same way"
+                    );
+                    tracing::error!(function = name, invocation_id, "{line}");
+                    capture.push(format!("ERROR {line}"));
+                };
                 for (index, document) in documents.into_iter().enumerate() {
                     match document {
                         ChangedDocument::Created(event) => {
                             let what = format!("{}/{}", event.collection, event.id);
-                            let ctx = self.context(function, invocation_id, attempt, capture);
-                            if let Err(e) =
-                                self.app.invoke(Event::DocumentCreated(event), ctx).await
-                            {
-                                let mut failure = Failure::from_nube(&e);
-                                failure.message = format!(
-                                    "document {what} (item {index} of {total}) failed, so the batch fails: {}",
-                                    failure.message
-                                );
-                                return Err(failure);
+                            if Instant::now() >= deadline {
+                                return Err(Failure {
+                                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                                    message: format!(
+                                        "the batch ran out of the function's {timeout:?} after {index} of {total} documents, so it fails (the host sends it again)"
+                                    ),
+                                });
+                            }
+                            let ctx = self
+                                .context_builder(function, invocation_id, attempt)
+                                .deadline(deadline)
+                                .build();
+                            capture.attach(ctx.span());
+                            match self.app.invoke(Event::DocumentCreated(event), ctx).await {
+                                Ok(()) => {}
+                                Err(e) if !e.is_retryable() => {
+                                    skip(&what, &Failure::from_nube(&e).message);
+                                }
+                                Err(e) => {
+                                    let mut failure = Failure::from_nube(&e);
+                                    failure.message = format!(
+                                        "document {what} (item {index} of {total}) failed, so the batch fails: {}",
+                                        failure.message
+                                    );
+                                    return Err(failure);
+                                }
                             }
                         }
                         ChangedDocument::Updated { id, version } => {
@@ -391,7 +443,9 @@ impl Runtime {
                                 "document skipped: an update (_nube_version is not _nube_created)"
                             );
                         }
-                        ChangedDocument::Invalid { error, .. } => return Err(error.into()),
+                        ChangedDocument::Invalid { index, error } => {
+                            skip(&format!("at item {index} of {total}"), &error.to_string());
+                        }
                     }
                 }
                 Ok(Map::new())

@@ -9,7 +9,8 @@
 //! Cosmos DB store ([`crate::cosmos`], feature `cosmos`) writes two fields for this, as
 //! every nube store writes versions: `_nube_version` ([`VERSION_FIELD`]), a new UUIDv7
 //! on every write, and `_nube_created` ([`CREATED_FIELD`]), the version of the write
-//! that created the document, which updates keep unchanged. The rule ([`is_created`]):
+//! that created the document (a put over it keeps it; an update writes `unknown`).
+//! The rule ([`is_created`]):
 //! a document is *created* when `_nube_version == _nube_created`, and *updated*
 //! otherwise, which is skipped (nube has no updated trigger). **A document without
 //! both fields counts as created**: documents written by other tools fire the function
@@ -32,8 +33,13 @@
 //! properties (`_rid`, `_self`, `_etag`, `_attachments`, `_ts`, `_lsn`) are dropped.
 //! [`document_value`] does all of it.
 //!
-//! **Event id.** `<collection>/<id>@<_etag>` (else `_lsn`, else `_ts`): the same when the
-//! host redelivers the batch.
+//! **Event id.** `<collection>/<id>@<_nube_created>` (else `_etag`, `_lsn`, `_ts`):
+//! the same when the host redelivers the batch, and when a tool other than nube's store
+//! changes the document but keeps its `_nube_*` fields (which makes it look created
+//! again), so that a function that remembers event ids runs once. Such tools should
+//! drop `_nube_version` or `_nube_created` when they write.
+//!
+//! **Raw payload.** Each event's [`RawEvent`] is its own item as the feed sent it.
 
 use nube::{DocumentCreated, Provider, RawEvent};
 use serde_json::{Map, Value};
@@ -169,8 +175,11 @@ pub fn is_document_batch(request: &InvocationRequest) -> bool {
     })
 }
 
+/// What tells this create apart: `_nube_created` (the same through later writes that
+/// keep it, so another tool's update that keeps the `_nube_*` fields repeats the
+/// event id rather than making a new one), else Cosmos DB's own stamps.
 fn stamp(document: &Map<String, Value>) -> Option<String> {
-    ["_etag", "_lsn", "_ts"]
+    [CREATED_FIELD, "_etag", "_lsn", "_ts"]
         .iter()
         .find_map(|k| match document.get(*k)? {
             Value::String(s) => Some(s.trim_matches('"').to_owned()),
@@ -180,10 +189,11 @@ fn stamp(document: &Map<String, Value>) -> Option<String> {
 }
 
 /// The documents of the batch in `request`, for the function watching `collection`.
+/// Each event's raw payload is its own item, as the change feed sent it (not the
+/// whole batch, which would be copied once per document).
 pub fn decode(
     request: &InvocationRequest,
     collection: &str,
-    raw: &Value,
 ) -> Result<Vec<ChangedDocument>, DecodeError> {
     let items = batch(request)?;
     Ok(items
@@ -217,12 +227,13 @@ pub fn decode(
                 Some(s) => format!("{collection}/{id}@{s}"),
                 None => format!("{collection}/{id}@1"),
             };
+            let raw = RawEvent::new(Provider::Azure, Value::Object(fields.clone()));
             ChangedDocument::Created(DocumentCreated {
                 event_id,
                 collection: collection.to_owned(),
                 id,
                 document: document_value(fields),
-                raw: RawEvent::new(Provider::Azure, raw.clone()),
+                raw,
             })
         })
         .collect())
@@ -286,12 +297,31 @@ mod tests {
             .clone(),
             metadata: Map::new(),
         };
-        let docs = decode(&request, "orders", &Value::Null).unwrap();
+        let docs = decode(&request, "orders").unwrap();
         let ChangedDocument::Created(first) = &docs[0] else {
             panic!("{docs:?}")
         };
         assert_eq!(first.document, json!({"id": 7, "total": 3}));
-        assert_eq!(first.event_id, "orders/o1@e1");
+        // Named by the create it is, and carrying only its own item.
+        assert_eq!(first.event_id, "orders/o1@v1");
+        assert_eq!(first.raw.payload["_etag"], "\"e1\"");
+        assert!(first.raw.payload.get("documents").is_none());
         assert!(matches!(&docs[1], ChangedDocument::Updated { id, .. } if id == "o2"));
+    }
+
+    #[test]
+    fn documents_of_other_tools_are_named_by_their_etag() {
+        let request = InvocationRequest {
+            data: json!({"documents": [{"id": "o3", "_etag": "\"e3\"", "_ts": 5}]})
+                .as_object()
+                .unwrap()
+                .clone(),
+            metadata: Map::new(),
+        };
+        let docs = decode(&request, "orders").unwrap();
+        let ChangedDocument::Created(event) = &docs[0] else {
+            panic!("{docs:?}")
+        };
+        assert_eq!(event.event_id, "orders/o3@e3");
     }
 }

@@ -96,6 +96,9 @@ async fn thumbs(b: BlobCreated, ctx: Context) -> nube::Result<()> {
 }
 
 async fn on_order(d: DocumentCreated<Value>, ctx: Context) -> nube::Result<()> {
+    if d.document.get("reject") == Some(&json!(true)) {
+        return Err(Error::bad_request(format!("order {} is malformed", d.id)));
+    }
     if d.document.get("fail") == Some(&json!(true)) {
         tracing::warn!(id = d.id, "about to fail");
         return Err(Error::internal(format!("order {} refused", d.id)));
@@ -138,6 +141,15 @@ fn app() -> App {
             },
         )
         .function_timeout("sleepy", Duration::from_millis(100))
+        .on_document_created(
+            "slow-orders",
+            "orders",
+            |d: DocumentCreated<Value>, ctx: Context| async move {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                on_order(d, ctx).await
+            },
+        )
+        .function_timeout("slow-orders", Duration::from_millis(100))
         .collection("seen")
 }
 
@@ -289,6 +301,64 @@ async fn cosmos_batches_fire_once_per_created_document() {
     // No _nube_version: counted as created; _nube_id goes back to id.
     assert_eq!(seen[1]["id"], "o-3");
     assert_eq!(seen[1]["document"], json!({"id": "own-id", "total": 7}));
+}
+
+/// A batch of `items` as the host sends it to `function`.
+fn cosmos_batch(function: &str, items: Value) -> String {
+    json!({
+        "Data": {"documents": items.to_string()},
+        "Metadata": {"sys": {"MethodName": function, "UtcNow": "2026-03-01T10:18:13Z", "RandGuid": "2c3d4e5f"}},
+    })
+    .to_string()
+}
+
+/// The host sends a failed batch again whatever the status, then moves past the whole
+/// batch: a document no retry can mend is logged and skipped, and the rest runs.
+#[tokio::test]
+async fn a_document_no_retry_can_mend_is_skipped_and_the_batch_goes_on() {
+    let h = Harness::new();
+    let items = json!([{"id": "r-1", "reject": true}, {"id": "r-2"}, {"id": "r-3"}]);
+    let (status, answer) = h
+        .invoke("on-order", &cosmos_batch("on-order", items), "inv-doc-4")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let mut ids: Vec<String> = h
+        .seen()
+        .await
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["r-2", "r-3"]);
+    let lines = logs(&answer);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ERROR") && l.contains("document orders/r-1 skipped")),
+        "{lines:?}"
+    );
+}
+
+/// A batch has the function's timeout as a whole, inside the host's functionTimeout:
+/// documents that each fit in it but together do not fail the batch, to be sent again.
+#[tokio::test]
+async fn a_batch_has_one_deadline() {
+    let h = Harness::new();
+    let items = json!([{"id": "s-1"}, {"id": "s-2"}, {"id": "s-3"}]);
+    let (status, answer) = h
+        .invoke(
+            "slow-orders",
+            &cosmos_batch("slow-orders", items),
+            "inv-doc-5",
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    assert!(
+        logs(&answer)
+            .iter()
+            .any(|l| l.contains("s-2") && l.contains("timeout")),
+        "{answer}"
+    );
 }
 
 #[tokio::test]

@@ -213,6 +213,12 @@ fn split_image(image: &Map<String, Value>, key: &str) -> Result<(String, Value),
     let mut document = Map::new();
     for (name, attribute) in image {
         if name == key {
+            // A number key as DynamoDB wrote it: through JSON, a key beyond `u64`
+            // would turn into a float's text (`1e20`), which no read would find.
+            if let Some(Value::String(number)) = attribute.get("N") {
+                id = Some(number.clone());
+                continue;
+            }
             id = Some(match attribute_to_json(attribute) {
                 Ok(Value::String(s)) => s,
                 Ok(Value::Number(n)) => n.to_string(),
@@ -362,9 +368,9 @@ impl Decimal {
             return None;
         }
         let mut digits: String = int.chars().chain(frac.chars()).collect();
-        let mut exponent = exponent.checked_sub(i64::try_from(frac.len()).ok()?)?;
+        let exponent = exponent.checked_sub(i64::try_from(frac.len()).ok()?)?;
         let trimmed = digits.trim_end_matches('0').len();
-        exponent += i64::try_from(digits.len() - trimmed).ok()?;
+        let exponent = exponent.checked_add(i64::try_from(digits.len() - trimmed).ok()?)?;
         digits.truncate(trimmed);
         let digits = digits.trim_start_matches('0').to_owned();
         if digits.is_empty() {
@@ -411,6 +417,16 @@ mod tests {
         assert!(number_to_json("12a").is_err());
         assert!(number_to_json("").is_err());
         assert!(number_to_json(".").is_err());
+        // An exponent at the edge of i64 is refused, not overflowed.
+        assert!(Decimal::parse("10e9223372036854775807").is_none());
+    }
+
+    #[test]
+    fn number_keys_keep_their_text() {
+        let image = json!({"pk": {"N": "100000000000000000000"}, "a": {"N": "1"}});
+        let (id, doc) = split_image(image.as_object().unwrap(), "pk").unwrap();
+        assert_eq!(id, "100000000000000000000");
+        assert_eq!(doc, json!({"a": 1}));
     }
 
     #[test]

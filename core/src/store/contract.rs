@@ -145,13 +145,13 @@ async fn preconditions(s: &dyn DocumentStore, c: &str) {
 }
 
 async fn validation(s: &dyn DocumentStore, c: &str) {
-    for id in ["", "a/b", "a?b", "a#b", "bad\nid"] {
+    for id in ["", "a/b", "a?b", "a#b", "bad\nid", "__x__", "____"] {
         match s.put(c, id, json!({})).await {
             Err(StoreError::InvalidDocument(_)) => {}
             other => panic!("validation: id {id:?} must be InvalidDocument, got {other:?}"),
         }
     }
-    for id in ["a#b", ""] {
+    for id in ["a#b", "", "__x__"] {
         match s.get(c, id).await {
             Err(StoreError::InvalidDocument(_)) => {}
             other => panic!("validation: get of id {id:?} must be InvalidDocument, got {other:?}"),

@@ -203,12 +203,15 @@ pub fn validate_collection_name(name: &str) -> Result<(), StoreError> {
 }
 
 /// Checks a document id: 1–255 bytes, no `/ \ ? #` and no control characters
-/// (Cosmos DB and Firestore refuse those), and not `.` or `..`.
+/// (Cosmos DB and Firestore refuse those), not `.` or `..`, and not `__…__` (which
+/// Firestore keeps for itself).
 pub fn validate_id(id: &str) -> Result<(), StoreError> {
+    let reserved = id.len() >= 4 && id.starts_with("__") && id.ends_with("__");
     let ok = !id.is_empty()
         && id.len() <= 255
         && id != "."
         && id != ".."
+        && !reserved
         && !id
             .chars()
             .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#'));
@@ -216,7 +219,7 @@ pub fn validate_id(id: &str) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::InvalidDocument(format!(
-            "document id {id:?} must be 1-255 bytes without '/', '\\', '?', '#' or control characters"
+            "document id {id:?} must be 1-255 bytes without '/', '\\', '?', '#' or control characters, and neither '.', '..' nor '__…__'"
         )))
     }
 }

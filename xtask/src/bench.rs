@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long)]
     pub starts: Option<u32>,
     /// gcp: `RUST_LOG` for the Rust servers (default: unset, each logs as it does by
-    /// default; `warn` shows what nube's `info` spans cost).
+    /// default; nube keeps its invocation spans under any filter).
     #[arg(long, value_name = "FILTER")]
     pub rust_log: Option<String>,
     /// aws: timed invocations per function, served one at a time.

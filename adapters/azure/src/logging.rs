@@ -241,6 +241,25 @@ pub use nube::logging::log_panics;
 mod tests {
     use super::*;
 
+    /// `RUST_LOG=warn` leaves the invocation spans on, so a handler's warning is
+    /// still captured for `Logs`.
+    #[test]
+    fn a_warn_filter_still_captures_warnings() {
+        let subscriber = tracing_subscriber::registry()
+            .with(nube::logging::LogFilter::new("warn"))
+            .with(CaptureLayer);
+        tracing::subscriber::with_default(subscriber, || {
+            let capture = Capture::start();
+            let span = tracing::info_span!(target: "nube::context", "invocation", invocation_id = "inv-warn-1");
+            capture.attach(&span);
+            span.in_scope(|| {
+                tracing::info!("filtered out");
+                tracing::warn!("kept");
+            });
+            assert_eq!(capture.finish(), vec!["WARN kept"]);
+        });
+    }
+
     #[test]
     fn lines_inside_the_attached_span_are_captured() {
         let subscriber = tracing_subscriber::registry().with(CaptureLayer);

@@ -11,6 +11,12 @@ use tracing_subscriber::registry::LookupSpan;
 /// A runtime's log filter (a [`Layer`]): `RUST_LOG`'s directives, or a default such as
 /// `info`.
 ///
+/// **Invocation spans always pass.** The span every invocation runs in (`invocation`,
+/// target `nube::context`, at `info`) is kept whatever the directives say, so that a
+/// line a handler writes under `RUST_LOG=warn` still carries its function and
+/// invocation id, and the runtimes that return an invocation's lines to the platform
+/// (Azure's `Logs`) still find them.
+///
 /// Directives that only name targets and levels (`info`, `nube=debug,hyper=warn`) are
 /// filtered by [`Targets`], which decides once per call site. Directives on spans or
 /// fields (`[invocation{function=todos}]=debug`) need an [`EnvFilter`], which looks
@@ -67,6 +73,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if is_invocation_span(metadata) {
+            return Interest::always();
+        }
         match self {
             Self::Targets(f) => Layer::<S>::register_callsite(f, metadata),
             Self::Env(f) => Layer::<S>::register_callsite(f, metadata),
@@ -74,6 +83,9 @@ where
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        if is_invocation_span(metadata) {
+            return true;
+        }
         match self {
             Self::Targets(f) => Layer::<S>::enabled(f, metadata, ctx),
             Self::Env(f) => Layer::<S>::enabled(f, metadata, ctx),
@@ -81,10 +93,12 @@ where
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        match self {
+        let hint = match self {
             Self::Targets(f) => Layer::<S>::max_level_hint(f),
             Self::Env(f) => Layer::<S>::max_level_hint(f),
-        }
+        };
+        // The invocation spans are `info`: below that, their macro would not even ask.
+        hint.map(|h| h.max(LevelFilter::INFO))
     }
 
     fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
@@ -124,6 +138,11 @@ where
             f.on_close(id, ctx);
         }
     }
+}
+
+/// The span [`crate::Context`] runs an invocation in.
+fn is_invocation_span(metadata: &Metadata<'_>) -> bool {
+    metadata.is_span() && metadata.name() == "invocation" && metadata.target() == "nube::context"
 }
 
 #[cfg(test)]
@@ -169,6 +188,42 @@ mod tests {
         // Inside the span named by the directive, debug lines of every target pass.
         assert!(out.contains("other debug"), "{out}");
         assert!(out.contains("store debug"), "{out}");
+    }
+
+    /// Under `warn`, a handler's warning still names its invocation; other `info` spans
+    /// stay off.
+    #[test]
+    fn invocation_spans_pass_any_directives() {
+        for directives in ["warn", "warn,[other]=debug"] {
+            let lines = LogBuffer::default();
+            let writer = lines.clone();
+            let subscriber = tracing_subscriber::registry()
+                .with(LogFilter::new(directives))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .without_time()
+                        .with_ansi(false)
+                        .with_writer(move || writer.clone()),
+                );
+            tracing::subscriber::with_default(subscriber, || {
+                let span =
+                    tracing::info_span!(target: "nube::context", "invocation", function = "todos");
+                let _entered = span.enter();
+                let other = tracing::info_span!("helper", step = 2);
+                let _inner = other.enter();
+                tracing::warn!(target: "app", "handler warning");
+                tracing::info!(target: "app", "handler info");
+            });
+            let out = lines.text();
+            assert!(
+                out.contains("invocation{function=\"todos\"}") && out.contains("handler warning"),
+                "{directives}: {out}"
+            );
+            assert!(
+                !out.contains("helper") && !out.contains("handler info"),
+                "{directives}: {out}"
+            );
+        }
     }
 
     #[test]

@@ -59,7 +59,8 @@
 //! Firestore `startAfter` on `(order value, document)`. The page Firestore returns goes
 //! through [`nube::store::evaluate`] anyway, which checks it and writes the next cursor.
 //!
-//! When a filter cannot be pushed down (a range on booleans or null, huge integers) or a
+//! When a filter cannot be pushed down (a range on booleans or null, integers or doubles
+//! beyond 2^53, strings over the 1,500 bytes Firestore compares) or a
 //! range comes without an order (Firestore would order by the range field, nube by id),
 //! the pushable filters still go to Firestore, and everything Firestore returns is
 //! evaluated in memory: exact, at the cost of reading every matching document per page.
@@ -699,7 +700,8 @@ fn pushed_filter(field: &str, op: Op, value: &Value) -> Option<FirestoreQueryFil
         ));
     }
     let pushable = match value {
-        Value::String(_) => true,
+        // Firestore compares strings by their first 1,500 bytes only.
+        Value::String(text) => text.len() <= MAX_COMPARED_STRING,
         Value::Bool(_) => op == Op::Eq,
         Value::Number(n) => exact_number(n),
         _ => false,
@@ -725,9 +727,15 @@ fn exact_number(n: &serde_json::Number) -> bool {
     } else if n.is_u64() {
         false
     } else {
-        n.as_f64().is_some_and(f64::is_finite)
+        // A double beyond 2^53 equals integers nube tells apart from it.
+        n.as_f64()
+            .is_some_and(|f| f.is_finite() && f.abs() <= EXACT_INTEGER as f64)
     }
 }
+
+/// The bytes of a string Firestore compares in a query; past them, strings that differ
+/// compare equal, so a filter on a longer string is left to nube.
+const MAX_COMPARED_STRING: usize = 1500;
 
 /// A dotted nube field path as a Firestore field path: each segment back-quoted unless
 /// it is a simple name (`[A-Za-z_][A-Za-z0-9_]*`).
@@ -1041,6 +1049,20 @@ mod tests {
         ));
         let huge = Plan::for_query(&Query::new().eq("n", 1u64 << 60), &at());
         assert!(huge.filter.is_none() && huge.limit.is_none());
+        // A double past 2^53 and a string past the 1,500 bytes Firestore compares are
+        // left to nube, and so is paging.
+        for query in [
+            Query::new().eq("n", 9_007_199_254_740_992.0 * 2.0),
+            Query::new().eq("s", "x".repeat(1501)),
+        ] {
+            let plan = Plan::for_query(&query, &at());
+            assert!(plan.filter.is_none() && plan.limit.is_none(), "{query:?}");
+        }
+        assert!(
+            Plan::for_query(&Query::new().eq("s", "x".repeat(1500)), &at())
+                .limit
+                .is_some()
+        );
         let bool_range = Plan::for_query(&Query::new().eq("a", 1).gt("b", true), &at());
         assert!(bool_range.limit.is_none() && bool_range.filter.is_some());
         let unordered_range = Plan::for_query(&Query::new().gt("n", 1), &at());

@@ -59,9 +59,9 @@ pub fn container_and_key(uri: &str) -> Option<(String, String)> {
     let mut segments = path.splitn(2, '/');
     let mut container = segments.next()?;
     let mut key = segments.next()?;
-    // Path-style URIs (Azurite, IP hosts) put the account first.
-    let path_style =
-        host.starts_with("127.") || host.starts_with("localhost") || host.contains(':');
+    // Path-style URIs (Azurite by IP, `localhost` or a container name) put the account
+    // first; Azure's own hosts name it (`<account>.blob.core.windows.net[:443]`).
+    let path_style = !host.contains(".blob.");
     if path_style {
         let (c, k) = key.split_once('/')?;
         container = c;
@@ -166,6 +166,21 @@ mod tests {
             container_and_key("https://acct.blob.core.windows.net/uploads"),
             None
         );
+        assert_eq!(
+            container_and_key("https://acct.blob.core.windows.net:443/uploads/original/a.png"),
+            Some(("uploads".into(), "original/a.png".into()))
+        );
+        for azurite in [
+            "http://azurite:10000/devstoreaccount1/uploads/a.png",
+            "http://localhost:10000/devstoreaccount1/uploads/a.png",
+            "http://[::1]:10000/devstoreaccount1/uploads/a.png",
+        ] {
+            assert_eq!(
+                container_and_key(azurite),
+                Some(("uploads".into(), "a.png".into())),
+                "{azurite}"
+            );
+        }
         assert_eq!(percent_decode("a%2Fb%zz%"), "a/b%zz%");
     }
 }

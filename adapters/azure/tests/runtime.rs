@@ -53,6 +53,15 @@ async fn png() -> impl nube::axum::response::IntoResponse {
     )
 }
 
+/// A 200 whose body fails half way, with a secret in the error.
+async fn broken() -> axum::body::Body {
+    let parts: [Result<&'static [u8], std::io::Error>; 2] = [
+        Ok(b"part of it"),
+        Err(std::io::Error::other("disk secret gone")),
+    ];
+    axum::body::Body::from_stream(futures::stream::iter(parts))
+}
+
 async fn panics() -> &'static str {
     panic!("route exploded with secret detail")
 }
@@ -120,6 +129,7 @@ fn app() -> App {
                 .route("/echo/{*rest}", any(echo))
                 .get("/png", png)
                 .get("/boom", panics)
+                .get("/broken", broken)
                 .get("/slow", slow),
         )
         .function_timeout("api", Duration::from_millis(200))
@@ -569,6 +579,16 @@ async fn data_req_panics_and_binary_bodies() {
             .as_str()
             .unwrap()
             .contains("secret")
+    );
+    // A body that fails while it is read: a 500 without its reason, not a 200.
+    let (status, answer) = h.invoke("api", &req("/broken"), "inv-req-5").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["Outputs"]["res"]["statusCode"], "500", "{answer}");
+    assert!(
+        !answer["Outputs"]["res"]["body"]
+            .to_string()
+            .contains("secret"),
+        "{answer}"
     );
     let (status, answer) = h.invoke("api", &req("/png"), "inv-req-4").await;
     assert_eq!(status, StatusCode::OK, "{answer}");

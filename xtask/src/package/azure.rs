@@ -22,6 +22,10 @@ use crate::root;
 /// The newest glibc the executable may need (Debian 11).
 pub const MAX_GLIBC: GlibcVersion = GlibcVersion(2, 31, 0);
 
+/// The longest `functionTimeout` the Consumption plan's host accepts (`hh:mm:ss`, which
+/// compares as text).
+const CONSUMPTION_TIMEOUT_LIMIT: &str = "00:10:00";
+
 /// The cargo feature an app enables to run on Azure Functions.
 pub(crate) const FEATURE: &str = "azure";
 
@@ -81,6 +85,13 @@ pub fn package(app: &str) -> Result<(), String> {
         functions,
         settings,
     } = descriptors(&manifest, bin)?;
+    if let Some(timeout) = host["functionTimeout"].as_str()
+        && timeout > CONSUMPTION_TIMEOUT_LIMIT
+    {
+        eprintln!(
+            "warning: host.json's functionTimeout is {timeout} (the app's longest function timeout and a second); the Consumption plan allows at most {CONSUMPTION_TIMEOUT_LIMIT} and will not start the app: deploy to a Premium or Dedicated plan, or lower the timeout"
+        );
+    }
 
     step(
         3,

@@ -59,9 +59,15 @@ pub fn container_and_key(uri: &str) -> Option<(String, String)> {
     let mut segments = path.splitn(2, '/');
     let mut container = segments.next()?;
     let mut key = segments.next()?;
-    // Path-style URIs (Azurite by IP, `localhost` or a container name) put the account
-    // first; Azure's own hosts name it (`<account>.blob.core.windows.net[:443]`).
-    let path_style = !host.contains(".blob.");
+    // Path-style URIs (Azurite by IP, `localhost` or a one-label name such as a
+    // compose service's) put the account first; account hosts (Azure's
+    // `<account>.blob.core.windows.net[:443]`, a custom domain) name it themselves.
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let path_style =
+        name == "localhost" || !name.contains('.') || name.parse::<std::net::IpAddr>().is_ok();
     if path_style {
         let (c, k) = key.split_once('/')?;
         container = c;
@@ -170,7 +176,12 @@ mod tests {
             container_and_key("https://acct.blob.core.windows.net:443/uploads/original/a.png"),
             Some(("uploads".into(), "original/a.png".into()))
         );
+        assert_eq!(
+            container_and_key("https://files.example.com/uploads/original/a.png"),
+            Some(("uploads".into(), "original/a.png".into()))
+        );
         for azurite in [
+            "http://127.0.0.1:10000/devstoreaccount1/uploads/a.png",
             "http://azurite:10000/devstoreaccount1/uploads/a.png",
             "http://localhost:10000/devstoreaccount1/uploads/a.png",
             "http://[::1]:10000/devstoreaccount1/uploads/a.png",

@@ -53,7 +53,8 @@
 //! - the driver sends a write again when its answer is lost (a timeout, a dropped
 //!   connection), and the first may have been applied: a `409` or `412` against an
 //!   item carrying the very `_nube_version` this write wrote is that write's success,
-//!   and is reported so. A versioned `delete` cannot tell: after a lost answer it may
+//!   and is reported so when the read that checks it sees the write (see consistency
+//!   below). A versioned `delete` cannot tell: after a lost answer it may
 //!   report `Ok(false)` for the document it deleted.
 //!
 //! # Queries read the collection
@@ -86,9 +87,10 @@
 //!   create containers freely; in production containers belong to the deployment (and
 //!   the `cosmosDBTrigger` needs its lease container);
 //! - **consistency and regions**: one in-memory replica. The store uses the account's
-//!   default consistency; `update`'s early ETag check reads, but the `If-Match` write
-//!   decides, so a stale read under a weak consistency level costs a retry, never a lost
-//!   update. Multi-region writes (conflict resolution) are untested;
+//!   default consistency; writes decide by `If-Match`, never by an earlier read. The
+//!   check that a refused write was this write's own, sent again, reads the item, and
+//!   under a consistency weaker than strong that read may miss it: then the refusal
+//!   stands (best effort). Multi-region writes (conflict resolution) are untested;
 //! - **the change feed**: the emulator has no real one (it answers change-feed requests
 //!   with nothing new), so the `_nube_created` rule is checked on the items as stored
 //!   ([`crate::document::is_created`] on what the store wrote), and the trigger side on
@@ -133,8 +135,8 @@ const BACKEND: &str = "cosmos";
 /// The partition key path of every container: the item id.
 pub const PARTITION_KEY_PATH: &str = "/id";
 
-/// The `_nube_created` the store writes when it updates an item that has none (written
-/// by another tool): the create is unknown, and the item is no longer "created".
+/// The `_nube_created` an `update` writes (it reads nothing first), and a `put` over an
+/// item that has none (written by another tool): the item is no longer "created".
 pub const UNKNOWN_CREATE: &str = "unknown";
 
 /// How often `put` starts again when other writers keep changing the document between
@@ -461,7 +463,8 @@ impl CosmosStore {
             // dropped connection), and the first may have been applied: a 409 or 412
             // against an item carrying this write's version is this write's success.
             Err(e) if matches!(status(&e), 409 | 412) => {
-                match self.read(container, collection, id).await? {
+                // Best effort: a failed read leaves the refusal as it was.
+                match self.read(container, collection, id).await.ok().flatten() {
                     Some((etag, item))
                         if item.get(VERSION_FIELD).and_then(Value::as_str)
                             == Some(version.as_str()) =>

@@ -315,7 +315,8 @@ impl Runtime {
         let function = crate::names::nube_function(&self.app, name).ok_or_else(|| {
             Failure::bad_request(format!("app {} has no function {name:?}", self.app.name()))
         })?;
-        // The payload is not copied: an event gets it back whole once decoded.
+        // The payload is not copied: a timer or blob event gets it back whole once
+        // decoded (a Cosmos DB event carries only its own item).
         let (request, remainder) = InvocationRequest::parse_parts(body)?;
         let mismatch = |request: &InvocationRequest| {
             Failure::bad_request(format!(

@@ -175,13 +175,22 @@ pub fn is_document_batch(request: &InvocationRequest) -> bool {
     })
 }
 
-/// What tells this create apart: `_nube_created` (the same through later writes that
-/// keep it, so another tool's update that keeps the `_nube_*` fields repeats the
-/// event id rather than making a new one), else Cosmos DB's own stamps.
+/// What tells this create apart: `_nube_created` when the document is a create of
+/// nube's store (`_nube_version` equal to it; then another tool's update that keeps
+/// both fields repeats the event id rather than making a new one), else Cosmos DB's
+/// own stamps.
 fn stamp(document: &Map<String, Value>) -> Option<String> {
-    [CREATED_FIELD, "_etag", "_lsn", "_ts"]
-        .iter()
-        .find_map(|k| match document.get(*k)? {
+    let nube_create = document
+        .get(CREATED_FIELD)
+        .filter(|c| c.is_string() && document.get(VERSION_FIELD) == Some(c));
+    nube_create
+        .into_iter()
+        .chain(
+            ["_etag", "_lsn", "_ts"]
+                .iter()
+                .filter_map(|k| document.get(*k)),
+        )
+        .find_map(|value| match value {
             Value::String(s) => Some(s.trim_matches('"').to_owned()),
             Value::Number(n) => Some(n.to_string()),
             _ => None,
@@ -312,7 +321,8 @@ mod tests {
     #[test]
     fn documents_of_other_tools_are_named_by_their_etag() {
         let request = InvocationRequest {
-            data: json!({"documents": [{"id": "o3", "_etag": "\"e3\"", "_ts": 5}]})
+            // A `_nube_created` without its `_nube_version` names no create of nube's.
+            data: json!({"documents": [{"id": "o3", "_nube_created": "v1", "_etag": "\"e3\"", "_ts": 5}]})
                 .as_object()
                 .unwrap()
                 .clone(),

@@ -701,7 +701,7 @@ fn pushed_filter(field: &str, op: Op, value: &Value) -> Option<FirestoreQueryFil
     }
     let pushable = match value {
         // Firestore compares strings by their first 1,500 bytes only.
-        Value::String(text) => text.len() <= MAX_COMPARED_STRING,
+        Value::String(text) => text.len() < MAX_COMPARED_STRING,
         Value::Bool(_) => op == Op::Eq,
         Value::Number(n) => exact_number(n),
         _ => false,
@@ -1053,13 +1053,13 @@ mod tests {
         // left to nube, and so is paging.
         for query in [
             Query::new().eq("n", 9_007_199_254_740_992.0 * 2.0),
-            Query::new().eq("s", "x".repeat(1501)),
+            Query::new().eq("s", "x".repeat(1500)),
         ] {
             let plan = Plan::for_query(&query, &at());
             assert!(plan.filter.is_none() && plan.limit.is_none(), "{query:?}");
         }
         assert!(
-            Plan::for_query(&Query::new().eq("s", "x".repeat(1500)), &at())
+            Plan::for_query(&Query::new().eq("s", "x".repeat(1499)), &at())
                 .limit
                 .is_some()
         );

@@ -73,12 +73,16 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if is_invocation_span(metadata) {
-            return Interest::always();
-        }
-        match self {
+        // The inner filter sees every call site first: an `EnvFilter` learns here the
+        // spans its directives name (`[invocation]=debug` among them).
+        let interest = match self {
             Self::Targets(f) => Layer::<S>::register_callsite(f, metadata),
             Self::Env(f) => Layer::<S>::register_callsite(f, metadata),
+        };
+        if is_invocation_span(metadata) {
+            Interest::always()
+        } else {
+            interest
         }
     }
 
@@ -161,7 +165,9 @@ mod tests {
                 .with_writer(move || writer.clone()),
         );
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("invocation", function = "todos");
+            // As `Context` makes it.
+            let span =
+                tracing::info_span!(target: "nube::context", "invocation", function = "todos");
             let _entered = span.enter();
             tracing::debug!(target: "nube::store", "store debug");
             tracing::debug!(target: "other", "other debug");

@@ -440,8 +440,10 @@ fn local(args: &Args) -> Result<(), String> {
     }
     md.push('\n');
     let out_dir = root().join("target/nube/bench");
-    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
-    std::fs::write(out_dir.join("local.md"), &md).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let report = out_dir.join("local.md");
+    std::fs::write(&report, &md).map_err(|e| format!("cannot write {}: {e}", report.display()))?;
     println!("{md}");
     Ok(())
 }

@@ -496,7 +496,12 @@ impl Drop for Process {
 /// turns a panic into an error naming `what`.
 fn launch<T>(what: &str, start: impl FnOnce() -> T) -> Result<T, String> {
     eprintln!("    Starting {what}");
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)).map_err(|panic| {
+    // The launcher's panic is this error, not a crash: no panic message of its own.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(start));
+    std::panic::set_hook(hook);
+    started.map_err(|panic| {
         let message = panic
             .downcast_ref::<String>()
             .cloned()

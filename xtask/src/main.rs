@@ -37,13 +37,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Verb {
-    /// Run every check CI runs: formatting, clippy, and the whole test suite.
+    /// Run every check CI runs: formatting, clippy, rustdoc, and the whole test suite.
     #[command(
         long_about = "Run every check CI runs, in order: `cargo fmt --check`, `cargo clippy \
-        --workspace --all-targets --all-features -D warnings`, and the whole test suite with every \
-        feature on (unit, contract, end-to-end, the AWS backends against moto and the delivery app's \
-        Lambda bootstrap through cargo-lambda's emulator, both of which it installs into .tools/venv). \
-        Give a filter to run only the tests whose name contains it, and --no-lint to skip fmt and clippy."
+        --workspace --all-targets --all-features -D warnings`, rustdoc with warnings as errors, and \
+        the whole test suite with every feature on (unit, contract and end-to-end tests, against the \
+        stand-ins it installs itself: moto, cargo-lambda and gcp-storage-emulator into .tools/venv, \
+        Azurite and a Cosmos DB emulator into .tools/npm, Debian's chromium with apt-get when missing; \
+        Google's Firestore emulator must be installed, see the README). \
+        Give a filter to run only the tests whose name contains it, and --no-lint to skip fmt, \
+        clippy and rustdoc."
     )]
     Test(test::Args),
     /// Measure nube against bare baselines: `local` (the local runtime), `aws` (the Lambda
@@ -65,15 +68,17 @@ enum Verb {
     /// native request and response.
     #[command(long_about = invoke::LONG_ABOUT)]
     Invoke(invoke::Args),
-    /// Install the test tools (moto, cfn-lint, sam, zig, cargo-lambda into .tools/venv; the Azure
-    /// emulators into .tools/npm) and print their variables.
+    /// Install the test tools (moto, cfn-lint, sam, zig, cargo-lambda, gcp-storage-emulator into
+    /// .tools/venv; the Azure emulators into .tools/npm; chromium) and print their variables.
     #[command(
         long_about = "Install the Python tools the tests need (moto in server mode, cfn-lint, the SAM \
-        CLI, zig for `cargo xtask package`, and cargo-lambda for its Lambda emulator; pinned) into \
-        .tools/venv, and the Azure emulators from npm (@vercel/cosmosdb-server, azurite; pinned) into \
-        .tools/npm, unless they are there already, and print `NUBE_MOTO_SERVER=<path>`, \
-        `NUBE_CARGO_LAMBDA=<path>`, `NUBE_COSMOS_SERVER=<path>` and `NUBE_AZURITE_BLOB=<path>` for \
-        running the backend tests by hand: `export $(cargo xtask tools)` then `cargo test -p nube-aws \
+        CLI, zig for `cargo xtask package`, cargo-lambda for its Lambda emulator, and \
+        gcp-storage-emulator; pinned) into .tools/venv, the Azure emulators from npm \
+        (@vercel/cosmosdb-server, azurite; pinned) into .tools/npm, and Debian's chromium (apt-get, \
+        as root) unless NUBE_CHROMIUM names one, unless they are there already. Then print, once \
+        all are there, `NUBE_MOTO_SERVER`, `NUBE_CARGO_LAMBDA`, `NUBE_COSMOS_SERVER`, \
+        `NUBE_AZURITE_BLOB`, `NUBE_GCS_EMULATOR`, `NUBE_FIRESTORE_EMULATOR` (when Google's emulator \
+        is installed) and `NUBE_CHROMIUM` as `NAME=<path>` lines, for running the tests by hand: `export $(cargo xtask tools)` then `cargo test -p nube-aws \
         --features dynamodb,s3`, `cargo test -p nube-azure --features cosmos,blob` or \
         `cargo test -p delivery-app --features aws --test aws_e2e`. `cargo xtask test` does this by itself."
     )]
@@ -92,6 +97,9 @@ fn main() -> ExitCode {
         Verb::Invoke(a) => invoke::run(a),
         Verb::Tools => tools::ensure_python_tools().and_then(|venv| {
             let npm = tools::ensure_npm_tools()?;
+            let chromium = tools::ensure_chromium()?;
+            // Printed only once everything is there: `export $(cargo xtask tools)`
+            // cannot see a failure, and must not export half the set.
             println!("NUBE_MOTO_SERVER={}", tools::moto_server(&venv).display());
             println!("NUBE_CARGO_LAMBDA={}", tools::cargo_lambda(&venv).display());
             println!(
@@ -103,7 +111,7 @@ fn main() -> ExitCode {
             if let Some(firestore) = tools::firestore_emulator() {
                 println!("NUBE_FIRESTORE_EMULATOR={}", firestore.display());
             }
-            println!("NUBE_CHROMIUM={}", tools::ensure_chromium()?.display());
+            println!("NUBE_CHROMIUM={}", chromium.display());
             Ok(())
         }),
     };

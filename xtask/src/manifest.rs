@@ -1,6 +1,6 @@
 //! `cargo xtask manifest`: builds an example app and prints its manifest.
 
-use crate::{cargo, run_cmd};
+use crate::cargo;
 
 /// Options of `cargo xtask manifest`.
 #[derive(clap::Args)]
@@ -12,7 +12,22 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), String> {
     check_app(&args.app)?;
-    run_cmd(cargo().args(["run", "--quiet", "-p", &args.app, "--", "--nube-manifest"]))
+    // The manifest is the result: it goes to stdout (`cargo xtask manifest > m.json`),
+    // cargo's progress to stderr.
+    let mut cmd = cargo();
+    cmd.args(["run", "-p", &args.app, "--", "--nube-manifest"]);
+    eprintln!("     Running `{}`", crate::describe(&cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start `{}`: {e}", crate::describe(&cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` failed ({status}); its output above says why",
+            crate::describe(&cmd)
+        ))
+    }
 }
 
 /// Checks that `app` is a package under examples/; the error lists the ones there are.

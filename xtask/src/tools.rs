@@ -365,7 +365,8 @@ pub fn ensure_chromium() -> Result<PathBuf, String> {
         eprintln!("    chromium is installed ({CHROMIUM})");
         return Ok(chromium);
     }
-    let how = "install Debian's chromium (`sudo apt-get install --no-install-recommends chromium`) and retry";
+    let how = "install Debian's chromium (`sudo apt-get install --no-install-recommends chromium`) and retry, \
+               or set NUBE_CHROMIUM to a Chromium or Chrome you have";
     eprintln!("    Installing chromium (Debian's package, for the compare page's test)");
     for args in [
         &["update", "-qq"][..],

@@ -62,6 +62,11 @@ pub(crate) fn options(app: &str, project: &str, region: &str) -> Options {
 
 /// Packages `app` for Cloud Run in `project` and `region`.
 pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
+    if project == super::DEFAULT_PROJECT {
+        eprintln!(
+            "warning: no --project (or GOOGLE_CLOUD_PROJECT) was given, so bucket names, the image path and deploy.sh name the placeholder project {project:?}; package again with --project <id> before deploying"
+        );
+    }
     let started = Instant::now();
     let package = app_package(
         app,
@@ -103,7 +108,11 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
             binary.display()
         ));
     }
-    check_declares(&binary, &manifest, app, &package)?;
+    if super::Arch::X86_64.is_host() {
+        check_declares(&binary, &manifest, app, &package)?;
+    } else {
+        eprintln!("      (not started here: this machine cannot run an x86_64 Linux binary)");
+    }
 
     let out = super::out_dir(target_dir, "gcp", app);
     step(5, format_args!("Writing {}", out.display()));

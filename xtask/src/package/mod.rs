@@ -57,11 +57,12 @@ pub struct Args {
     /// The app to package: a package under examples/.
     #[arg(long, value_name = "APP", default_value = "delivery-app")]
     pub app: String,
-    /// The CPU the functions run on (`arm64` needs the Rust standard library for
+    /// aws: the CPU the functions run on (`arm64` needs the Rust standard library for
     /// aarch64-unknown-linux-gnu: `rustup target add aarch64-unknown-linux-gnu`).
+    /// Azure and Cloud Run packages are x86_64.
     #[arg(long, value_enum, default_value_t = Arch::X86_64)]
     pub arch: Arch,
-    /// Memory of each function, in MB; Lambda gives CPU in proportion (128-10240).
+    /// aws: memory of each function, in MB; Lambda gives CPU in proportion (128-10240).
     #[arg(long, value_name = "MB", default_value_t = DEFAULT_MEMORY_MB,
           value_parser = clap::value_parser!(u32).range(128..=10240))]
     pub memory_mb: u32,
@@ -115,7 +116,7 @@ impl Arch {
     }
 
     /// Whether binaries for it run on the machine running xtask.
-    fn is_host(self) -> bool {
+    pub(crate) fn is_host(self) -> bool {
         match self {
             Arch::X86_64 => cfg!(all(target_arch = "x86_64", target_os = "linux")),
             Arch::Arm64 => cfg!(all(target_arch = "aarch64", target_os = "linux")),

@@ -15,7 +15,7 @@
 //! | HTTP | API Gateway REST/HTTP API, Function URL, ALB ([`crate::http`]) | the HTTP response, in the request's shape |
 //! | timer | EventBridge scheduled event ([`crate::timer`]) | `null`, or an error (EventBridge retries) |
 //! | blob created | S3 notification ([`crate::blob`]); one invocation per record, in order | `null`, or an error naming every failed key (S3 invokes asynchronously, so Lambda retries the whole event) |
-//! | document created | DynamoDB Streams batch ([`crate::document`]); `INSERT` records in order, the rest skipped | `{"batchItemFailures": [...]}` naming the first failed record's `SequenceNumber` (the stream retries from there) |
+//! | document created | DynamoDB Streams batch ([`crate::document`]); `INSERT` records in order, the rest skipped | `{"batchItemFailures": [...]}` naming the first failed record's `SequenceNumber` (the stream retries from there); a record no retry mends (undecodable, or refused with a client-side error) is logged and skipped |
 //!
 //! A payload of another kind fails with `errorType` `nube.EventMismatch` and a
 //! message saying what it is and what the function takes. Function failures fail
@@ -369,6 +369,16 @@ impl Dispatcher {
         self.expect(payload, EventShape::DynamoDbStream)?;
         let records =
             crate::document::decode(payload, &self.names).map_err(|e| HandlerError::invalid(&e))?;
+        // A record that fails in a way no retry mends is logged and skipped: reporting
+        // it would send the stream back to it until Lambda's retries run out, and then
+        // Lambda drops it with the records after it in the batch.
+        let skip = |what: &str, sequence_number: Option<&str>, why: &str| {
+            tracing::error!(
+                sequence_number,
+                error = why,
+                "{what} skipped: sending it again would fail the same way"
+            );
+        };
         for record in records {
             let sequence_number = record.sequence_number().map(str::to_owned);
             let failure = match record {
@@ -377,6 +387,11 @@ impl Dispatcher {
                     let what = format!("{}/{} ({})", event.collection, event.id, event.event_id);
                     match self.app.invoke(Event::DocumentCreated(event), ctx).await {
                         Ok(()) => continue,
+                        Err(e) if !e.is_retryable() => {
+                            let error = HandlerError::from_nube(&e);
+                            skip(&what, sequence_number.as_deref(), &error.error_message);
+                            continue;
+                        }
                         Err(e) => (what, HandlerError::from_nube(&e)),
                     }
                 }
@@ -390,13 +405,14 @@ impl Dispatcher {
                 }
                 StreamRecord::Invalid {
                     event_id, error, ..
-                } => (
-                    format!(
+                } => {
+                    let what = format!(
                         "record {}",
                         event_id.as_deref().unwrap_or("without eventID")
-                    ),
-                    HandlerError::invalid(&error),
-                ),
+                    );
+                    skip(&what, sequence_number.as_deref(), &error.to_string());
+                    continue;
+                }
             };
             let (what, error) = failure;
             let Some(sequence_number) = sequence_number else {

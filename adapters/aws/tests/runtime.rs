@@ -117,6 +117,9 @@ async fn thumbs(b: BlobCreated, ctx: Context) -> nube::Result<()> {
 }
 
 async fn on_order(d: DocumentCreated<Value>, ctx: Context) -> nube::Result<()> {
+    if d.document.get("reject") == Some(&json!(true)) {
+        return Err(Error::bad_request(format!("order {} is malformed", d.id)));
+    }
     if d.document.get("fail") == Some(&json!(true)) {
         return Err(Error::internal(format!("order {} refused", d.id)));
     }
@@ -798,20 +801,27 @@ async fn a_failing_document_stops_the_batch_at_its_sequence_number() {
     assert_eq!(h.seen().await.len(), 1);
 }
 
+/// A record no retry can mend (one that does not decode, or that its function refuses
+/// as a client error) is logged and skipped: reported, it would hold the shard until
+/// Lambda drops it with the records after it.
 #[tokio::test]
-async fn an_undecodable_record_is_a_batch_item_failure() {
+async fn a_record_no_retry_can_mend_is_skipped_and_the_batch_goes_on() {
     let h = Harness::new();
     let mut event = fixture("dynamodb-stream-insert-modify-remove.json");
-    event["Records"][3]["dynamodb"]
+    event["Records"][0]["dynamodb"]
         .as_object_mut()
         .unwrap()
         .remove("NewImage");
     let out = h.dispatch("on-order", event).await.unwrap();
-    assert_eq!(
-        out,
-        json!({"batchItemFailures": [{"itemIdentifier": "100000000000000000004"}]})
-    );
-    assert_eq!(h.seen().await.len(), 1);
+    assert_eq!(out, json!({"batchItemFailures": []}));
+    assert_eq!(h.seen().await.len(), 1, "the record after it ran");
+
+    let h = Harness::new();
+    let mut event = fixture("dynamodb-stream-insert-modify-remove.json");
+    event["Records"][0]["dynamodb"]["NewImage"]["reject"] = json!({"BOOL": true});
+    let out = h.dispatch("on-order", event).await.unwrap();
+    assert_eq!(out, json!({"batchItemFailures": []}));
+    assert_eq!(h.seen().await.len(), 1, "the record after it ran");
 }
 
 #[tokio::test]

@@ -65,6 +65,9 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
         ..Options::default()
     };
     let template = sam::render_sam(&manifest, &options)?;
+    for warning in sam::warnings(&manifest) {
+        eprintln!("warning: {warning}");
+    }
 
     step(
         3,

@@ -150,7 +150,8 @@ fn api_path(path: &str) -> String {
 
 /// The Lambda timeout: the manifest's, rounded up, plus one second so that nube's own
 /// deadline (a 504, a retryable timeout error, a log line) fires before Lambda's hard
-/// stop; at most 900 s.
+/// stop; at most 900 s. A stream function runs a batch of records in one invocation,
+/// each with the function's timeout: it gets room for the whole batch (at most 900 s).
 fn lambda_timeout(f: &FunctionManifest) -> Result<u64, String> {
     let secs = f.timeout_seconds.ceil();
     if !secs.is_finite() || secs < 1.0 || secs >= MAX_LAMBDA_TIMEOUT as f64 {
@@ -162,7 +163,34 @@ fn lambda_timeout(f: &FunctionManifest) -> Result<u64, String> {
             MAX_LAMBDA_TIMEOUT - 1
         ));
     }
-    Ok(secs as u64 + 1)
+    let per_invocation = match f.trigger {
+        TriggerManifest::DocumentCreated { .. } => secs as u64 * u64::from(STREAM_BATCH_SIZE),
+        _ => secs as u64,
+    };
+    Ok((per_invocation + 1).min(MAX_LAMBDA_TIMEOUT))
+}
+
+/// API Gateway's own limit on waiting for a function (HTTP APIs: 30 s; REST APIs: 29 s
+/// unless raised).
+const API_GATEWAY_TIMEOUT_SECONDS: f64 = 30.0;
+
+/// What the packager warns about: HTTP functions whose timeout API Gateway cuts short
+/// (the client gets its 503 or 504, not nube's, and the function runs on).
+pub fn warnings(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .functions
+        .iter()
+        .filter(|f| matches!(f.trigger, TriggerManifest::Http { .. }))
+        .filter(|f| f.timeout_seconds > API_GATEWAY_TIMEOUT_SECONDS)
+        .map(|f| {
+            format!(
+                "function {:?} has a timeout of {} s, and API Gateway stops waiting after 30 s: \
+                 the client gets API Gateway's error while the function runs on; set its \
+                 timeout to 29 s or less",
+                f.name, f.timeout_seconds
+            )
+        })
+        .collect()
 }
 
 /// Checks that S3 can take the app's notifications: on one bucket, no two functions'
@@ -376,6 +404,7 @@ pub fn render_sam(manifest: &Manifest, options: &Options) -> Result<Value, Strin
                             "StartingPosition": "TRIM_HORIZON",
                             "BatchSize": STREAM_BATCH_SIZE,
                             "MaximumRetryAttempts": retries,
+                            "BisectBatchOnFunctionError": true,
                             "FunctionResponseTypes": ["ReportBatchItemFailures"],
                             "FilterCriteria": {"Filters": [
                                 {"Pattern": r#"{"eventName":["INSERT"]}"#}
@@ -598,10 +627,24 @@ mod tests {
             assert_eq!(p["MemorySize"], 256);
         }
         assert_eq!(t["Resources"]["ApiFunction"]["Properties"]["Timeout"], 31);
-        // 12.5 s rounds up to 13, plus the second nube's deadline gets first.
+        // A stream function: 12.5 s rounds up to 13, for each of the batch's 10
+        // records, plus the second nube's deadline gets first.
         assert_eq!(
             t["Resources"]["OnOrderFunction"]["Properties"]["Timeout"],
-            14
+            131
+        );
+    }
+
+    #[test]
+    fn http_timeouts_past_api_gateway_s_are_warned_about() {
+        let mut m = manifest();
+        assert!(warnings(&m).is_empty(), "30 s is API Gateway's own limit");
+        m.functions[0].timeout_seconds = 45.0;
+        let warned = warnings(&m);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("45 s") && warned[0].contains("29 s"),
+            "{warned:?}"
         );
     }
 

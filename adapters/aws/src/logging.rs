@@ -132,4 +132,38 @@ mod tests {
         assert_eq!(lines[1]["requestId"], "req-2");
         assert_eq!(lines[1]["level"], "WARN");
     }
+
+    /// Under `AWS_LAMBDA_LOG_LEVEL=WARN`, an error the adapter logs outside nube's
+    /// span still carries lambda_runtime's `requestId`.
+    #[test]
+    fn a_warn_level_keeps_the_request_id() {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(LogFilter::new("warn"))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(JsonSpanFields)
+                    .event_format(LambdaJson)
+                    .with_writer(move || writer.clone()),
+            );
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                target: "lambda_runtime::layers::trace",
+                "Lambda runtime invoke",
+                requestId = "req-9"
+            );
+            span.in_scope(|| {
+                tracing::info!("dropped");
+                tracing::error!("stream record failed");
+            });
+        });
+        let text = buffer.text();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["requestId"], "req-9", "{text}");
+    }
 }

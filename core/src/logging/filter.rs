@@ -15,7 +15,8 @@ use tracing_subscriber::registry::LookupSpan;
 /// target `nube::context`, at `info`) is kept whatever the directives say, so that a
 /// line a handler writes under `RUST_LOG=warn` still carries its function and
 /// invocation id, and the runtimes that return an invocation's lines to the platform
-/// (Azure's `Logs`) still find them.
+/// (Azure's `Logs`) still find them. So is lambda_runtime's span around a Lambda
+/// invocation, which carries its `requestId`.
 ///
 /// Directives that only name targets and levels (`info`, `nube=debug,hyper=warn`) are
 /// filtered by [`Targets`], which decides once per call site. Directives on spans or
@@ -144,9 +145,16 @@ where
     }
 }
 
-/// The span [`crate::Context`] runs an invocation in.
+/// A span that names an invocation: the one [`crate::Context`] runs it in, and
+/// lambda_runtime's around each Lambda invocation (it carries the `requestId` that
+/// CloudWatch users search by, and wraps the lines an adapter writes outside nube's).
 fn is_invocation_span(metadata: &Metadata<'_>) -> bool {
-    metadata.is_span() && metadata.name() == "invocation" && metadata.target() == "nube::context"
+    metadata.is_span()
+        && matches!(
+            (metadata.target(), metadata.name()),
+            ("nube::context", "invocation")
+                | ("lambda_runtime::layers::trace", "Lambda runtime invoke")
+        )
 }
 
 #[cfg(test)]

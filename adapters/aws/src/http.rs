@@ -45,7 +45,10 @@
 //!
 //! A request lambda_http cannot convert (a body marked base64 that is not, a method
 //! that is not one) is answered 400 in its own shape; a handler running past the
-//! Lambda deadline answers 504.
+//! Lambda deadline answers 504, and so does a response body still being read at it. A
+//! response Lambda could not carry (over 6 MB as sent, base64 included; 1 MB behind a
+//! load balancer) is answered 500: both with nube's error body and the invocation id,
+//! where Lambda would give the client its own generic error.
 
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
@@ -521,7 +524,7 @@ pub async fn serve(
         },
     };
     let response = respond(router, request, lambda, deadline).await;
-    Ok(encode_response(origin, response).await)
+    Ok(encode_response_until(origin, response, deadline).await)
 }
 
 /// An HTTP API or Function URL request (payload format 2.0) read straight from its
@@ -558,7 +561,7 @@ pub async fn serve_v2(
     let request = v2_into_http(request);
     let response = respond(router, request, lambda, deadline).await;
     // Not made UTF-8 first: a 2.0 response writes only visible-ASCII values anyway.
-    let (status, headers, bytes) = response_bytes(response).await;
+    let (status, headers, bytes) = response_bytes(response, HttpOrigin::HttpApi, deadline).await;
     let body = encode_body(&headers, bytes);
     serde_json::value::to_raw_value(&V2Response::new(status, &headers, body))
         .expect("Lambda HTTP responses serialise (headers are UTF-8)")
@@ -735,28 +738,101 @@ fn joined(headers: &HeaderMap) -> impl Iterator<Item = (&HeaderName, Cow<'_, str
         })
 }
 
-/// The status, headers and body bytes of the Router's response (a body that fails is
-/// a 500).
-async fn response_bytes(response: Response<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+/// The largest response Lambda takes from a function (6 MB), in bytes of JSON.
+pub const MAX_LAMBDA_RESPONSE: usize = 6_291_556;
+
+/// The largest response an Application Load Balancer takes from a Lambda target.
+pub const MAX_ALB_RESPONSE: usize = 1_048_576;
+
+/// Room left in a response for its status, headers and JSON around the body.
+const ENVELOPE: usize = 64 * 1024;
+
+/// The largest body a response to `origin` can carry, as `bytes` of it would be sent:
+/// text as it is, anything else base64 (a third larger).
+fn fits(origin: HttpOrigin, headers: &HeaderMap, bytes: usize) -> bool {
+    let limit = match origin {
+        HttpOrigin::Alb => MAX_ALB_RESPONSE,
+        _ => MAX_LAMBDA_RESPONSE,
+    };
+    let sent = if is_text(headers) {
+        bytes
+    } else {
+        bytes.div_ceil(3) * 4
+    };
+    sent + ENVELOPE <= limit
+}
+
+/// The status, headers and body bytes of the Router's response to a request of
+/// `origin`, read until `deadline`. A body that fails is a 500, one that would not fit
+/// the response Lambda (or the load balancer) takes a 500 too, and one still being
+/// read at the deadline a 504: each with nube's error body and the invocation id,
+/// the reason in the log only.
+async fn response_bytes(
+    response: Response<Body>,
+    origin: HttpOrigin,
+    deadline: Option<Instant>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
     let (parts, body) = response.into_parts();
-    match nube::axum::body::to_bytes(body, usize::MAX).await {
-        Ok(bytes) => (parts.status, parts.headers, bytes.to_vec()),
-        Err(e) => {
-            tracing::error!(error = %e, "the response body failed");
-            let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                headers,
-                br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec(),
+    // Anything larger cannot be sent whatever its encoding.
+    let read =
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_LAMBDA_RESPONSE));
+    let read = match deadline {
+        Some(deadline) => nube::deadline::within(deadline, read).await.ok(),
+        None => Some(read.await),
+    };
+    let failure = match read {
+        Some(Ok(collected)) => {
+            let bytes = collected.to_bytes();
+            if fits(origin, &parts.headers, bytes.len()) {
+                return (parts.status, parts.headers, bytes.to_vec());
+            }
+            tracing::error!(
+                bytes = bytes.len(),
+                "the response body is larger than the response Lambda (or the load balancer) takes; answered 500"
+            );
+            Error::new(ErrorKind::Internal, "the response is too large")
+        }
+        Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            tracing::error!(
+                "the response body is larger than the response Lambda takes; answered 500"
+            );
+            Error::new(ErrorKind::Internal, "the response is too large")
+        }
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "the response body failed; answered 500");
+            Error::new(
+                ErrorKind::Internal,
+                format!("the response body failed: {e}"),
             )
         }
+        None => {
+            tracing::error!(
+                "the response body was still being read at the Lambda deadline; answered 504"
+            );
+            Error::new(
+                ErrorKind::Timeout,
+                "the response body ran past the Lambda invocation's deadline",
+            )
+        }
+    };
+    let (failed, body) = nube::axum::response::IntoResponse::into_response(failure).into_parts();
+    let mut headers = failed.headers;
+    if let Some(id) = parts.headers.get(nube::http::INVOCATION_ID_HEADER) {
+        headers.insert(nube::http::INVOCATION_ID_HEADER, id.clone());
     }
+    let bytes = nube::axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    (failed.status, headers, bytes.to_vec())
 }
 
 /// The status, UTF-8 headers and Lambda body of the Router's response.
-async fn response_parts(response: Response<Body>) -> (StatusCode, HeaderMap, LambdaBody) {
-    let (status, headers, bytes) = response_bytes(response).await;
+async fn response_parts(
+    response: Response<Body>,
+    origin: HttpOrigin,
+    deadline: Option<Instant>,
+) -> (StatusCode, HeaderMap, LambdaBody) {
+    let (status, headers, bytes) = response_bytes(response, origin, deadline).await;
     let headers = utf8_headers(headers);
     let body = encode_body(&headers, bytes);
     (status, headers, body)
@@ -820,7 +896,16 @@ impl serde::Serialize for V2Response<'_> {
 
 /// The Router's response as the Lambda response for a request of `origin`.
 pub async fn encode_response(origin: HttpOrigin, response: Response<Body>) -> Value {
-    let (status, headers, body) = response_parts(response).await;
+    encode_response_until(origin, response, None).await
+}
+
+/// [`encode_response`], its body read until `deadline` (a 504 past it).
+pub async fn encode_response_until(
+    origin: HttpOrigin,
+    response: Response<Body>,
+    deadline: Option<Instant>,
+) -> Value {
+    let (status, headers, body) = response_parts(response, origin, deadline).await;
     let is_base64_encoded = matches!(body, LambdaBody::Binary(_));
     let status_code = i64::from(status.as_u16());
     let value = match origin {

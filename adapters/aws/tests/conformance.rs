@@ -348,12 +348,10 @@ async fn check_dynamodb(file: &str, runner: &Runner, payload: Value) -> (Outcome
             format!("{created} inserts, {skipped} skipped, {attributes} attributes converted"),
         )
     } else {
-        // Records nube cannot take are batch item failures with a clear reason.
-        assert_eq!(
-            out["batchItemFailures"].as_array().unwrap().len(),
-            1,
-            "{file}: {out}"
-        );
+        // Records nube cannot take are logged with a clear reason and skipped (a retry
+        // would not mend them); the rest of the batch runs.
+        assert_eq!(out, json!({"batchItemFailures": []}), "{file}");
+        assert_eq!(runner.seen().await - before, created, "{file}");
         for e in &invalid {
             assert!(e.len() > 30, "{file}: unclear refusal {e:?}");
         }

@@ -77,6 +77,23 @@ async fn panics() -> &'static str {
     panic!("route exploded")
 }
 
+/// `megabytes` of text, or of bytes sent base64.
+fn sized(megabytes: usize, content_type: &'static str) -> impl nube::axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, content_type)],
+        vec![b'a'; megabytes * 1_000_000],
+    )
+}
+
+/// A 200 whose body never ends.
+async fn endless() -> nube::axum::body::Body {
+    let first = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"["))]);
+    nube::axum::body::Body::from_stream(futures::StreamExt::chain(
+        first,
+        futures::stream::pending(),
+    ))
+}
+
 async fn slow() -> &'static str {
     tokio::time::sleep(Duration::from_secs(30)).await;
     "too late"
@@ -150,6 +167,12 @@ fn app() -> App {
                 .get("/binary", binary)
                 .get("/panic", panics)
                 .get("/slow", slow)
+                .get("/text-4mb", || async { sized(4, "text/plain") })
+                .get("/text-7mb", || async { sized(7, "text/plain") })
+                .get("/bytes-5mb", || async {
+                    sized(5, "application/octet-stream")
+                })
+                .get("/endless", endless)
                 .route("/", any(echo))
                 .route("/{*path}", any(echo)),
         )
@@ -873,6 +896,37 @@ async fn a_panicking_function_fails_its_invocation_and_the_next_is_served() {
         .await
         .unwrap();
     assert_eq!(h.seen().await.len(), 1);
+}
+
+/// Lambda takes responses up to 6 MB and drops bigger ones with a generic error; a
+/// body still being read at the deadline would run into Lambda's hard stop. nube
+/// answers both itself, with its error body and the invocation id.
+#[tokio::test]
+async fn responses_lambda_cannot_carry_or_still_running_are_answered_by_nube() {
+    let h = Harness::new();
+    let fits = h.call("api", v2_get("/text-4mb")).await.unwrap();
+    assert_eq!(fits["statusCode"], 200);
+    assert_eq!(fits["body"].as_str().map(str::len), Some(4_000_000));
+    // 7 MB of text, and 5 MB of bytes (6.7 MB once base64).
+    for path in ["/text-7mb", "/bytes-5mb"] {
+        let response = h.call("api", v2_get(path)).await.unwrap();
+        assert_eq!(response["statusCode"], 500, "{path}");
+        assert_eq!(
+            response["headers"]["x-nube-invocation-id"], "lambda-req-1",
+            "{path}"
+        );
+        assert!(response.to_string().len() < 10_000, "{path}");
+    }
+    let response = h
+        .call_by(
+            "api",
+            v2_get("/endless"),
+            Some(Instant::now() + Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 504, "{response}");
+    assert_eq!(response["headers"]["x-nube-invocation-id"], "lambda-req-1");
 }
 
 #[tokio::test]

@@ -283,12 +283,7 @@ fn into_http(mut request: LambdaRequest) -> Result<http::Request<lambda_http::Bo
     // lambda_http panics on what it cannot convert (a body that is not base64, a URI
     // that does not parse); that is the request's fault, not the process's.
     let mut converted = std::panic::catch_unwind(AssertUnwindSafe(|| http::Request::from(request)))
-        .map_err(|p| {
-            DecodeError::new(format!(
-                "lambda_http could not convert the request: {}",
-                nube::panic_message(&*p)
-            ))
-        })?;
+        .map_err(|p| unconvertible(&*p))?;
     match converted.extensions_mut().get_mut::<RequestContext>() {
         Some(RequestContext::ApiGatewayV1(context)) => context.stage = stage,
         Some(RequestContext::ApiGatewayV2(context)) => context.stage = stage,
@@ -299,6 +294,16 @@ fn into_http(mut request: LambdaRequest) -> Result<http::Request<lambda_http::Bo
         *converted.extensions_mut() = extensions.with_raw_http_path(raw_path);
     }
     Ok(converted)
+}
+
+/// The refusal of a request lambda_http panicked on: the panic's text is lambda_http's
+/// own, for the log; the client (a 400) is told what is wrong in its terms.
+fn unconvertible(panic: &(dyn std::any::Any + Send)) -> DecodeError {
+    tracing::warn!(
+        reason = nube::panic_message(panic),
+        "lambda_http could not convert the request"
+    );
+    DecodeError::new("the request's method, URI, headers or body do not make an HTTP request")
 }
 
 /// The path a payload 2.0 request is routed by: its `raw_path` [`without_stage`] when
@@ -396,12 +401,7 @@ pub fn v2_into_http(
                 lambda_http::Body::from_maybe_encoded(is_base64_encoded, b)
             })
     })
-    .map_err(|p| {
-        DecodeError::new(format!(
-            "lambda_http could not convert the request: {}",
-            nube::panic_message(&*p)
-        ))
-    })?;
+    .map_err(|p| unconvertible(&*p))?;
     let method = request_context.http.method.clone();
     let mut converted = http::Request::new(body);
     *converted.uri_mut() = uri;

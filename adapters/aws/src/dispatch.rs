@@ -383,6 +383,18 @@ impl Dispatcher {
             let sequence_number = record.sequence_number().map(str::to_owned);
             let failure = match record {
                 StreamRecord::Created { event, .. } => {
+                    // A record of another collection is a deployment's mistake (a wrong
+                    // or missing `NUBE_TABLE_*`), not the record's: the batch fails, to
+                    // be retried and, failing, kept in the dead-letter queue.
+                    let watched = self.app.function(&self.function).is_some_and(|f| {
+                        matches!(f.trigger(), Trigger::DocumentCreated { collection } if *collection == event.collection)
+                    });
+                    if !watched {
+                        return Err(HandlerError::mismatch(format!(
+                            "the stream's table is collection {:?}, which this function does not watch; check the NUBE_TABLE_* setting that names its table",
+                            event.collection
+                        )));
+                    }
                     let ctx = self.context(request_id, deadline);
                     let what = format!("{}/{} ({})", event.collection, event.id, event.event_id);
                     match self.app.invoke(Event::DocumentCreated(event), ctx).await {

@@ -45,7 +45,10 @@
 //!
 //! A request lambda_http cannot convert (a body marked base64 that is not, a method
 //! that is not one) is answered 400 in its own shape; a handler running past the
-//! Lambda deadline answers 504, and so does a response body still being read at it. A
+//! Lambda deadline answers 504, and so does a response body still being read at it.
+//! An API Gateway request's deadline is also at most [`API_GATEWAY_WAIT`] after API
+//! Gateway received it, since API Gateway gives up at 30 s and answers the client
+//! itself, with no invocation id, while the function runs on. A
 //! response Lambda could not carry (over 6 MB as sent, base64 included; 1 MB behind a
 //! load balancer) is answered 500: both with nube's error body and the invocation id,
 //! where Lambda would give the client its own generic error.
@@ -523,8 +526,9 @@ pub async fn serve(
             },
         },
     };
+    let request_id = lambda.request_id.clone();
     let response = respond(router, request, lambda, deadline).await;
-    Ok(encode_response_until(origin, response, deadline).await)
+    Ok(encode_response_until(origin, response, deadline, &request_id).await)
 }
 
 /// An HTTP API or Function URL request (payload format 2.0) read straight from its
@@ -559,11 +563,22 @@ pub async fn serve_v2(
     deadline: Option<Instant>,
 ) -> Box<RawValue> {
     let request = v2_into_http(request);
+    let request_id = lambda.request_id.clone();
     let response = respond(router, request, lambda, deadline).await;
+    let original = response.headers().clone();
     // Not made UTF-8 first: a 2.0 response writes only visible-ASCII values anyway.
-    let (status, headers, bytes) = response_bytes(response, HttpOrigin::HttpApi, deadline).await;
-    let body = encode_body(&headers, bytes);
-    serde_json::value::to_raw_value(&V2Response::new(status, &headers, body))
+    let (status, headers, bytes) = response_bytes(response, deadline, &request_id).await;
+    let raw = v2_raw(status, &headers, encode_body(&headers, bytes));
+    if raw.get().len() <= MAX_LAMBDA_RESPONSE {
+        return raw;
+    }
+    let failed = too_large(&original, &request_id, raw.get().len());
+    let (status, headers, bytes) = response_bytes(failed, None, &request_id).await;
+    v2_raw(status, &headers, encode_body(&headers, bytes))
+}
+
+fn v2_raw(status: StatusCode, headers: &HeaderMap, body: LambdaBody) -> Box<RawValue> {
+    serde_json::value::to_raw_value(&V2Response::new(status, headers, body))
         .expect("Lambda HTTP responses serialise (headers are UTF-8)")
 }
 
@@ -582,6 +597,10 @@ async fn respond(
             request
                 .extensions_mut()
                 .insert(nube::http::InvocationId(request_id.clone()));
+            let deadline = match (deadline, api_gateway_deadline(&request)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if let Some(d) = deadline {
                 request.extensions_mut().insert(nube::http::Deadline(d));
             }
@@ -600,6 +619,40 @@ async fn respond(
             with_invocation_id(Error::bad_request(e.to_string()), &request_id)
         }
     }
+}
+
+/// How long nube lets a request API Gateway waits for run: API Gateway gives up after
+/// 30 s (HTTP APIs; REST APIs 29 s unless raised) and answers the client itself, while
+/// the function runs on. Half a second before that, nube answers 504.
+pub const API_GATEWAY_WAIT: std::time::Duration = std::time::Duration::from_millis(28_500);
+
+/// When API Gateway will give up on `request`: [`API_GATEWAY_WAIT`] after it received
+/// it (its `requestTimeEpoch` / `timeEpoch`). `None` for a Function URL or a load
+/// balancer (no such limit), and for a time in the future or long past (a payload
+/// replayed later, a clock out of step), where the function's own timeout applies.
+fn api_gateway_deadline<B>(request: &http::Request<B>) -> Option<Instant> {
+    let received_ms = match request.extensions().get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(c) => {
+            if c.domain_name
+                .as_deref()
+                .is_some_and(|d| d.contains(".lambda-url."))
+            {
+                return None;
+            }
+            c.time_epoch
+        }
+        RequestContext::ApiGatewayV1(c) => c.request_time_epoch,
+        _ => return None,
+    };
+    let received =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(received_ms).ok()?);
+    let waited = std::time::SystemTime::now().duration_since(received).ok()?;
+    // Older than API Gateway ever waits (and a little): not a request it is waiting
+    // for, but one replayed or written by hand.
+    if waited > API_GATEWAY_WAIT + std::time::Duration::from_secs(5) {
+        return None;
+    }
+    Some(Instant::now() + API_GATEWAY_WAIT.saturating_sub(waited))
 }
 
 fn with_invocation_id(error: Error, request_id: &str) -> Response<Body> {
@@ -744,95 +797,105 @@ pub const MAX_LAMBDA_RESPONSE: usize = 6_291_556;
 /// The largest response an Application Load Balancer takes from a Lambda target.
 pub const MAX_ALB_RESPONSE: usize = 1_048_576;
 
-/// Room left in a response for its status, headers and JSON around the body.
-const ENVELOPE: usize = 64 * 1024;
-
-/// The largest body a response to `origin` can carry, as `bytes` of it would be sent:
-/// text as it is, anything else base64 (a third larger).
-fn fits(origin: HttpOrigin, headers: &HeaderMap, bytes: usize) -> bool {
-    let limit = match origin {
+/// The largest response, in bytes of JSON, that a request of `origin` can be answered
+/// with.
+fn response_limit(origin: HttpOrigin) -> usize {
+    match origin {
         HttpOrigin::Alb => MAX_ALB_RESPONSE,
         _ => MAX_LAMBDA_RESPONSE,
-    };
-    let sent = if is_text(headers) {
-        bytes
-    } else {
-        bytes.div_ceil(3) * 4
-    };
-    sent + ENVELOPE <= limit
+    }
 }
 
-/// The status, headers and body bytes of the Router's response to a request of
-/// `origin`, read until `deadline`. A body that fails is a 500, one that would not fit
-/// the response Lambda (or the load balancer) takes a 500 too, and one still being
-/// read at the deadline a 504: each with nube's error body and the invocation id,
-/// the reason in the log only.
+/// Whether a response with a body of `len` bytes fits `origin`'s limit whatever its
+/// encoding (JSON escapes make a byte at most six), so that it need not be measured.
+fn surely_fits(origin: HttpOrigin, len: usize) -> bool {
+    len.saturating_mul(6).saturating_add(16 * 1024) <= response_limit(origin)
+}
+
+/// The error answered in place of a response that cannot be sent: nube's error body,
+/// the request's invocation id, and the headers a browser needs to read it (CORS).
+fn failed_response(error: Error, original: &HeaderMap, request_id: &str) -> Response<Body> {
+    let mut response = with_invocation_id(error, request_id);
+    for (name, value) in original {
+        if name.as_str().starts_with("access-control-") || name == http::header::VARY {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
+fn too_large(original: &HeaderMap, request_id: &str, size: usize) -> Response<Body> {
+    tracing::error!(
+        bytes = size,
+        "the response is larger than Lambda (or the load balancer) takes; answered 500"
+    );
+    failed_response(
+        Error::new(ErrorKind::Internal, "the response is too large"),
+        original,
+        request_id,
+    )
+}
+
+/// The status, headers and body bytes of the Router's response, read until
+/// `deadline`. A body that fails is answered 500, one larger than any Lambda response
+/// 500 too, and one still being read at the deadline 504 ([`failed_response`]; the
+/// reason goes to the log only).
 async fn response_bytes(
     response: Response<Body>,
-    origin: HttpOrigin,
     deadline: Option<Instant>,
+    request_id: &str,
 ) -> (StatusCode, HeaderMap, Vec<u8>) {
     let (parts, body) = response.into_parts();
-    // Anything larger cannot be sent whatever its encoding.
     let read =
         http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_LAMBDA_RESPONSE));
     let read = match deadline {
         Some(deadline) => nube::deadline::within(deadline, read).await.ok(),
         None => Some(read.await),
     };
-    let failure = match read {
-        Some(Ok(collected)) => {
-            let bytes = collected.to_bytes();
-            if fits(origin, &parts.headers, bytes.len()) {
-                return (parts.status, parts.headers, bytes.to_vec());
-            }
-            tracing::error!(
-                bytes = bytes.len(),
-                "the response body is larger than the response Lambda (or the load balancer) takes; answered 500"
-            );
-            Error::new(ErrorKind::Internal, "the response is too large")
-        }
+    let failed = match read {
+        Some(Ok(collected)) => return (parts.status, parts.headers, collected.to_bytes().to_vec()),
         Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            tracing::error!(
-                "the response body is larger than the response Lambda takes; answered 500"
-            );
-            Error::new(ErrorKind::Internal, "the response is too large")
+            too_large(&parts.headers, request_id, MAX_LAMBDA_RESPONSE)
         }
         Some(Err(e)) => {
             tracing::error!(error = %e, "the response body failed; answered 500");
-            Error::new(
-                ErrorKind::Internal,
-                format!("the response body failed: {e}"),
+            failed_response(
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("the response body failed: {e}"),
+                ),
+                &parts.headers,
+                request_id,
             )
         }
         None => {
             tracing::error!(
                 "the response body was still being read at the Lambda deadline; answered 504"
             );
-            Error::new(
-                ErrorKind::Timeout,
-                "the response body ran past the Lambda invocation's deadline",
+            failed_response(
+                Error::new(
+                    ErrorKind::Timeout,
+                    "the response body ran past the Lambda invocation's deadline",
+                ),
+                &parts.headers,
+                request_id,
             )
         }
     };
-    let (failed, body) = nube::axum::response::IntoResponse::into_response(failure).into_parts();
-    let mut headers = failed.headers;
-    if let Some(id) = parts.headers.get(nube::http::INVOCATION_ID_HEADER) {
-        headers.insert(nube::http::INVOCATION_ID_HEADER, id.clone());
-    }
+    let (failed, body) = failed.into_parts();
     let bytes = nube::axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
-    (failed.status, headers, bytes.to_vec())
+    (failed.status, failed.headers, bytes.to_vec())
 }
 
 /// The status, UTF-8 headers and Lambda body of the Router's response.
 async fn response_parts(
     response: Response<Body>,
-    origin: HttpOrigin,
     deadline: Option<Instant>,
+    request_id: &str,
 ) -> (StatusCode, HeaderMap, LambdaBody) {
-    let (status, headers, bytes) = response_bytes(response, origin, deadline).await;
+    let (status, headers, bytes) = response_bytes(response, deadline, request_id).await;
     let headers = utf8_headers(headers);
     let body = encode_body(&headers, bytes);
     (status, headers, body)
@@ -896,16 +959,39 @@ impl serde::Serialize for V2Response<'_> {
 
 /// The Router's response as the Lambda response for a request of `origin`.
 pub async fn encode_response(origin: HttpOrigin, response: Response<Body>) -> Value {
-    encode_response_until(origin, response, None).await
+    encode_response_until(origin, response, None, "").await
 }
 
-/// [`encode_response`], its body read until `deadline` (a 504 past it).
+/// [`encode_response`], its body read until `deadline` (a 504 past it); a response
+/// larger than `origin` takes is answered 500 instead, with `request_id`.
 pub async fn encode_response_until(
     origin: HttpOrigin,
     response: Response<Body>,
     deadline: Option<Instant>,
+    request_id: &str,
 ) -> Value {
-    let (status, headers, body) = response_parts(response, origin, deadline).await;
+    let original = response.headers().clone();
+    let (status, headers, body) = response_parts(response, deadline, request_id).await;
+    let value = encode_parts(origin, status, headers, body);
+    let body_len = value["body"].as_str().map_or(0, str::len);
+    if !surely_fits(origin, body_len) {
+        let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
+        if size > response_limit(origin) {
+            let failed = too_large(&original, request_id, size);
+            let (status, headers, body) = response_parts(failed, None, request_id).await;
+            return encode_parts(origin, status, headers, body);
+        }
+    }
+    value
+}
+
+/// A response's parts as the Lambda response for a request of `origin`.
+fn encode_parts(
+    origin: HttpOrigin,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: LambdaBody,
+) -> Value {
     let is_base64_encoded = matches!(body, LambdaBody::Binary(_));
     let status_code = i64::from(status.as_u16());
     let value = match origin {

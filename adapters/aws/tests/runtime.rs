@@ -929,6 +929,28 @@ async fn responses_lambda_cannot_carry_or_still_running_are_answered_by_nube() {
     assert_eq!(response["headers"]["x-nube-invocation-id"], "lambda-req-1");
 }
 
+/// API Gateway gives up 30 s after it received a request and answers the client
+/// itself (no invocation id) while the function runs on: nube answers 504 just before,
+/// whatever the function's own timeout (30 s here).
+#[tokio::test]
+async fn api_gateway_requests_end_before_api_gateway_gives_up() {
+    let h = Harness::new();
+    let mut request = v2_get("/slow");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    request["requestContext"]["timeEpoch"] = json!(now_ms - 28_300);
+    let started = Instant::now();
+    let response = h.call("api", request).await.unwrap();
+    assert_eq!(response["statusCode"], 504, "{response}");
+    assert_eq!(response["headers"]["x-nube-invocation-id"], "lambda-req-1");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut at API Gateway's wait, not at the 10 s Lambda deadline"
+    );
+}
+
 #[tokio::test]
 async fn a_slow_function_fails_at_the_deadline() {
     let h = Harness::new();

@@ -5,7 +5,7 @@
 //!
 //! | manifest | template |
 //! |---|---|
-//! | function | `AWS::Serverless::Function` `<Name>Function`: `provided.al2023`, `Handler` = the function's name (nube-aws reads it from `_HANDLER`), the one `bootstrap.zip`, `Timeout` = the manifest's + 1 s |
+//! | function | `AWS::Serverless::Function` `<Name>Function`: `provided.al2023`, `Handler` = the function's name (nube-aws reads it from `_HANDLER`), the one `bootstrap.zip`, `Timeout` = the manifest's + 1 s (a stream function's: for its batch of 10 records, at most 900 s) |
 //! | HTTP routes | `HttpApi` events on one `AWS::Serverless::HttpApi` (`HttpApi`); `ANY` stays `ANY`, `{param}` stays, `{*rest}` becomes `{rest+}`; not `anonymousHttp` → IAM auth |
 //! | timer | a `Schedule` event (EventBridge) with [`Schedule::to_aws`]'s `cron(...)`/`rate(...)` |
 //! | blob created | an `S3` event, `s3:ObjectCreated:*` with the prefix as key filter |
@@ -174,6 +174,10 @@ fn lambda_timeout(f: &FunctionManifest) -> Result<u64, String> {
 /// unless raised).
 const API_GATEWAY_TIMEOUT_SECONDS: f64 = 30.0;
 
+/// When nube-aws answers 504 to a request API Gateway waits for
+/// (`nube_aws::http::API_GATEWAY_WAIT`).
+const API_GATEWAY_WAIT_SECONDS: f64 = 28.5;
+
 /// What the packager warns about: HTTP functions whose timeout API Gateway cuts short
 /// (the client gets its 503 or 504, not nube's, and the function runs on).
 pub fn warnings(manifest: &Manifest) -> Vec<String> {
@@ -185,9 +189,9 @@ pub fn warnings(manifest: &Manifest) -> Vec<String> {
         .map(|f| {
             format!(
                 "function {:?} has a timeout of {} s, and API Gateway stops waiting after 30 s: \
-                 the client gets API Gateway's error while the function runs on; set its \
-                 timeout to 29 s or less",
-                f.name, f.timeout_seconds
+                 nube answers 504 at {:.1} s, so the rest is never used; set its timeout to \
+                 28 s or less, or move the long work to an event function",
+                f.name, f.timeout_seconds, API_GATEWAY_WAIT_SECONDS
             )
         })
         .collect()
@@ -643,7 +647,7 @@ mod tests {
         let warned = warnings(&m);
         assert_eq!(warned.len(), 1, "{warned:?}");
         assert!(
-            warned[0].contains("45 s") && warned[0].contains("29 s"),
+            warned[0].contains("45 s") && warned[0].contains("28.5 s"),
             "{warned:?}"
         );
     }

@@ -824,6 +824,23 @@ async fn a_failing_document_stops_the_batch_at_its_sequence_number() {
     assert_eq!(h.seen().await.len(), 1);
 }
 
+/// A record of a table the function does not watch is a deployment's mistake (its
+/// `NUBE_TABLE_*`), not the record's: the batch fails, to be retried and kept.
+#[tokio::test]
+async fn a_table_the_function_does_not_watch_fails_the_batch() {
+    let h = Harness::new();
+    let mut event = fixture("dynamodb-stream-insert-modify-remove.json");
+    for record in event["Records"].as_array_mut().unwrap() {
+        record["eventSourceARN"] = json!(
+            "arn:aws:dynamodb:eu-west-1:210987654321:table/someone-else/stream/2024-05-01T00:00:00.000"
+        );
+    }
+    let err = h.dispatch("on-order", event).await.unwrap_err();
+    assert_eq!(err.error_type, "nube.EventMismatch", "{err}");
+    assert!(err.error_message.contains("NUBE_TABLE_"), "{err}");
+    assert!(h.seen().await.is_empty());
+}
+
 /// A record no retry can mend (one that does not decode, or that its function refuses
 /// as a client error) is logged and skipped: reported, it would hold the shard until
 /// Lambda drops it with the records after it.

@@ -565,14 +565,13 @@ pub async fn serve_v2(
     let request = v2_into_http(request);
     let request_id = lambda.request_id.clone();
     let response = respond(router, request, lambda, deadline).await;
-    let original = response.headers().clone();
     // Not made UTF-8 first: a 2.0 response writes only visible-ASCII values anyway.
     let (status, headers, bytes) = response_bytes(response, deadline, &request_id).await;
     let raw = v2_raw(status, &headers, encode_body(&headers, bytes));
     if raw.get().len() <= MAX_LAMBDA_RESPONSE {
         return raw;
     }
-    let failed = too_large(&original, &request_id, raw.get().len());
+    let failed = too_large(&headers, &request_id, raw.get().len());
     let (status, headers, bytes) = response_bytes(failed, None, &request_id).await;
     v2_raw(status, &headers, encode_body(&headers, bytes))
 }
@@ -970,11 +969,16 @@ pub async fn encode_response_until(
     deadline: Option<Instant>,
     request_id: &str,
 ) -> Value {
-    let original = response.headers().clone();
     let (status, headers, body) = response_parts(response, deadline, request_id).await;
+    let body_len = match &body {
+        LambdaBody::Text(text) => text.len(),
+        LambdaBody::Binary(bytes) => bytes.len().div_ceil(3) * 4,
+        _ => 0,
+    };
+    // Kept only for a body that may not fit: what a failure answer carries over.
+    let original = (!surely_fits(origin, body_len)).then(|| headers.clone());
     let value = encode_parts(origin, status, headers, body);
-    let body_len = value["body"].as_str().map_or(0, str::len);
-    if !surely_fits(origin, body_len) {
+    if let Some(original) = original {
         let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
         if size > response_limit(origin) {
             let failed = too_large(&original, request_id, size);

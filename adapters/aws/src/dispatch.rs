@@ -133,7 +133,8 @@ enum Kind {
     Http(Router),
     Timer(String),
     Blob,
-    Document,
+    /// The collection the function watches.
+    Document(String),
 }
 
 /// One nube function behind one Lambda function: decodes each payload for its
@@ -171,7 +172,7 @@ impl Dispatcher {
             }
             Trigger::Timer(schedule) => Kind::Timer(schedule.to_string()),
             Trigger::BlobCreated { .. } => Kind::Blob,
-            Trigger::DocumentCreated { .. } => Kind::Document,
+            Trigger::DocumentCreated { collection } => Kind::Document(collection.clone()),
         };
         let function = f.name().to_owned();
         Ok(Self {
@@ -268,7 +269,10 @@ impl Dispatcher {
                 Ok(Value::Null)
             }
             Kind::Blob => self.blobs(&payload, &request_id, deadline).await,
-            Kind::Document => self.documents(&payload, &request_id, deadline).await,
+            Kind::Document(collection) => {
+                self.documents(collection, &payload, &request_id, deadline)
+                    .await
+            }
         }
     }
 
@@ -288,7 +292,7 @@ impl Dispatcher {
             Kind::Http(_) => "HTTP requests (API Gateway, Function URL, ALB)",
             Kind::Timer(_) => "timer events (EventBridge scheduled events)",
             Kind::Blob => "blob-created events (S3 ObjectCreated notifications)",
-            Kind::Document => "document-created events (DynamoDB Streams batches)",
+            Kind::Document(_) => "document-created events (DynamoDB Streams batches)",
         };
         Err(HandlerError::mismatch(format!(
             "function {:?} takes {takes}, and the payload is {}; check the Lambda function's trigger and its handler setting",
@@ -362,6 +366,7 @@ impl Dispatcher {
 
     async fn documents(
         &self,
+        watched: &str,
         payload: &Value,
         request_id: &str,
         deadline: Option<Instant>,
@@ -386,10 +391,7 @@ impl Dispatcher {
                     // A record of another collection is a deployment's mistake (a wrong
                     // or missing `NUBE_TABLE_*`), not the record's: the batch fails, to
                     // be retried and, failing, kept in the dead-letter queue.
-                    let watched = self.app.function(&self.function).is_some_and(|f| {
-                        matches!(f.trigger(), Trigger::DocumentCreated { collection } if *collection == event.collection)
-                    });
-                    if !watched {
+                    if event.collection != watched {
                         return Err(HandlerError::mismatch(format!(
                             "the stream's table is collection {:?}, which this function does not watch; check the NUBE_TABLE_* setting that names its table",
                             event.collection

@@ -596,10 +596,10 @@ async fn respond(
             request
                 .extensions_mut()
                 .insert(nube::http::InvocationId(request_id.clone()));
-            let deadline = match (deadline, api_gateway_deadline(&request)) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = [deadline, api_gateway_deadline(&request)]
+                .into_iter()
+                .flatten()
+                .min();
             if let Some(d) = deadline {
                 request.extensions_mut().insert(nube::http::Deadline(d));
             }

@@ -163,7 +163,9 @@ mod tests {
     use crate::testing::LogBuffer;
     use tracing_subscriber::layer::SubscriberExt;
 
-    fn lines_with(filter: LogFilter) -> String {
+    /// The text lines `log` writes under `filter`, inside an invocation span made as
+    /// `Context` makes it.
+    fn lines_of(filter: LogFilter, log: impl FnOnce()) -> String {
         let lines = LogBuffer::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::registry().with(filter).with(
@@ -173,15 +175,19 @@ mod tests {
                 .with_writer(move || writer.clone()),
         );
         tracing::subscriber::with_default(subscriber, || {
-            // As `Context` makes it.
             let span =
                 tracing::info_span!(target: "nube::context", "invocation", function = "todos");
-            let _entered = span.enter();
+            span.in_scope(log);
+        });
+        lines.text()
+    }
+
+    fn lines_with(filter: LogFilter) -> String {
+        lines_of(filter, || {
             tracing::debug!(target: "nube::store", "store debug");
             tracing::debug!(target: "other", "other debug");
             tracing::info!(target: "other", "other info");
-        });
-        lines.text()
+        })
     }
 
     #[test]
@@ -209,26 +215,12 @@ mod tests {
     #[test]
     fn invocation_spans_pass_any_directives() {
         for directives in ["warn", "warn,[other]=debug"] {
-            let lines = LogBuffer::default();
-            let writer = lines.clone();
-            let subscriber = tracing_subscriber::registry()
-                .with(LogFilter::new(directives))
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .without_time()
-                        .with_ansi(false)
-                        .with_writer(move || writer.clone()),
-                );
-            tracing::subscriber::with_default(subscriber, || {
-                let span =
-                    tracing::info_span!(target: "nube::context", "invocation", function = "todos");
-                let _entered = span.enter();
+            let out = lines_of(LogFilter::new(directives), || {
                 let other = tracing::info_span!("helper", step = 2);
                 let _inner = other.enter();
                 tracing::warn!(target: "app", "handler warning");
                 tracing::info!(target: "app", "handler info");
             });
-            let out = lines.text();
             assert!(
                 out.contains("invocation{function=\"todos\"}") && out.contains("handler warning"),
                 "{directives}: {out}"

@@ -217,7 +217,6 @@ impl Bucket {
             key.to_owned(),
             content_type.map(str::to_owned),
         );
-        let name = self.name.clone();
         let write = async move {
             let token = events
                 .will_write(&bucket.name, &key, content_type.as_deref())
@@ -230,7 +229,7 @@ impl Bucket {
             .await
             .unwrap_or_else(|e| {
                 Err(BlobError::Events {
-                    bucket: name.to_string(),
+                    bucket: self.name.to_string(),
                     message: format!("the write stopped: {e}"),
                 })
             })

@@ -131,11 +131,15 @@ fn main() -> ExitCode {
 
 /// Runs `cmd`, echoing it; an error names the command and its exit status.
 pub(crate) fn run_cmd(cmd: &mut std::process::Command) -> Result<(), String> {
-    eprintln!("    Running `{}`", describe(cmd));
     // xtask's stdout carries its results (`cargo xtask tools`' variables, reports);
     // what the programs it runs print goes to stderr, with its progress.
+    run_status(cmd.stdout(std::io::stderr()))
+}
+
+/// [`run_cmd`] for a command whose stdout is xtask's result, left where it goes.
+pub(crate) fn run_status(cmd: &mut std::process::Command) -> Result<(), String> {
+    eprintln!("    Running `{}`", describe(cmd));
     let status = cmd
-        .stdout(std::io::stderr())
         .status()
         .map_err(|e| format!("could not start `{}`: {e}", describe(cmd)))?;
     if status.success() {

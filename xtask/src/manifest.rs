@@ -14,20 +14,7 @@ pub fn run(args: Args) -> Result<(), String> {
     check_app(&args.app)?;
     // The manifest is the result: it goes to stdout (`cargo xtask manifest > m.json`),
     // cargo's progress to stderr.
-    let mut cmd = cargo();
-    cmd.args(["run", "-p", &args.app, "--", "--nube-manifest"]);
-    eprintln!("     Running `{}`", crate::describe(&cmd));
-    let status = cmd
-        .status()
-        .map_err(|e| format!("could not start `{}`: {e}", crate::describe(&cmd)))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` failed ({status}); its output above says why",
-            crate::describe(&cmd)
-        ))
-    }
+    crate::run_status(cargo().args(["run", "-p", &args.app, "--", "--nube-manifest"]))
 }
 
 /// Checks that `app` is a package under examples/; the error lists the ones there are.

@@ -59,15 +59,14 @@ pub fn container_and_key(uri: &str) -> Option<(String, String)> {
     let mut segments = path.splitn(2, '/');
     let mut container = segments.next()?;
     let mut key = segments.next()?;
-    // Path-style URIs (Azurite by IP, `localhost` or a one-label name such as a
-    // compose service's) put the account first; account hosts (Azure's
+    // Path-style URIs (Azurite by IP, or a one-label name: `localhost`, a compose
+    // service's) put the account first; account hosts (Azure's
     // `<account>.blob.core.windows.net[:443]`, a custom domain) name it themselves.
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => host.split(':').next().unwrap_or_default(),
     };
-    let path_style =
-        name == "localhost" || !name.contains('.') || name.parse::<std::net::IpAddr>().is_ok();
+    let path_style = !name.contains('.') || name.parse::<std::net::IpAddr>().is_ok();
     if path_style {
         let (c, k) = key.split_once('/')?;
         container = c;

@@ -275,34 +275,27 @@ impl Runtime {
         (status, response)
     }
 
-    /// The context of an invocation, its lines captured by `capture`.
+    /// The context of an invocation, until `deadline` when there is one (else the
+    /// function's timeout), its lines captured by `capture`.
     fn context(
         &self,
         function: &Function,
         invocation_id: &str,
         attempt: u32,
+        deadline: Option<Instant>,
         capture: &Capture,
     ) -> Context {
-        let ctx = self
-            .context_builder(function, invocation_id, attempt)
-            .build();
-        capture.attach(ctx.span());
-        ctx
-    }
-
-    /// What [`Runtime::context`] builds, for a caller that adds to it (and attaches
-    /// the capture itself).
-    fn context_builder(
-        &self,
-        function: &Function,
-        invocation_id: &str,
-        attempt: u32,
-    ) -> nube::context::ContextBuilder {
         // Every function of the app has its scope, made in `new`.
         let scope = self.scopes[function.name()].clone();
-        Context::builder_in(scope)
+        let mut builder = Context::builder_in(scope)
             .invocation_id(invocation_id)
-            .attempt(attempt)
+            .attempt(attempt);
+        if let Some(deadline) = deadline {
+            builder = builder.deadline(deadline);
+        }
+        let ctx = builder.build();
+        capture.attach(ctx.span());
+        ctx
     }
 
     async fn dispatch(
@@ -362,7 +355,7 @@ impl Runtime {
                     function.name(),
                     schedule.to_string(),
                 );
-                let ctx = self.context(function, invocation_id, attempt, capture);
+                let ctx = self.context(function, invocation_id, attempt, None, capture);
                 self.app
                     .invoke(Event::Timer(tick), ctx)
                     .await
@@ -374,7 +367,7 @@ impl Runtime {
                     return Err(mismatch(&request));
                 }
                 let blob = crate::blob::decode(request, remainder, bucket, prefix)?;
-                let ctx = self.context(function, invocation_id, attempt, capture);
+                let ctx = self.context(function, invocation_id, attempt, None, capture);
                 self.app
                     .invoke(Event::BlobCreated(blob), ctx)
                     .await
@@ -417,11 +410,13 @@ impl Runtime {
                                     ),
                                 });
                             }
-                            let ctx = self
-                                .context_builder(function, invocation_id, attempt)
-                                .deadline(deadline)
-                                .build();
-                            capture.attach(ctx.span());
+                            let ctx = self.context(
+                                function,
+                                invocation_id,
+                                attempt,
+                                Some(deadline),
+                                capture,
+                            );
                             match self.app.invoke(Event::DocumentCreated(event), ctx).await {
                                 Ok(()) => {}
                                 Err(e) if !e.is_retryable() => {

@@ -153,17 +153,21 @@ pub fn request_from_data(req: &Value, prefix: &str) -> Result<Request<Body>, Dec
 /// headers joined with `, `; only the first `Set-Cookie`), body as text.
 pub async fn response_output(response: axum::response::Response) -> Value {
     let (parts, body) = response.into_parts();
-    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(bytes) => bytes,
+    let (parts, bytes) = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => (parts, bytes),
         // Its status and part of its body were the handler's; what the client gets
         // is a plain 500, and the reason goes to the log only.
         Err(e) => {
             tracing::error!(error = %e, "the response body failed while it was read; answered 500");
             let error = nube::Error::internal(format!("the response body failed: {e}"));
-            return Box::pin(response_output(
-                nube::axum::response::IntoResponse::into_response(error),
-            ))
-            .await;
+            let (parts, body) =
+                nube::axum::response::IntoResponse::into_response(error).into_parts();
+            (
+                parts,
+                axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default(),
+            )
         }
     };
     let mut headers = Map::new();

@@ -280,7 +280,7 @@ impl Drop for Handler {
             eprintln!(
                 "---- the custom handler's stdout ----\n{}\n---- its stderr ----\n{}",
                 self.stdout(),
-                std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+                self.stderr()
             );
         }
     }
@@ -337,6 +337,11 @@ impl Handler {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
+    /// What the handler has written to stderr so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+
     /// Waits, as the host does, until the handler accepts connections.
     fn wait_until_listening(&mut self) {
         let started = Instant::now();
@@ -345,7 +350,7 @@ impl Handler {
                 panic!(
                     "the custom handler exited ({status}) before listening:\n{}{}",
                     self.stdout(),
-                    std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+                    self.stderr()
                 );
             }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {

@@ -174,10 +174,6 @@ fn lambda_timeout(f: &FunctionManifest) -> Result<u64, String> {
 /// unless raised).
 const API_GATEWAY_TIMEOUT_SECONDS: f64 = 30.0;
 
-/// When nube-aws answers 504 to a request API Gateway waits for
-/// (`nube_aws::http::API_GATEWAY_WAIT`).
-const API_GATEWAY_WAIT_SECONDS: f64 = 28.5;
-
 /// What the packager warns about: HTTP functions whose timeout API Gateway cuts short
 /// (the client gets its 503 or 504, not nube's, and the function runs on).
 pub fn warnings(manifest: &Manifest) -> Vec<String> {
@@ -191,7 +187,9 @@ pub fn warnings(manifest: &Manifest) -> Vec<String> {
                 "function {:?} has a timeout of {} s, and API Gateway stops waiting after 30 s: \
                  nube answers 504 at {:.1} s, so the rest is never used; set its timeout to \
                  28 s or less, or move the long work to an event function",
-                f.name, f.timeout_seconds, API_GATEWAY_WAIT_SECONDS
+                f.name,
+                f.timeout_seconds,
+                nube_aws::http::API_GATEWAY_WAIT.as_secs_f64()
             )
         })
         .collect()

@@ -254,6 +254,9 @@ pub struct ContextBuilder {
     trace: Option<TraceContext>,
 }
 
+/// The target of the `invocation` span a [`Context`] makes (the log filter keeps it).
+pub(crate) const INVOCATION_TARGET: &str = "nube::context";
+
 impl ContextBuilder {
     /// The provider's invocation or request id (a UUID v7 is generated otherwise).
     pub fn invocation_id(mut self, id: impl Into<String>) -> Self {
@@ -293,6 +296,7 @@ impl ContextBuilder {
         };
         let trace = self.trace.as_ref();
         let span = tracing::info_span!(
+            target: INVOCATION_TARGET,
             "invocation",
             function = &*self.function.name,
             invocation_id = invocation_id.as_str(),

@@ -17,6 +17,7 @@ use nube::logging::LogFilter;
 use nube::logging::{FieldsAsJson, JsonSpanFields};
 use serde_json::{Map, Value};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent};
 use tracing_subscriber::layer::SubscriberExt;
@@ -75,7 +76,13 @@ pub fn filter() -> LogFilter {
             _ => "info",
         })
         .unwrap_or("info");
-    LogFilter::from_env_or(level)
+    keeping_request_id(LogFilter::from_env_or(level))
+}
+
+/// `filter` keeping lambda_runtime's span around each invocation at any level: it
+/// carries the `requestId`, also of the lines an adapter writes outside nube's span.
+fn keeping_request_id(filter: LogFilter) -> LogFilter {
+    filter.with_target("lambda_runtime::layers::trace", LevelFilter::INFO)
 }
 
 pub use nube::logging::log_panics;
@@ -140,7 +147,7 @@ mod tests {
         let buffer = LogBuffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::registry()
-            .with(LogFilter::new("warn"))
+            .with(keeping_request_id(LogFilter::new("warn")))
             .with(
                 tracing_subscriber::fmt::layer()
                     .fmt_fields(JsonSpanFields)

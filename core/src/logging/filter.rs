@@ -15,8 +15,8 @@ use tracing_subscriber::registry::LookupSpan;
 /// target `nube::context`, at `info`) is kept whatever the directives say, so that a
 /// line a handler writes under `RUST_LOG=warn` still carries its function and
 /// invocation id, and the runtimes that return an invocation's lines to the platform
-/// (Azure's `Logs`) still find them. So is lambda_runtime's span around a Lambda
-/// invocation, which carries its `requestId`.
+/// (Azure's `Logs`) still find them. A runtime keeps a span of its own the same way
+/// with [`LogFilter::with_target`].
 ///
 /// Directives that only name targets and levels (`info`, `nube=debug,hyper=warn`) are
 /// filtered by [`Targets`], which decides once per call site. Directives on spans or
@@ -55,6 +55,22 @@ impl LogFilter {
     /// is left out.
     pub fn new(directives: &str) -> Self {
         Self::parse(directives).unwrap_or_else(|| Self::Env(EnvFilter::new(directives)))
+    }
+
+    /// The filter, with `target`'s spans and events kept at `level` and below whatever
+    /// the directives say of it (the AWS runtime keeps lambda_runtime's invocation span
+    /// so, for the `requestId` it carries).
+    pub fn with_target(self, target: &str, level: LevelFilter) -> Self {
+        match self {
+            Self::Targets(f) => Self::Targets(f.with_target(target, level)),
+            Self::Env(f) => Self::Env(
+                f.add_directive(
+                    format!("{target}={level}")
+                        .parse()
+                        .expect("a target and a level make a directive"),
+                ),
+            ),
+        }
     }
 
     fn parse(directives: &str) -> Option<Self> {
@@ -145,16 +161,11 @@ where
     }
 }
 
-/// A span that names an invocation: the one [`crate::Context`] runs it in, and
-/// lambda_runtime's around each Lambda invocation (it carries the `requestId` that
-/// CloudWatch users search by, and wraps the lines an adapter writes outside nube's).
+/// The span [`crate::Context`] runs an invocation in.
 fn is_invocation_span(metadata: &Metadata<'_>) -> bool {
     metadata.is_span()
-        && matches!(
-            (metadata.target(), metadata.name()),
-            ("nube::context", "invocation")
-                | ("lambda_runtime::layers::trace", "Lambda runtime invoke")
-        )
+        && metadata.target() == crate::context::INVOCATION_TARGET
+        && metadata.name() == "invocation"
 }
 
 #[cfg(test)]

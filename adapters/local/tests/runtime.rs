@@ -461,7 +461,8 @@ async fn one_runtime_per_data_directory_and_admin_refuses_foreign_origins_and_ho
 }
 
 /// Events beyond the concurrency limit wait for a slot: each runs once, never more at
-/// a time than the limit.
+/// a time than the limit. (Behaviour the runtime had before its delivery loop waited on
+/// a slot instead of polling: this guards it; the polling itself shows in no outcome.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_beyond_the_concurrency_limit_wait_for_a_slot() {
     static RUNNING: AtomicU32 = AtomicU32::new(0);

@@ -167,12 +167,7 @@ async fn deliver(
                 )
             });
             outbox
-                .retry_later(
-                    pending.seq,
-                    attempt,
-                    now_ms() + delay.as_millis() as i64,
-                    error,
-                )
+                .retry_later(pending.seq, now_ms() + delay.as_millis() as i64, error)
                 .await
         }
         Err((_, error)) => {

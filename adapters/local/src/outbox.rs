@@ -249,19 +249,19 @@ impl Outbox {
             .await
     }
 
-    /// The delivery failed; try again at `next_ms`.
+    /// The delivery failed; try again at `next_ms` (its attempt was counted when it
+    /// was claimed).
     pub async fn retry_later(
         &self,
         seq: i64,
-        attempts: u32,
         next_ms: i64,
         error: String,
     ) -> Result<(), StoreError> {
         self.db
             .call(move |c| {
                 c.execute(
-                    "UPDATE outbox SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4, claimed = 0 WHERE seq = ?1",
-                    params![seq, attempts, next_ms, error],
+                    "UPDATE outbox SET next_attempt_ms = ?2, last_error = ?3, claimed = 0 WHERE seq = ?1",
+                    params![seq, next_ms, error],
                 )
                 .map_err(backend_err)?;
                 Ok(())

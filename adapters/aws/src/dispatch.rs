@@ -5,7 +5,9 @@
 //! **Which function.** Lambda's handler setting (`_HANDLER`) is the nube function's
 //! name, exactly (`api`, `nightly`): every Lambda function of the app runs the same
 //! `bootstrap` binary with a different handler. A missing or unknown handler fails
-//! the init with a message listing the app's functions.
+//! the init with a message listing the app's functions: in the log, and as the
+//! invocation's error (`nube.InitError`, through the Runtime API's
+//! `/runtime/init/error`).
 //!
 //! **One handler for every trigger.** The payload is decoded according to the
 //! selected function's trigger:
@@ -575,7 +577,9 @@ pub async fn resources_from_env(app: &App) -> Result<Resources, InitError> {
 /// otherwise sets up logging ([`crate::logging`], panics included), checks the app, picks the
 /// function named by `_HANDLER`, builds its resources ([`resources_from_env`]) and
 /// serves invocations until the sandbox ends. Init failures are logged with what to
-/// change and end the process with a failure code (Lambda reports an init error).
+/// change, reported to the Runtime API (`/runtime/init/error`, errorType
+/// `nube.InitError`, so that the invocation that started the sandbox answers with
+/// the same message) and end the process with a failure code.
 ///
 /// ```no_run
 /// # fn app() -> nube::App { unimplemented!() }
@@ -598,8 +602,67 @@ pub async fn run(app: App) -> ExitCode {
         }
         Err(e) => {
             tracing::error!(error = %e, "nube-aws could not start");
+            report_init_error(&e).await;
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How long telling Lambda why init failed may take before the bootstrap exits anyway.
+const INIT_ERROR_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Tells the Runtime API why init failed (`POST /runtime/init/error`, errorType
+/// [`HandlerError::INIT`]), so that the invocation waiting on this sandbox answers
+/// with nube's message instead of Lambda's bare `Runtime.ExitError`. Best effort:
+/// without `AWS_LAMBDA_RUNTIME_API`, or when the call fails, the reason is only in
+/// the log line already written.
+async fn report_init_error(error: &InitError) {
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let outcome = tokio::time::timeout(INIT_ERROR_PATIENCE, post_init_error(&api, error)).await;
+    let failure = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(_) => format!("no answer within {INIT_ERROR_PATIENCE:?}"),
+    };
+    tracing::warn!(
+        runtime_api = api,
+        reason = failure,
+        "could not report the init error to the Lambda Runtime API; Lambda will report Runtime.ExitError"
+    );
+}
+
+async fn post_init_error(api: &str, error: &InitError) -> Result<(), String> {
+    let base = if api.contains("://") {
+        api.to_owned()
+    } else {
+        format!("http://{api}")
+    };
+    let base: http::Uri = base
+        .parse()
+        .map_err(|e| format!("AWS_LAMBDA_RUNTIME_API {api:?} is not a URI: {e}"))?;
+    let diagnostic =
+        lambda_runtime::Diagnostic::from(HandlerError::new(HandlerError::INIT, error.to_string()));
+    let body = serde_json::to_vec(&diagnostic).map_err(|e| e.to_string())?;
+    let request = lambda_runtime_api_client::build_request()
+        .method(http::Method::POST)
+        .uri("/2018-06-01/runtime/init/error")
+        .header("lambda-runtime-function-error-type", HandlerError::INIT)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/vnd.aws.lambda.error+json",
+        )
+        .body(body.into())
+        .map_err(|e| e.to_string())?;
+    let client = lambda_runtime_api_client::PooledClient::builder()
+        .with_endpoint(base)
+        .build();
+    let response = client.call(request).await.map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("the Runtime API answered {}", response.status()))
     }
 }
 

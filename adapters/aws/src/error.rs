@@ -43,6 +43,9 @@ impl HandlerError {
     pub const INVALID_EVENT: &'static str = "nube.InvalidEvent";
     /// The adapter itself failed (a bug, or a panic outside the function).
     pub const RUNTIME: &'static str = "nube.Runtime";
+    /// The bootstrap could not start (reported to `/runtime/init/error`): an unknown
+    /// `_HANDLER`, a missing `NUBE_TABLE_*`, a store that cannot be set up.
+    pub const INIT: &'static str = "nube.InitError";
 
     /// An error of `error_type` saying `message`.
     pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {

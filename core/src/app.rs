@@ -103,6 +103,38 @@ pub struct Function {
     pub(crate) trigger: Trigger,
     pub(crate) timeout: Option<Duration>,
     pub(crate) handler: Option<EventHandler>,
+    pub(crate) uses: Option<Uses>,
+}
+
+/// The collections and buckets one function declared it uses
+/// ([`App::function_collections`], [`App::function_buckets`]), its trigger's own
+/// collection or bucket included.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uses {
+    collections: BTreeSet<String>,
+    buckets: BTreeSet<String>,
+}
+
+impl Uses {
+    /// The collections, in name order.
+    pub fn collections(&self) -> impl Iterator<Item = &str> {
+        self.collections.iter().map(String::as_str)
+    }
+
+    /// The buckets, in name order.
+    pub fn buckets(&self) -> impl Iterator<Item = &str> {
+        self.buckets.iter().map(String::as_str)
+    }
+
+    /// Whether collection `name` is among them.
+    pub fn has_collection(&self, name: &str) -> bool {
+        self.collections.contains(name)
+    }
+
+    /// Whether bucket `name` is among them.
+    pub fn has_bucket(&self, name: &str) -> bool {
+        self.buckets.contains(name)
+    }
 }
 
 impl Function {
@@ -119,6 +151,22 @@ impl Function {
     /// Its timeout, if set for this function alone.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// What it declared it uses, its trigger's collection or bucket included; `None`
+    /// when it declared nothing, and so reaches every collection and bucket of the app.
+    pub fn uses(&self) -> Option<&Uses> {
+        self.uses.as_ref()
+    }
+
+    /// Whether it may use collection `name` (any, when it declared nothing).
+    pub fn may_use_collection(&self, name: &str) -> bool {
+        self.uses.as_ref().is_none_or(|u| u.has_collection(name))
+    }
+
+    /// Whether it may use bucket `name` (any, when it declared nothing).
+    pub fn may_use_bucket(&self, name: &str) -> bool {
+        self.uses.as_ref().is_none_or(|u| u.has_bucket(name))
     }
 
     /// Whether `event` is one this function takes (trigger kind, bucket and prefix,
@@ -303,6 +351,7 @@ impl App {
             trigger,
             timeout: None,
             handler,
+            uses: None,
         });
         self
     }
@@ -429,6 +478,81 @@ impl App {
         self
     }
 
+    /// Declares the collections the function `name` uses (declare the function first).
+    ///
+    /// A function that declares what it uses (collections, buckets or both; an empty
+    /// list declares none) reaches only those and its trigger's own collection or
+    /// bucket. On AWS, its Lambda function gets policies on those and no others. At
+    /// run time, everywhere, any other is refused as AWS would refuse it: a bucket is
+    /// an error, a collection is logged (and panics under [`crate::testing`]), so that
+    /// a missing declaration shows in a local run or a test rather than as an access
+    /// denied once deployed. (On Azure and Google Cloud an app's functions share one
+    /// identity, the Function App's or the Cloud Run service's, so there it is this
+    /// run-time check only.) A function that declares nothing reaches every collection
+    /// and bucket of the app.
+    ///
+    /// ```
+    /// use nube::App;
+    /// # use nube::{Context, DocumentCreated, Result};
+    /// # async fn project(_: DocumentCreated<serde_json::Value>, _: Context) -> Result<()> { Ok(()) }
+    ///
+    /// let app = App::new("shop")
+    ///     .collection("order-events")
+    ///     .collection("orders")
+    ///     .collection("payments")
+    ///     .on_document_created("orders-read-model", "order-events", project)
+    ///     .function_collections("orders-read-model", ["orders"]);
+    /// let f = app.function("orders-read-model").unwrap();
+    /// assert!(f.may_use_collection("orders") && f.may_use_collection("order-events"));
+    /// assert!(!f.may_use_collection("payments"));
+    /// ```
+    pub fn function_collections<'a>(
+        self,
+        name: &str,
+        collections: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        self.declare_uses("function_collections", name, |uses| {
+            uses.collections
+                .extend(collections.into_iter().map(str::to_owned));
+        })
+    }
+
+    /// Declares the buckets the function `name` uses (declare the function first); see
+    /// [`App::function_collections`] for what declaring changes.
+    pub fn function_buckets<'a>(
+        self,
+        name: &str,
+        buckets: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        self.declare_uses("function_buckets", name, |uses| {
+            uses.buckets.extend(buckets.into_iter().map(str::to_owned));
+        })
+    }
+
+    fn declare_uses(mut self, method: &str, name: &str, add: impl FnOnce(&mut Uses)) -> Self {
+        let Some(f) = self.functions.iter_mut().find(|f| f.name == name) else {
+            self.problems.push(format!(
+                "{method}({name:?}): no such function is declared before it"
+            ));
+            return self;
+        };
+        let uses = f.uses.get_or_insert_with(|| {
+            let mut uses = Uses::default();
+            match &f.trigger {
+                Trigger::BlobCreated { bucket, .. } => {
+                    uses.buckets.insert(bucket.clone());
+                }
+                Trigger::DocumentCreated { collection } => {
+                    uses.collections.insert(collection.clone());
+                }
+                Trigger::Http(_) | Trigger::Timer(_) => {}
+            }
+            uses
+        });
+        add(uses);
+        self
+    }
+
     /// Sets the default timeout of every function (30 s unless set).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = timeout;
@@ -535,6 +659,24 @@ impl App {
                         ));
                     }
                 }
+            }
+        }
+        for f in &self.functions {
+            let Some(uses) = &f.uses else { continue };
+            for c in uses
+                .collections()
+                .filter(|c| !self.collections.contains(*c))
+            {
+                problems.push(format!(
+                    "function {:?} uses collection {c:?}, which the app does not declare; add .collection({c:?})",
+                    f.name
+                ));
+            }
+            for b in uses.buckets().filter(|b| !self.buckets.contains(*b)) {
+                problems.push(format!(
+                    "function {:?} uses bucket {b:?}, which the app does not declare; add .bucket({b:?})",
+                    f.name
+                ));
             }
         }
         if problems.is_empty() {

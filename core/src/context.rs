@@ -10,6 +10,7 @@ use http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::app::Uses;
 use crate::blob::Bucket;
 use crate::error::Error;
 use crate::event::Provider;
@@ -42,12 +43,30 @@ impl std::fmt::Debug for Stores {
     }
 }
 
-/// The collections an app declared, and what to do about others.
+/// The collections an app declared, what each function that declared its own uses,
+/// and what to do about others.
 #[derive(Debug)]
 struct Declared {
     collections: std::collections::BTreeSet<String>,
+    /// Functions that declared what they use ([`crate::App::function_collections`]).
+    uses: HashMap<String, Uses>,
     strict: bool,
+    /// Messages already logged, each once.
     warned: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Declared {
+    /// Logs `message` once (panics instead when strict).
+    fn refuse(&self, message: String) {
+        if self.strict {
+            panic!("{message}");
+        }
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if !warned.contains(&message) {
+            tracing::warn!("{message}");
+            warned.insert(message);
+        }
+    }
 }
 
 impl Resources {
@@ -63,16 +82,22 @@ impl Resources {
         }
     }
 
-    /// Checks [`Resources::collection`] against the app's declared collections: a
-    /// collection the app did not declare would work here but not be provisioned on a
-    /// cloud. `strict` panics (for tests); otherwise it is logged once per name.
-    pub fn with_declared_collections<'a>(
-        mut self,
-        names: impl IntoIterator<Item = &'a str>,
-        strict: bool,
-    ) -> Self {
+    /// Checks [`Resources::collection`] against `app`'s declared collections, and a
+    /// [`Context`]'s collections and buckets against what its function declared it
+    /// uses ([`crate::App::function_collections`]): a collection the app did not
+    /// declare would work here but not be provisioned on a cloud, and one its
+    /// function did not declare would be refused there. `strict` panics (for tests);
+    /// otherwise each is logged once. (A bucket either did not declare is an error
+    /// anyway.)
+    pub fn with_declarations(mut self, app: &crate::App, strict: bool) -> Self {
+        let uses = app
+            .functions()
+            .iter()
+            .filter_map(|f| Some((f.name().to_owned(), f.uses()?.clone())))
+            .collect();
         Arc::make_mut(&mut self.inner).declared = Some(Arc::new(Declared {
-            collections: names.into_iter().map(str::to_owned).collect(),
+            collections: app.collections().map(str::to_owned).collect(),
+            uses,
             strict,
             warned: Default::default(),
         }));
@@ -121,21 +146,50 @@ impl Resources {
         if let Some(d) = &self.inner.declared
             && !d.collections.contains(name)
         {
-            let message = format!(
+            d.refuse(format!(
                 "collection {name:?} is not declared in this app, so no cloud will provision it; add .collection({name:?}) to the App"
-            );
-            if d.strict {
-                panic!("{message}");
-            }
-            if d.warned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.to_owned())
-            {
-                tracing::warn!("{message}");
-            }
+            ));
         }
         Collection::new(name, self.inner.documents.clone())
+    }
+
+    /// [`Resources::collection`] for `function`, checked against what it declared.
+    fn collection_for<T: Serialize + DeserializeOwned>(
+        &self,
+        function: &str,
+        name: &str,
+    ) -> Collection<T> {
+        if let Some(d) = &self.inner.declared
+            && let Some(uses) = d.uses.get(function)
+            && !uses.has_collection(name)
+            && d.collections.contains(name)
+        {
+            d.refuse(undeclared_use(
+                function,
+                "collection",
+                name,
+                "function_collections",
+            ));
+        }
+        self.collection(name)
+    }
+
+    /// [`Resources::bucket`] for `function`: an error if it declared what it uses,
+    /// and not this bucket.
+    fn bucket_for(&self, function: &str, name: &str) -> Result<Bucket, Error> {
+        if let Some(d) = &self.inner.declared
+            && let Some(uses) = d.uses.get(function)
+            && !uses.has_bucket(name)
+            && self.inner.buckets.contains_key(name)
+        {
+            return Err(Error::internal(undeclared_use(
+                function,
+                "bucket",
+                name,
+                "function_buckets",
+            )));
+        }
+        self.bucket(name)
     }
 
     /// The bucket `name`; an error if the app did not declare it.
@@ -149,6 +203,13 @@ impl Resources {
             ))
         })
     }
+}
+
+/// Why `function` may not use a resource it did not declare.
+fn undeclared_use(function: &str, kind: &str, name: &str, method: &str) -> String {
+    format!(
+        "function {function:?} declared what it uses, and not {kind} {name:?}, so a cloud will refuse it access; add it with .{method}({function:?}, [{name:?}]) to the App"
+    )
 }
 
 struct Inner {
@@ -434,12 +495,15 @@ impl Context {
 
     /// The typed collection `name` of the app's document store.
     pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
-        self.inner.function.resources.collection(name)
+        let function = &self.inner.function;
+        function.resources.collection_for(&function.name, name)
     }
 
-    /// The bucket `name`; an error if the app did not declare it.
+    /// The bucket `name`; an error if the app did not declare it, or if this function
+    /// declared what it uses and not this bucket.
     pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
-        self.inner.function.resources.bucket(name)
+        let function = &self.inner.function;
+        function.resources.bucket_for(&function.name, name)
     }
 }
 

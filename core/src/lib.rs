@@ -49,7 +49,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use app::{App, AppError, Function, Trigger, TriggerKind};
+pub use app::{App, AppError, Function, Trigger, TriggerKind, Uses};
 pub use blob::Bucket;
 pub use blocking::run_blocking;
 pub use context::{Context, FunctionScope, Resources, TraceContext};

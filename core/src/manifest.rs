@@ -41,6 +41,37 @@ pub struct FunctionManifest {
     pub trigger: TriggerManifest,
     /// Its timeout in seconds.
     pub timeout_seconds: f64,
+    /// The collections and buckets it declared it uses, its trigger's own included
+    /// ([`crate::App::function_collections`]); absent when it declared nothing and
+    /// reaches all of the app's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<UsesManifest>,
+}
+
+/// What one function uses, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsesManifest {
+    /// Collections, in name order.
+    pub collections: Vec<String>,
+    /// Buckets, in name order.
+    pub buckets: Vec<String>,
+}
+
+impl FunctionManifest {
+    /// Whether the function may use collection `name` (any, when it declared nothing).
+    pub fn may_use_collection(&self, name: &str) -> bool {
+        self.uses
+            .as_ref()
+            .is_none_or(|u| u.collections.iter().any(|c| c == name))
+    }
+
+    /// Whether the function may use bucket `name` (any, when it declared nothing).
+    pub fn may_use_bucket(&self, name: &str) -> bool {
+        self.uses
+            .as_ref()
+            .is_none_or(|u| u.buckets.iter().any(|b| b == name))
+    }
 }
 
 /// A trigger, as data.
@@ -86,6 +117,10 @@ impl App {
                 .map(|f| FunctionManifest {
                     name: f.name().to_owned(),
                     timeout_seconds: self.timeout_of(f).as_secs_f64(),
+                    uses: f.uses().map(|u| UsesManifest {
+                        collections: u.collections().map(str::to_owned).collect(),
+                        buckets: u.buckets().map(str::to_owned).collect(),
+                    }),
                     trigger: match f.trigger() {
                         Trigger::Http(r) => TriggerManifest::Http {
                             routes: r.declared().to_vec(),

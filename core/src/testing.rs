@@ -176,8 +176,7 @@ impl TestApp {
         let store = Arc::new(MemoryStore::new());
         let created = Mutex::new(store.subscribe());
         let blobs = Arc::new(BlobQueue::default());
-        let mut resources =
-            Resources::new(store).with_declared_collections(app.collections(), true);
+        let mut resources = Resources::new(store).with_declarations(&app, true);
         for name in app.buckets() {
             resources = resources.with_bucket(
                 Bucket::new(name, Arc::new(InMemory::new())).with_events(blobs.clone()),

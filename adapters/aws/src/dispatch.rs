@@ -567,7 +567,7 @@ async fn add_buckets(
 pub async fn resources_from_env(app: &App) -> Result<Resources, InitError> {
     let names = ResourceNames::from_env(app);
     let documents = document_store(app, &names).await?;
-    let resources = Resources::new(documents).with_declared_collections(app.collections(), false);
+    let resources = Resources::new(documents).with_declarations(app, false);
     add_buckets(app, resources, &names).await
 }
 

@@ -629,7 +629,7 @@ fn add_buckets(app: &App, resources: Resources) -> Result<Resources, InitError> 
 /// setting.
 pub async fn resources_from_env(app: &App) -> Result<Resources, InitError> {
     let documents = document_store(app).await?;
-    let resources = Resources::new(documents).with_declared_collections(app.collections(), false);
+    let resources = Resources::new(documents).with_declarations(app, false);
     add_buckets(app, resources)
 }
 

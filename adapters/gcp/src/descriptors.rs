@@ -539,6 +539,7 @@ mod tests {
             name: name.into(),
             trigger,
             timeout_seconds: 30.0,
+            uses: None,
         }
     }
 

@@ -23,7 +23,7 @@ use crate::server::InitError;
 /// object_store refuses) fails here, saying what to set.
 pub async fn resources_from_env(app: &App) -> Result<Resources, InitError> {
     let documents = document_store(app).await?;
-    let resources = Resources::new(documents).with_declared_collections(app.collections(), false);
+    let resources = Resources::new(documents).with_declarations(app, false);
     add_buckets(app, resources)
 }
 

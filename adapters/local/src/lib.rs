@@ -241,8 +241,7 @@ pub async fn start(app: App, config: Config) -> Result<Running, StartError> {
         outbox.clone(),
     ));
     let blob_root = config.data_dir.join("blobs");
-    let mut resources =
-        Resources::new(Arc::new(store)).with_declared_collections(app.collections(), false);
+    let mut resources = Resources::new(Arc::new(store)).with_declarations(&app, false);
     let mut buckets = Vec::new();
     for name in app.buckets() {
         let bucket = blobs::open_bucket(&blob_root, name).map_err(|e| {

@@ -115,6 +115,9 @@ pub fn register(app: App) -> App {
                 .get("/images/{name}/medium", medium),
         )
         .on_blob_created(THUMBNAIL_FUNCTION, BUCKET, ORIGINAL_PREFIX, make_thumbnails)
+        .function_collections(API_FUNCTION, [COLLECTION])
+        .function_buckets(API_FUNCTION, [BUCKET])
+        .function_collections(THUMBNAIL_FUNCTION, [COLLECTION])
 }
 
 /// The image functions as an app of their own, called `images`.

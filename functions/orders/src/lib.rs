@@ -147,6 +147,9 @@ pub fn register_with(app: App, config: OrdersConfig) -> App {
         .timer(CLEANUP_FUNCTION, CLEANUP_SCHEDULE, move |tick, ctx| {
             cleanup_expired_orders(tick, ctx, config)
         })
+        .function_collections(API_FUNCTION, [EVENTS, ORDERS])
+        .function_collections(READ_MODEL_FUNCTION, [ORDERS, NOTIFICATIONS])
+        .function_collections(CLEANUP_FUNCTION, [EVENTS, ORDERS])
 }
 
 /// The orders functions as an app of their own, called `orders`.

@@ -75,15 +75,17 @@ pub struct TodoChange {
 
 /// Adds the `todos` HTTP function and the `todos` collection to `app`.
 pub fn register(app: App) -> App {
-    app.collection(COLLECTION).http(
-        FUNCTION,
-        Routes::new()
-            .get("/todos", list)
-            .post("/todos", create)
-            .get("/todos/{id}", get)
-            .put("/todos/{id}", update)
-            .delete("/todos/{id}", delete),
-    )
+    app.collection(COLLECTION)
+        .http(
+            FUNCTION,
+            Routes::new()
+                .get("/todos", list)
+                .post("/todos", create)
+                .get("/todos/{id}", get)
+                .put("/todos/{id}", update)
+                .delete("/todos/{id}", delete),
+        )
+        .function_collections(FUNCTION, [COLLECTION])
 }
 
 /// The todo API as an app of its own, called `todos`.

@@ -14,10 +14,11 @@
 //! | bucket | `AWS::S3::Bucket` `<Name>Bucket`, named `<app>-<bucket>-<12 hex of the stack id>` |
 //!
 //! Every function gets `NUBE_TABLE_<COLLECTION>` and `NUBE_BUCKET_<BUCKET>` (the physical
-//! names, as `nube_aws::names` reads them) and `DynamoDBCrudPolicy`/`S3CrudPolicy` on the
-//! app's own tables and buckets, nothing else. The manifest does not say yet which
-//! function uses which collection or bucket, so each function can reach all of the app's
-//! resources, and only those. SAM adds stream-read and queue-send rights for the events.
+//! names, as `nube_aws::names` reads them). Its policies are `DynamoDBCrudPolicy` and
+//! `S3CrudPolicy` on the tables and buckets it declared it uses
+//! (`App::function_collections`, `App::function_buckets`, its trigger's own included),
+//! or, when it declared nothing, on all of the app's own, and nothing else. SAM adds
+//! stream-read and queue-send rights for the events.
 //!
 //! Events that fail for good are not dropped silently: stream batches that exhaust
 //! their retries, and S3/schedule invocations that exhaust Lambda's asynchronous retries,
@@ -249,7 +250,9 @@ pub fn render_sam(manifest: &Manifest, options: &Options) -> Result<Value, Strin
     let mut resources = Map::new();
     let mut outputs = Map::new();
     let mut environment = Map::new();
-    let mut policies = Vec::new();
+    // Each resource's policy, by its logical name; a function gets those it may use.
+    let mut table_policies = Vec::new();
+    let mut bucket_policies = Vec::new();
 
     for (collection, id) in &tables {
         resources.insert(
@@ -271,7 +274,10 @@ pub fn render_sam(manifest: &Manifest, options: &Options) -> Result<Value, Strin
             nube::manifest::env_var("NUBE_TABLE", collection),
             json!({"Ref": id}),
         );
-        policies.push(json!({"DynamoDBCrudPolicy": {"TableName": {"Ref": id}}}));
+        table_policies.push((
+            *collection,
+            json!({"DynamoDBCrudPolicy": {"TableName": {"Ref": id}}}),
+        ));
         outputs.insert(
             format!("{id}Name"),
             json!({
@@ -309,7 +315,10 @@ pub fn render_sam(manifest: &Manifest, options: &Options) -> Result<Value, Strin
             }),
         );
         environment.insert(nube::manifest::env_var("NUBE_BUCKET", bucket), name.clone());
-        policies.push(json!({"S3CrudPolicy": {"BucketName": name.clone()}}));
+        bucket_policies.push((
+            *bucket,
+            json!({"S3CrudPolicy": {"BucketName": name.clone()}}),
+        ));
         outputs.insert(
             format!("{id}Name"),
             json!({"Description": format!("The S3 bucket of bucket {bucket}"), "Value": name}),
@@ -463,8 +472,18 @@ pub fn render_sam(manifest: &Manifest, options: &Options) -> Result<Value, Strin
                 json!({"Variables": environment.clone()}),
             );
         }
+        let policies: Vec<&Value> = table_policies
+            .iter()
+            .filter(|(collection, _)| f.may_use_collection(collection))
+            .chain(
+                bucket_policies
+                    .iter()
+                    .filter(|(bucket, _)| f.may_use_bucket(bucket)),
+            )
+            .map(|(_, policy)| policy)
+            .collect();
         if !policies.is_empty() {
-            properties.insert("Policies".to_owned(), json!(policies.clone()));
+            properties.insert("Policies".to_owned(), json!(policies));
         }
         resources.insert(
             functions[f.name.as_str()].clone(),
@@ -541,6 +560,7 @@ mod tests {
             name: name.to_owned(),
             trigger,
             timeout_seconds: 30.0,
+            uses: None,
         }
     }
 
@@ -874,7 +894,7 @@ mod tests {
     }
 
     #[test]
-    fn functions_reach_the_apps_resources_and_only_those() {
+    fn functions_that_declared_nothing_reach_the_apps_resources_and_only_those() {
         let t = render(&manifest());
         for id in [
             "ApiFunction",
@@ -906,6 +926,41 @@ mod tests {
                 t["Resources"]["UserUploadsBucket"]["Properties"]["BucketName"]
             );
         }
+    }
+
+    #[test]
+    fn a_function_that_declared_its_uses_gets_policies_on_those_only() {
+        let mut m = manifest();
+        m.functions[0].uses = Some(nube::manifest::UsesManifest {
+            collections: vec!["items".to_owned()],
+            buckets: vec![],
+        });
+        m.functions[3].uses = Some(nube::manifest::UsesManifest {
+            collections: vec!["order-events".to_owned()],
+            buckets: vec!["user-uploads".to_owned()],
+        });
+        let t = render(&m);
+        let policies = |id: &str| t["Resources"][id]["Properties"]["Policies"].clone();
+        assert_eq!(
+            policies("ApiFunction"),
+            json!([{"DynamoDBCrudPolicy": {"TableName": {"Ref": "ItemsTable"}}}])
+        );
+        let on_order = policies("OnOrderFunction");
+        assert_eq!(on_order.as_array().unwrap().len(), 2, "{on_order}");
+        assert_eq!(
+            on_order[0],
+            json!({"DynamoDBCrudPolicy": {"TableName": {"Ref": "OrderEventsTable"}}})
+        );
+        assert!(on_order[1].get("S3CrudPolicy").is_some(), "{on_order}");
+        // Declaring nothing still reaches all of the app's.
+        assert_eq!(policies("NightlyFunction").as_array().unwrap().len(), 3);
+        // A function that uses nothing gets no policy.
+        m.functions[0].uses = Some(nube::manifest::UsesManifest {
+            collections: vec![],
+            buckets: vec![],
+        });
+        let t = render(&m);
+        assert!(t["Resources"]["ApiFunction"]["Properties"]["Policies"].is_null());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! | HTTP function | `httpTrigger` `req` + `http` `res` ([`function_json`]): one route per function (the only route, or the routes' common literal prefix + `/{*path}`), methods (none for `ANY`), `authLevel` `function` unless the app is `anonymousHttp` |
 //! | timer | `timerTrigger` with [`Schedule::to_azure`]'s 6-field NCRONTAB; an exponential retry policy of `maxAttempts - 1` retries |
 //! | blob created | `blobTrigger` on `%NUBE_BUCKET_<B>%/<prefix>{name}`, `dataType: binary`, connection `AzureWebJobsStorage` |
-//! | document created | `cosmosDBTrigger` (extension v4 names): `connection` `NUBE_COSMOS`, `databaseName` `%NUBE_COSMOS_DATABASE%`, `containerName` `%NUBE_COLLECTION_<C>%`, `leaseContainerName` `leases` (prefix: the function's name), `createLeaseContainerIfNotExists`; retry as timers |
+//! | document created | `cosmosDBTrigger` (extension v4 names): `connection` `NUBE_COSMOS`, `databaseName` `%NUBE_COSMOS_DATABASE%`, `containerName` `%NUBE_COLLECTION_<C>%`, `leaseContainerName` `leases` (prefix: the function's name), `createLeaseContainerIfNotExists`, `maxItemsPerInvocation` [`COSMOS_BATCH_SIZE`]; retry as timers |
 //! | resources | `local.settings.json` ([`local_settings_json`]): `FUNCTIONS_WORKER_RUNTIME=Custom` and every setting the bindings name, with the logical names as values |
 //!
 //! A schedule Azure cannot express, or two HTTP functions that would get the same
@@ -33,6 +33,13 @@ pub const ROUTE_PREFIX: &str = crate::http::DEFAULT_ROUTE_PREFIX;
 
 /// The Cosmos DB container holding the change feed's leases.
 pub const LEASE_CONTAINER: &str = "leases";
+
+/// Documents per Cosmos DB trigger invocation (`maxItemsPerInvocation`; unset, a batch
+/// is whatever one change-feed page holds). A batch shares one deadline, the
+/// function's timeout, and is retried whole, so it is kept as small as the DynamoDB
+/// stream batches nube's SAM template asks for. Cosmos DB takes it as a hint: a
+/// transactional batch's items still come together.
+pub const COSMOS_BATCH_SIZE: u32 = 10;
 
 /// The name of the catch-all parameter of a multi-route function's route.
 pub const CATCH_ALL: &str = "{*path}";
@@ -218,6 +225,7 @@ pub fn function_json(
                 "leaseContainerName": LEASE_CONTAINER,
                 "leaseContainerPrefix": format!("{}-", function.name),
                 "createLeaseContainerIfNotExists": true,
+                "maxItemsPerInvocation": COSMOS_BATCH_SIZE,
             })]
         }
     };
@@ -473,6 +481,7 @@ mod tests {
         assert_eq!(cosmos["databaseName"], "%NUBE_COSMOS_DATABASE%");
         assert_eq!(cosmos["leaseContainerName"], "leases");
         assert_eq!(cosmos["createLeaseContainerIfNotExists"], true);
+        assert_eq!(cosmos["maxItemsPerInvocation"], 10);
         let anonymous = app().anonymous_http().manifest();
         let api = function_json(&anonymous, &anonymous.functions[0]).unwrap();
         assert_eq!(api["bindings"][0]["authLevel"], "anonymous");

@@ -634,6 +634,9 @@ fn azure_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -
                         b["leaseContainerName"].as_str().unwrap_or("?"),
                         b["leaseContainerPrefix"].as_str().unwrap_or("")
                     ));
+                    if let Some(n) = b["maxItemsPerInvocation"].as_u64() {
+                        trigger.push(format!("`maxItemsPerInvocation: {n}`"));
+                    }
                 }
                 _ => {}
             }

@@ -22,6 +22,9 @@ use crate::store::{Collection, DocumentStore};
 #[derive(Clone, Debug)]
 pub struct Resources {
     inner: Arc<Stores>,
+    /// The function these are for, whose declared uses are checked (a
+    /// [`FunctionScope`]'s); `None` for the app as a whole.
+    function: Option<Arc<str>>,
 }
 
 #[derive(Clone)]
@@ -79,6 +82,7 @@ impl Resources {
                 declared: None,
                 platform: None,
             }),
+            function: None,
         }
     }
 
@@ -136,49 +140,54 @@ impl Resources {
         self.inner.platform.as_deref()?.downcast_ref()
     }
 
-    /// The document store.
+    /// The document store itself: no check of declared collections or uses.
     pub fn documents(&self) -> &Arc<dyn DocumentStore> {
         &self.inner.documents
     }
 
-    /// The typed collection `name`.
+    /// The typed collection `name`. Checked ([`Resources::with_declarations`]) against
+    /// the app's collections and, for a function's resources (a [`Context`]'s), what
+    /// the function declared it uses.
     pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
-        if let Some(d) = &self.inner.declared
-            && !d.collections.contains(name)
-        {
-            d.refuse(format!(
-                "collection {name:?} is not declared in this app, so no cloud will provision it; add .collection({name:?}) to the App"
-            ));
+        if let Some(d) = &self.inner.declared {
+            if !d.collections.contains(name) {
+                d.refuse(format!(
+                    "collection {name:?} is not declared in this app, so no cloud will provision it; add .collection({name:?}) to the App"
+                ));
+            } else if let Some((function, uses)) = self.uses(d)
+                && !uses.has_collection(name)
+            {
+                d.refuse(undeclared_use(
+                    function,
+                    "collection",
+                    name,
+                    "function_collections",
+                ));
+            }
         }
         Collection::new(name, self.inner.documents.clone())
     }
 
-    /// [`Resources::collection`] for `function`, checked against what it declared.
-    fn collection_for<T: Serialize + DeserializeOwned>(
-        &self,
-        function: &str,
-        name: &str,
-    ) -> Collection<T> {
-        if let Some(d) = &self.inner.declared
-            && let Some(uses) = d.uses.get(function)
-            && !uses.has_collection(name)
-            && d.collections.contains(name)
-        {
-            d.refuse(undeclared_use(
-                function,
-                "collection",
-                name,
-                "function_collections",
-            ));
-        }
-        self.collection(name)
+    /// The function these resources are for, and what it declared it uses, when it did.
+    fn uses<'a>(&'a self, declared: &'a Declared) -> Option<(&'a str, &'a Uses)> {
+        let function = self.function.as_deref()?;
+        Some((function, declared.uses.get(function)?))
     }
 
-    /// [`Resources::bucket`] for `function`: an error if it declared what it uses,
-    /// and not this bucket.
-    fn bucket_for(&self, function: &str, name: &str) -> Result<Bucket, Error> {
+    /// These resources as `function` reaches them: [`Resources::collection`] and
+    /// [`Resources::bucket`] check what it declared it uses.
+    fn for_function(&self, function: Arc<str>) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            function: Some(function),
+        }
+    }
+
+    /// The bucket `name`; an error if the app did not declare it, or if these are a
+    /// function's resources and it declared what it uses, and not this bucket.
+    pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
         if let Some(d) = &self.inner.declared
-            && let Some(uses) = d.uses.get(function)
+            && let Some((function, uses)) = self.uses(d)
             && !uses.has_bucket(name)
             && self.inner.buckets.contains_key(name)
         {
@@ -189,11 +198,6 @@ impl Resources {
                 "function_buckets",
             )));
         }
-        self.bucket(name)
-    }
-
-    /// The bucket `name`; an error if the app did not declare it.
-    pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
         self.inner.buckets.get(name).cloned().ok_or_else(|| {
             let mut known: Vec<_> = self.inner.buckets.keys().map(String::as_str).collect();
             known.sort_unstable();
@@ -233,10 +237,11 @@ pub struct FunctionScope {
 impl FunctionScope {
     /// The scope of `function`'s invocations on `provider`, reaching `resources`.
     pub fn new(function: impl Into<Arc<str>>, provider: Provider, resources: Resources) -> Self {
+        let name = function.into();
         Self {
-            name: function.into(),
+            resources: resources.for_function(name.clone()),
+            name,
             provider,
-            resources,
         }
     }
 
@@ -250,7 +255,8 @@ impl FunctionScope {
         self.provider
     }
 
-    /// The app's stores.
+    /// The app's stores, as this function reaches them (checked against what it
+    /// declared it uses).
     pub fn resources(&self) -> &Resources {
         &self.resources
     }
@@ -488,22 +494,21 @@ impl Context {
         self.inner.function.resources.platform()
     }
 
-    /// The app's stores.
+    /// The app's stores, as this function reaches them (checked against what it
+    /// declared it uses).
     pub fn resources(&self) -> &Resources {
         &self.inner.function.resources
     }
 
     /// The typed collection `name` of the app's document store.
     pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
-        let function = &self.inner.function;
-        function.resources.collection_for(&function.name, name)
+        self.inner.function.resources.collection(name)
     }
 
     /// The bucket `name`; an error if the app did not declare it, or if this function
     /// declared what it uses and not this bucket.
     pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
-        let function = &self.inner.function;
-        function.resources.bucket_for(&function.name, name)
+        self.inner.function.resources.bucket(name)
     }
 }
 

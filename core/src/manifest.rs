@@ -53,24 +53,32 @@ pub struct FunctionManifest {
 #[serde(rename_all = "camelCase")]
 pub struct UsesManifest {
     /// Collections, in name order.
+    #[serde(default)]
     pub collections: Vec<String>,
     /// Buckets, in name order.
+    #[serde(default)]
     pub buckets: Vec<String>,
 }
 
 impl FunctionManifest {
-    /// Whether the function may use collection `name` (any, when it declared nothing).
+    /// Whether the function may use collection `name`: any when it declared nothing,
+    /// else those it declared and its trigger's.
     pub fn may_use_collection(&self, name: &str) -> bool {
-        self.uses
-            .as_ref()
-            .is_none_or(|u| u.collections.iter().any(|c| c == name))
+        matches!(&self.trigger, TriggerManifest::DocumentCreated { collection } if collection == name)
+            || self
+                .uses
+                .as_ref()
+                .is_none_or(|u| u.collections.iter().any(|c| c == name))
     }
 
-    /// Whether the function may use bucket `name` (any, when it declared nothing).
+    /// Whether the function may use bucket `name`: any when it declared nothing, else
+    /// those it declared and its trigger's.
     pub fn may_use_bucket(&self, name: &str) -> bool {
-        self.uses
-            .as_ref()
-            .is_none_or(|u| u.buckets.iter().any(|b| b == name))
+        matches!(&self.trigger, TriggerManifest::BlobCreated { bucket, .. } if bucket == name)
+            || self
+                .uses
+                .as_ref()
+                .is_none_or(|u| u.buckets.iter().any(|b| b == name))
     }
 }
 

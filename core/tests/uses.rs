@@ -97,6 +97,9 @@ async fn a_bucket_the_function_did_not_declare_is_an_error_naming_the_fix() {
         "{}",
         e.operator_message()
     );
+    // Not through the Context's resources either.
+    assert!(api.resources().bucket("uploads").is_err());
+    assert!(api.resources().bucket("exports").is_ok());
     // Functions that declared nothing, and the trigger's own bucket.
     assert!(test.context("open").bucket("uploads").is_ok());
     assert!(test.context("thumbnails").bucket("uploads").is_ok());
@@ -108,13 +111,20 @@ async fn a_collection_the_function_did_not_declare_panics_under_test() {
     let api = test.context("api");
     let _ = api.collection::<Value>("orders");
     let _ = test.context("open").collection::<Value>("payments");
-    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _ = api.collection::<Value>("payments");
-    }))
-    .unwrap_err();
-    let message = nube::panic_message(&*refused);
-    assert!(
-        message.contains(".function_collections(\"api\", [\"payments\"])"),
-        "{message}"
-    );
+    for refused in [
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = api.collection::<Value>("payments");
+        })),
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = api.resources().collection::<Value>("payments");
+        })),
+    ] {
+        let message = nube::panic_message(&*refused.unwrap_err());
+        assert!(
+            message.contains(".function_collections(\"api\", [\"payments\"])"),
+            "{message}"
+        );
+    }
+    // The app's own resources (the harness's) are not any one function's.
+    let _ = test.collection::<Value>("payments");
 }

@@ -594,12 +594,23 @@ pub async fn run(app: App) -> ExitCode {
     }
     crate::logging::init();
     crate::logging::log_panics();
-    match start(app).await {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "the Lambda runtime stopped");
-            ExitCode::FAILURE
-        }
+    // A panic while starting (lambda_runtime's own, for a missing
+    // `AWS_LAMBDA_FUNCTION_*` variable) is an init failure like the others.
+    let started = AssertUnwindSafe(start(app)).catch_unwind().await;
+    let started = started.unwrap_or_else(|panic| {
+        Err(InitError(format!(
+            "the runtime panicked while starting: {}",
+            nube::panic_message(&*panic)
+        )))
+    });
+    match started {
+        Ok(serve) => match serve.await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "the Lambda runtime stopped");
+                ExitCode::FAILURE
+            }
+        },
         Err(e) => {
             tracing::error!(error = %e, "nube-aws could not start");
             report_init_error(&e).await;
@@ -666,14 +677,16 @@ async fn post_init_error(api: &str, error: &InitError) -> Result<(), String> {
     }
 }
 
-async fn start(app: App) -> Result<Result<(), lambda_runtime::Error>, InitError> {
+/// Everything up to serving: the runtime, ready to poll for invocations.
+async fn start(
+    app: App,
+) -> Result<impl Future<Output = Result<(), lambda_runtime::Error>>, InitError> {
     app.validate().map_err(|e| InitError(e.to_string()))?;
     let handler = std::env::var("_HANDLER").ok();
     let function = select_function(&app, handler.as_deref())?.name().to_owned();
     let resources = resources_from_env(&app).await?;
     let names = ResourceNames::from_env(&app);
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(app), &function, resources, names)?);
-    tracing::info!(function, "nube-aws is serving");
     let service = lambda_runtime::service_fn(move |event: LambdaEvent<RawPayload>| {
         let dispatcher = dispatcher.clone();
         async move { dispatcher.handle_event(event).await }
@@ -682,7 +695,8 @@ async fn start(app: App) -> Result<Result<(), lambda_runtime::Error>, InitError>
     let runtime = lambda_runtime::Runtime::new(service)
         .layer(lambda_runtime::layers::TracingLayer::new())
         .layer(PayloadLayer);
-    Ok(runtime.run().await)
+    tracing::info!(function, "nube-aws is serving");
+    Ok(runtime.run())
 }
 
 #[cfg(test)]

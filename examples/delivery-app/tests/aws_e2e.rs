@@ -913,48 +913,16 @@ async fn the_bootstrap_serves_every_trigger_through_a_lambda_runtime_api_emulato
     );
 }
 
-/// A bootstrap whose init fails (here: `_HANDLER` names no function of the app) tells
-/// the Runtime API why (`/runtime/init/error`), so the invocation that started the
-/// sandbox answers with nube's reason, not Lambda's bare `Runtime.ExitError`; and the
-/// process exits with a failure code.
+/// A bootstrap whose init fails tells the Runtime API why (`/runtime/init/error`), so
+/// the invocation that started the sandbox answers with nube's reason, not Lambda's
+/// bare `Runtime.ExitError`; and the process exits with a failure code. Here: a
+/// `_HANDLER` that names no function of the app, and a variable lambda_runtime needs
+/// missing (it panics).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_init_answers_the_waiting_invocation_with_its_reason() {
     let function = "no-such-function";
     let emulator = Emulator::start(&[function.to_owned()]);
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(PATIENCE)
-        .build()
-        .unwrap();
-    let invoke = tokio::spawn(
-        http.post(emulator.invoke_url(function))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send(),
-    );
-    // Lambda runs init again for the next invocation; so does this loop, in case a
-    // bootstrap reported before the emulator had queued the invocation.
-    let mut logs = Vec::new();
-    while !invoke.is_finished() {
-        assert!(
-            logs.len() < 20,
-            "the invocation got no answer after {} failed inits; the last log:\n{}\ncargo-lambda's log:\n{}",
-            logs.len(),
-            logs.last().map_or("", String::as_str),
-            emulator.log_text()
-        );
-        let text = failed_init(&emulator.runtime_api(function), function);
-        assert!(
-            !text.contains("could not report the init error"),
-            "the init error reached the Runtime API:\n{text}"
-        );
-        logs.push(text);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let response = invoke.await.unwrap().expect("the invocation is answered");
-    let text = response.text().await.unwrap();
-    let answer: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("the init error is JSON ({e}): {text}"));
+    let answer = init_error(&emulator, function, None).await;
     assert_eq!(answer["errorType"], "nube.InitError", "{answer}");
     let message = answer["errorMessage"].as_str().unwrap_or_default();
     assert!(
@@ -962,11 +930,24 @@ async fn a_failed_init_answers_the_waiting_invocation_with_its_reason() {
         "the reason names the handler and the functions it could be: {message}"
     );
 
+    // An emulator of its own: cargo-lambda's hands an init error to the first
+    // function it has queued invocations for, even an emptied queue.
+    let emulator = Emulator::start(&["todos".to_owned()]);
+    let answer = init_error(&emulator, "todos", Some("AWS_LAMBDA_FUNCTION_VERSION")).await;
+    assert_eq!(answer["errorType"], "nube.InitError", "{answer}");
+    let message = answer["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("panicked while starting")
+            && message.contains("AWS_LAMBDA_FUNCTION_VERSION"),
+        "{message}"
+    );
+
     // With no Runtime API answering, the bootstrap says so and still exits at once.
     let started = Instant::now();
     let text = failed_init(
         &format!("127.0.0.1:{}", nube::testing::free_port()),
         function,
+        None,
     );
     assert!(
         text.contains("could not report the init error") && text.contains("Runtime.ExitError"),
@@ -975,22 +956,83 @@ async fn a_failed_init_answers_the_waiting_invocation_with_its_reason() {
     assert!(started.elapsed() < Duration::from_secs(10), "{text}");
 }
 
-/// Runs the bootstrap for `handler` against `runtime_api` until it exits, expecting a
-/// failure: what it logged.
-fn failed_init(runtime_api: &str, handler: &str) -> String {
+/// Invokes `handler` through `emulator` and starts its bootstrap (without the variable
+/// `missing`) until the invocation is answered: the answer. Lambda runs init again for
+/// the next invocation; so does this, in case a bootstrap reported before the emulator
+/// had queued the invocation.
+async fn init_error(emulator: &Emulator, handler: &str, missing: Option<&str>) -> Value {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let mut invoke = tokio::spawn(
+        http.post(emulator.invoke_url(handler))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send(),
+    );
+    let mut logs = Vec::new();
+    let response = loop {
+        assert!(
+            logs.len() < 5,
+            "the invocation got no answer after {} failed inits; the last log:\n{}\ncargo-lambda's log:\n{}",
+            logs.len(),
+            logs.last().map_or("", String::as_str),
+            emulator.log_text()
+        );
+        let api = emulator.runtime_api(handler);
+        let text = tokio::task::spawn_blocking({
+            let handler = handler.to_owned();
+            let missing = missing.map(str::to_owned);
+            move || failed_init(&api, &handler, missing.as_deref())
+        })
+        .await
+        .unwrap();
+        logs.push(text);
+        if let Ok(answered) = tokio::time::timeout(Duration::from_secs(5), &mut invoke).await {
+            break answered.unwrap().expect("the invocation is answered");
+        }
+    };
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("the init error is JSON ({e}): {text}"))
+}
+
+/// Runs the bootstrap for `handler` against `runtime_api` (without the variable
+/// `missing`) until it exits, expecting a failure: what it logged.
+fn failed_init(runtime_api: &str, handler: &str, missing: Option<&str>) -> String {
     let log = log_file();
-    let status = Command::new(env!("CARGO_BIN_EXE_delivery-app"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_delivery-app"));
+    command
         .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
         .env("_HANDLER", handler)
         .env("AWS_LAMBDA_FUNCTION_NAME", handler)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("NO_PROXY", "127.0.0.1,localhost")
         .stdin(Stdio::null())
         .stdout(log.reopen().unwrap())
-        .stderr(log.reopen().unwrap())
-        .status()
-        .expect("the delivery-app bootstrap starts");
+        .stderr(log.reopen().unwrap());
+    if let Some(variable) = missing {
+        command.env_remove(variable);
+    }
+    let mut child = command.spawn().expect("the delivery-app bootstrap starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > PATIENCE {
+            let _ = child.kill();
+            panic!(
+                "the bootstrap did not exit within {PATIENCE:?}:\n{}",
+                read_log(&log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let text = read_log(&log);
     assert!(!status.success(), "a failed init exits {status}:\n{text}");
     text

@@ -223,12 +223,34 @@ fn check_blob_prefixes(manifest: &Manifest) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses a function that declares it uses a collection or bucket the app does not
+/// have: it would get no policy for it, and AWS would deny what the function expects.
+fn check_uses(manifest: &Manifest) -> Result<(), String> {
+    for f in &manifest.functions {
+        let Some(uses) = &f.uses else { continue };
+        let missing = |kind: &str, used: &[String], declared: &[String]| {
+            used.iter().find(|u| !declared.contains(u)).map(|u| {
+                format!(
+                    "function {:?} uses {kind} {u:?}, which the app does not declare",
+                    f.name
+                )
+            })
+        };
+        if let Some(e) = missing("collection", &uses.collections, &manifest.collections)
+            .or_else(|| missing("bucket", &uses.buckets, &manifest.buckets))
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Renders the SAM template for `manifest`.
 ///
 /// Fails, saying what to change, when AWS cannot run the app as declared: a schedule
 /// EventBridge cannot express (the [`nube::ScheduleError`]'s message), a timeout
-/// beyond Lambda's, overlapping S3 notifications, a trigger on an undeclared resource,
-/// or two names that map to the same CloudFormation id.
+/// beyond Lambda's, overlapping S3 notifications, a trigger on (or a function's use of)
+/// an undeclared resource, or two names that map to the same CloudFormation id.
 pub fn render_sam(manifest: &Manifest, options: &Options) -> Result<Value, String> {
     let functions = ids(
         "function",
@@ -246,6 +268,7 @@ pub fn render_sam(manifest: &Manifest, options: &Options) -> Result<Value, Strin
         manifest.buckets.iter().map(String::as_str),
     )?;
     check_blob_prefixes(manifest)?;
+    check_uses(manifest)?;
 
     let mut resources = Map::new();
     let mut outputs = Map::new();
@@ -978,6 +1001,28 @@ mod tests {
         m.collections.retain(|c| c != "order-events");
         let err = render_sam(&m, &Options::default()).unwrap_err();
         assert!(err.contains("does not declare"), "{err}");
+    }
+
+    #[test]
+    fn uses_of_undeclared_resources_are_refused_and_a_trigger_s_own_is_implied() {
+        let mut m = manifest();
+        m.functions[2].uses = Some(nube::manifest::UsesManifest {
+            collections: vec!["ledger".to_owned()],
+            buckets: vec![],
+        });
+        let err = render_sam(&m, &Options::default()).unwrap_err();
+        assert!(
+            err.contains(
+                "\"on-upload\" uses collection \"ledger\", which the app does not declare"
+            ),
+            "{err}"
+        );
+        // A hand-written `uses` without the trigger's bucket still reaches it.
+        m.functions[2].uses = serde_json::from_value(json!({"collections": []})).unwrap();
+        let t = render(&m);
+        let policies = &t["Resources"]["OnUploadFunction"]["Properties"]["Policies"];
+        assert_eq!(policies.as_array().unwrap().len(), 1, "{policies}");
+        assert!(policies[0].get("S3CrudPolicy").is_some(), "{policies}");
     }
 
     #[test]

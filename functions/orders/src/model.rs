@@ -18,7 +18,7 @@ pub struct OrderItem {
     pub sku: String,
     /// Quantity, at least 1.
     pub qty: u32,
-    /// Unit price, at least 0.
+    /// Unit price: at least 0, at most [`MAX_PRICE`], in whole cents.
     pub price: f64,
 }
 
@@ -138,10 +138,27 @@ pub struct Order {
     pub version: u32,
 }
 
-/// Σ qty × price, rounded to cents.
+/// Σ qty × price, summed in whole cents so that no float error adds up (prices are
+/// whole cents, as [`NewOrder::validate`] checks).
 pub fn total(items: &[OrderItem]) -> f64 {
-    let sum: f64 = items.iter().map(|i| f64::from(i.qty) * i.price).sum();
-    (sum * 100.0).round() / 100.0
+    let cents: i64 = items
+        .iter()
+        .map(|i| i64::from(i.qty) * cents(i.price))
+        .sum();
+    // n / 100 prints as the decimal it stands for (exact below 2^53 cents).
+    cents as f64 / 100.0
+}
+
+/// `price` in cents, the nearest whole number.
+fn cents(price: f64) -> i64 {
+    (price * 100.0).round() as i64
+}
+
+/// Whether `price` is a whole number of cents (up to float error in the text it was
+/// read from: `0.1 + 0.2` is not, `0.30` is).
+fn whole_cents(price: f64) -> bool {
+    let scaled = price * 100.0;
+    (scaled - scaled.round()).abs() < 1e-6
 }
 
 /// Applies one event to a state. Events must come in version order: the first
@@ -249,6 +266,8 @@ pub struct NewItem {
 pub const MAX_ITEMS: usize = 100;
 /// The largest quantity of one item.
 pub const MAX_QTY: u64 = 1000;
+/// The largest unit price.
+pub const MAX_PRICE: f64 = 1_000_000.0;
 
 /// A validated order request.
 #[derive(Debug, Clone, PartialEq)]
@@ -298,8 +317,12 @@ impl NewOrder {
                     .price
                     .as_ref()
                     .and_then(Value::as_f64)
-                    .filter(|p| p.is_finite() && *p >= 0.0)
-                    .ok_or_else(|| format!("items[{n}].price must be a number of at least 0"))?;
+                    .filter(|p| (0.0..=MAX_PRICE).contains(p) && whole_cents(*p))
+                    .ok_or_else(|| {
+                        format!(
+                            "items[{n}].price must be a number from 0 to {MAX_PRICE} with at most two decimals"
+                        )
+                    })?;
                 Ok(OrderItem { sku, qty, price })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -371,6 +394,30 @@ mod tests {
                 reason: "too slow".into(),
             },
         )
+    }
+
+    #[test]
+    fn prices_are_whole_cents_and_totals_their_exact_sum() {
+        let item = |qty, price| OrderItem {
+            sku: "s".into(),
+            qty,
+            price,
+        };
+        // Summed as floats these would be 0.30000000000000004 and 70.00000000000001.
+        assert_eq!(total(&[item(1, 0.1), item(1, 0.2)]), 0.3);
+        assert_eq!(total(&[item(1000, 0.07)]), 70.0);
+        assert_eq!(
+            serde_json::to_string(&total(&[item(3, 19.99), item(1000, 999_999.99)])).unwrap(),
+            "1000000049.97"
+        );
+        let validated = |price: Value| {
+            validate(
+                json!({"userId": "u", "restaurantId": "r", "items": [{"sku": "b", "qty": 1, "price": price}]}),
+            )
+        };
+        assert!(validated(json!(0.1)).is_ok() && validated(json!(19.99)).is_ok());
+        assert!(validated(json!(0.30)).is_ok() && validated(json!(1_000_000)).is_ok());
+        assert!(validated(json!(0.001)).is_err() && validated(json!(1_000_000.01)).is_err());
     }
 
     #[test]
@@ -572,6 +619,14 @@ mod tests {
             ),
             (
                 json!({"userId": "u", "restaurantId": "r", "items": [{"sku": "b", "qty": 1}]}),
+                "items[0].price",
+            ),
+            (
+                json!({"userId": "u", "restaurantId": "r", "items": [{"sku": "b", "qty": 1, "price": 9.999}]}),
+                "at most two decimals",
+            ),
+            (
+                json!({"userId": "u", "restaurantId": "r", "items": [{"sku": "b", "qty": 1, "price": 1e7}]}),
                 "items[0].price",
             ),
         ];

@@ -272,7 +272,7 @@ impl FunctionScope {
 pub struct TraceContext {
     /// The trace id (32 hex digits for W3C and Cloud Trace).
     pub trace_id: String,
-    /// The caller's span id, when given, as sent.
+    /// The caller's span id, when given (nube-gcp writes it as 16 hex digits, as W3C does).
     pub span_id: Option<String>,
     /// Whether the caller sampled the trace.
     pub sampled: bool,

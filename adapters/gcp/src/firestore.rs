@@ -305,7 +305,8 @@ pub fn json_value_to_json(value: &Json) -> Result<Json, DecodeError> {
             _ => return Err(wrong("an int64")),
         },
         "doubleValue" => match inner {
-            Json::Number(_) => inner.clone(),
+            // A float, as the protobuf form gives it (`5`, in JSON, is the double 5.0).
+            Json::Number(n) => double(n.as_f64().ok_or_else(|| wrong("a double"))?),
             Json::String(s) => match s.as_str() {
                 "NaN" | "Infinity" | "-Infinity" => inner.clone(),
                 other => double(other.parse::<f64>().map_err(|_| wrong("a double"))?),
@@ -737,6 +738,12 @@ mod tests {
         );
         let e = json_fields_to_json(Some(&json!({"n": {"integerValue": "x"}}))).unwrap_err();
         assert!(e.0.contains("field \"n\"") && e.0.contains("int64"), "{e}");
+        // A whole double is still a float, as its protobuf form reads.
+        let whole = json_fields_to_json(Some(&json!({"d": {"doubleValue": 5}}))).unwrap();
+        let proto =
+            fields_to_json(&HashMap::from([("d".to_owned(), v(V::DoubleValue(5.0)))])).unwrap();
+        assert_eq!(whole, proto);
+        assert!(whole["d"].is_f64(), "{whole:?}");
     }
 
     #[test]

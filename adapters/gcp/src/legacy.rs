@@ -34,8 +34,6 @@ pub const FIRESTORE_SERVICE: &str = "firestore.googleapis.com";
 /// Pub/Sub's CloudEvents service name.
 pub const PUBSUB_SERVICE: &str = "pubsub.googleapis.com";
 
-const PUBSUB_MESSAGE_TYPE: &str = "type.googleapis.com/google.pubsub.v1.PubsubMessage";
-
 /// The CloudEvent type of a legacy event type, when the Functions Frameworks know it.
 pub fn cloud_event_type(legacy: &str) -> Option<&'static str> {
     Some(match legacy {
@@ -191,11 +189,16 @@ pub fn to_cloud_event(body: &Map<String, Value>) -> Result<Event, DecodeError> {
                 )));
             }
         };
-        message
-            .entry("@type")
-            .or_insert_with(|| Value::from(PUBSUB_MESSAGE_TYPE));
-        message.insert("messageId".into(), Value::from(event_id));
-        if let Some(ts) = text("timestamp") {
+        // As the Functions Framework: filled from the envelope when missing or empty.
+        let missing = |v: Option<&Value>| {
+            v.is_none_or(|v| v.is_null() || v.as_str() == Some("") || v == &Value::Bool(false))
+        };
+        if missing(message.get("messageId")) {
+            message.insert("messageId".into(), Value::from(event_id));
+        }
+        if missing(message.get("publishTime"))
+            && let Some(ts) = text("timestamp")
+        {
             message.insert("publishTime".into(), Value::from(ts));
         }
         data = json!({ "message": message });
@@ -292,6 +295,20 @@ mod tests {
         );
         assert_eq!(data["message"]["publishTime"], "2020-09-29T11:32:00.000Z");
         assert_eq!(data["message"]["attributes"]["attribute1"], "value1");
+
+        // The message's own id and time stay; no `@type` is added.
+        let own = to_cloud_event(&object(json!({
+            "eventId": "envelope-id",
+            "timestamp": "2020-09-29T11:32:00.000Z",
+            "eventType": "google.pubsub.topic.publish",
+            "resource": "projects/sample-project/topics/gcf-test",
+            "data": {"messageId": "message-id", "publishTime": "2020-09-29T11:31:59.000Z", "data": ""}
+        })))
+        .unwrap();
+        let data = crate::cloudevent::data_json(&own).unwrap();
+        assert_eq!(data["message"]["messageId"], "message-id");
+        assert_eq!(data["message"]["publishTime"], "2020-09-29T11:31:59.000Z");
+        assert!(data["message"].get("@type").is_none(), "{data}");
     }
 
     #[test]

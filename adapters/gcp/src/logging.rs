@@ -51,8 +51,9 @@ pub fn trace_resource(trace_id: &str, project: Option<&str>) -> String {
 }
 
 /// The trace of a request: W3C `traceparent` (`00-<trace>-<span>-<flags>`), else
-/// `X-Cloud-Trace-Context` (`<trace>/<span>;o=<0|1>`). The span id is as sent: hex for
-/// `traceparent`, decimal for `X-Cloud-Trace-Context`.
+/// `X-Cloud-Trace-Context` (`<trace>/<span>;o=<0|1>`). The span id is 16 hex digits
+/// either way: as sent in `traceparent`, converted from `X-Cloud-Trace-Context`'s
+/// decimal (what Cloud Logging's `spanId` expects).
 pub fn trace_of(headers: &http::HeaderMap) -> Option<TraceContext> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     trace_from(header(TRACEPARENT), header(CLOUD_TRACE))
@@ -88,7 +89,12 @@ pub(crate) fn trace_from(traceparent: Option<&str>, cloud: Option<&str>) -> Opti
     }
     Some(TraceContext {
         trace_id: trace_id.to_ascii_lowercase(),
-        span_id: Some(span_id.trim().to_owned()).filter(|s| !s.is_empty()),
+        // Sent as a decimal number; Cloud Logging and W3C write the 8 bytes as 16 hex digits.
+        span_id: span_id
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|id| format!("{id:016x}")),
         sampled: options.trim() == "o=1",
     })
 }
@@ -247,8 +253,24 @@ mod tests {
         );
         let t = trace_of(&h).unwrap();
         assert_eq!(t.trace_id, "105445aa7843bc8bf206b12000100000");
-        assert_eq!(t.span_id.as_deref(), Some("1"));
+        assert_eq!(t.span_id.as_deref(), Some("0000000000000001"));
         assert!(t.sampled);
+        h.insert(
+            "x-cloud-trace-context",
+            "105445aa7843bc8bf206b12000100000/18446744073709551615"
+                .parse()
+                .unwrap(),
+        );
+        let t = trace_of(&h).unwrap();
+        assert_eq!(t.span_id.as_deref(), Some("ffffffffffffffff"));
+        assert!(!t.sampled);
+        h.insert(
+            "x-cloud-trace-context",
+            "105445aa7843bc8bf206b12000100000/not-a-number;o=1"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(trace_of(&h).unwrap().span_id, None);
         assert_eq!(
             trace_resource(&t.trace_id, Some("p")),
             "projects/p/traces/105445aa7843bc8bf206b12000100000"

@@ -371,12 +371,17 @@ impl Server {
         let limit = self.inner.app.settings().max_body_bytes;
         let body = match nube::axum::body::to_bytes(body, limit).await {
             Ok(b) => b,
-            Err(_) => {
-                return Error::new(
-                    ErrorKind::PayloadTooLarge,
-                    format!("the event is larger than this function accepts ({limit} bytes)"),
-                )
-                .into_response();
+            Err(e) => {
+                let e = e.into_inner();
+                if e.is::<http_body_util::LengthLimitError>() {
+                    return Error::new(
+                        ErrorKind::PayloadTooLarge,
+                        format!("the event is larger than this function accepts ({limit} bytes)"),
+                    )
+                    .into_response();
+                }
+                tracing::warn!(function, error = %e, "the event's body could not be read");
+                return Error::bad_request("the event's body could not be read").into_response();
             }
         };
         let event = match self.decode(function, &parts.headers, &body) {

@@ -647,6 +647,30 @@ async fn not_a_cloud_event_is_400_with_the_reason() {
 }
 
 #[tokio::test]
+async fn an_event_too_large_is_413_and_one_whose_body_fails_400() {
+    let h = Harness::new();
+    let big = vec![b' '; 7 * 1024 * 1024];
+    let (status, body) = h
+        .send(binary("/thumbs", &[], "application/json", big))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let broken = futures::stream::iter([
+        Ok(bytes::Bytes::from_static(b"{")),
+        Err(std::io::Error::other("connection reset by the secret peer")),
+    ]);
+    let request = Request::post("/thumbs")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(broken))
+        .unwrap();
+    let (status, body) = h.send(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("could not be read"), "{message}");
+    assert!(!body.to_string().contains("secret"), "{body}");
+    assert_eq!(h.seen_count().await, 0);
+}
+
+#[tokio::test]
 async fn a_type_the_function_does_not_take_is_400() {
     let h = Harness::new();
     let a = storage_attributes("st-3", "original/x.jpg");

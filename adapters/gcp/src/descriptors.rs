@@ -1,19 +1,23 @@
 //! Packaging descriptors rendered from an app's [`Manifest`] (pure functions: no
 //! network, no `gcloud`): the whole app as one Cloud Run service, its event triggers
 //! and timers wired to the service's `POST /{function}` paths ([`crate::server`]).
+//! When the app's HTTP is public (`anonymous_http`), its event functions get a
+//! second, private service ([`splits_events`]): Cloud Run checks IAM per service,
+//! and on one public service anyone could post an event.
 //!
 //! | manifest | rendered |
 //! |---|---|
-//! | the app | [`render_service`]: a Knative `serving.knative.dev/v1` `Service` (`service.yaml`, for `gcloud run services replace`): one container, port 8080, `timeoutSeconds` = the longest function timeout + 1 s, `GOOGLE_CLOUD_PROJECT` and `NUBE_BUCKET_*` in its environment |
+//! | the app | [`render_service`]: a Knative `serving.knative.dev/v1` `Service` (`service.yaml`, for `gcloud run services replace`): one container, port 8080, `timeoutSeconds` = the longest function timeout + 1 s, `GOOGLE_CLOUD_PROJECT` and `NUBE_BUCKET_*` in its environment; when it [`splits_events`], `NUBE_SERVE=http`, and [`render_events_service`] is the same image as `<app>-events` with `NUBE_SERVE=events` (`service-events.yaml`), which only the invoker account may call |
 //! | blob created | an Eventarc trigger: `type=google.cloud.storage.object.v1.finalized`, `bucket=<physical bucket>`, to `/{function}` (Eventarc has no prefix filter: the server acknowledges keys outside the prefix without running the function) |
 //! | document created | an Eventarc trigger: `type=google.cloud.firestore.document.v1.created`, `database=<database>`, path pattern `document=<collection>/{id}`, event data `application/protobuf`, to `/{function}` |
-//! | timer | a Cloud Scheduler HTTP job: `POST <service URL>/{function}` with an OIDC token, [`Schedule::to_unix_cron`] in `Etc/UTC` |
+//! | timer | a Cloud Scheduler HTTP job: `POST <events service URL>/{function}` with an OIDC token of the invoker account, [`Schedule::to_unix_cron`] in `Etc/UTC` |
+//! | who may call | Eventarc and Cloud Scheduler call as [`Options::service_account`], else the project's default compute account; it gets `roles/run.invoker` on the events' service and `roles/eventarc.eventReceiver`; the Cloud Storage service agent gets `roles/pubsub.publisher`; Firestore triggers are created in the database's location (`nam5` → `us-central1`, `eur3` → `europe-west4`) |
 //! | bucket | a Cloud Storage bucket `<project>-<app>-<bucket>` |
 //!
 //! Triggers and jobs come both as a `deploy.sh` of `gcloud` commands
 //! ([`render_deploy_script`]) and as YAML in the shape of the Eventarc and Cloud
-//! Scheduler REST resources ([`render_triggers_yaml`]; the service URL, known only
-//! after the first deploy, is `${SERVICE_URL}` there). [`render_dockerfile`] is the
+//! Scheduler REST resources ([`render_triggers_yaml`]; what is known only at deploy
+//! time, such as the service URL, is a `${...}` placeholder there). [`render_dockerfile`] is the
 //! image: the static binary on distroless, as user 65532. Cloud Run (fully managed)
 //! ignores a Kubernetes `securityContext`, so running as non-root is the image's
 //! `USER`, not a field of `service.yaml`.
@@ -31,6 +35,9 @@ pub const MAX_CLOUD_RUN_TIMEOUT: u64 = 3600;
 /// The user the image runs as (distroless's `nonroot`).
 pub const NON_ROOT_UID: u32 = 65532;
 
+/// The Firestore database a project has from the start.
+pub const DEFAULT_DATABASE: &str = "(default)";
+
 /// What the manifest does not say: where and how the app is deployed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -40,11 +47,12 @@ pub struct Options {
     pub region: String,
     /// The container image (`europe-west1-docker.pkg.dev/<project>/nube/<app>:<tag>`).
     pub image: String,
-    /// The service account the service runs as, and Eventarc and Cloud Scheduler
-    /// call it with (it gets `roles/run.invoker`); the default compute account when
-    /// `None`.
+    /// The service account the services run as, and Eventarc and Cloud Scheduler
+    /// call them with (it gets `roles/run.invoker` on the events' service); `None`:
+    /// the project's default compute account, which `deploy.sh` looks up.
     pub service_account: Option<String>,
-    /// The Firestore database of the document triggers (`(default)`).
+    /// The Firestore database of the document triggers and the store
+    /// (`(default)`; another is passed to the service as `NUBE_FIRESTORE_DATABASE`).
     pub firestore_database: String,
     /// Memory of the container (`512Mi`).
     pub memory: String,
@@ -66,7 +74,7 @@ impl Options {
             region: region.into(),
             image: image.into(),
             service_account: None,
-            firestore_database: "(default)".to_owned(),
+            firestore_database: DEFAULT_DATABASE.to_owned(),
             memory: "512Mi".to_owned(),
             cpu: "1".to_owned(),
             max_instances: 100,
@@ -113,9 +121,58 @@ fn service_timeout(manifest: &Manifest) -> Result<u64, String> {
     Ok(seconds)
 }
 
-/// The Knative `Service` of the app, as a JSON value (see [`render_service`]).
+/// Whether the app's event functions get a private service of their own: its HTTP
+/// is public (`anonymous_http`) and it has event functions too. One service would
+/// let anyone on the internet post events to them (`POST /{function}`), since
+/// Cloud Run's IAM check is per service, not per path.
+pub fn splits_events(manifest: &Manifest) -> bool {
+    let http =
+        |f: &&nube::manifest::FunctionManifest| matches!(f.trigger, TriggerManifest::Http { .. });
+    manifest.settings.anonymous_http
+        && manifest.functions.iter().any(|f| http(&f))
+        && manifest.functions.iter().any(|f| !http(&f))
+}
+
+/// The service the event triggers and timer jobs call: `<app>-events` when the app
+/// [`splits_events`], else `<app>`.
+pub fn events_service_name(manifest: &Manifest) -> String {
+    if splits_events(manifest) {
+        format!("{}-events", manifest.app)
+    } else {
+        manifest.app.clone()
+    }
+}
+
+/// The Knative `Service` of the app, as a JSON value (see [`render_service`]): the
+/// whole app, or its HTTP functions when it [`splits_events`] (`NUBE_SERVE=http`).
 pub fn service(manifest: &Manifest, options: &Options) -> Result<Value, String> {
+    let serve = splits_events(manifest).then_some(crate::server::Serve::Http);
+    service_named(manifest, options, &manifest.app, serve)
+}
+
+/// The private service of the app's event functions (`NUBE_SERVE=events`), when it
+/// [`splits_events`].
+pub fn events_service(manifest: &Manifest, options: &Options) -> Result<Option<Value>, String> {
+    if !splits_events(manifest) {
+        return Ok(None);
+    }
+    let name = events_service_name(manifest);
+    service_named(manifest, options, &name, Some(crate::server::Serve::Events)).map(Some)
+}
+
+fn service_named(
+    manifest: &Manifest,
+    options: &Options,
+    name: &str,
+    serve: Option<crate::server::Serve>,
+) -> Result<Value, String> {
     let mut env = vec![json!({"name": "GOOGLE_CLOUD_PROJECT", "value": options.project})];
+    if let Some(serve) = serve {
+        env.push(json!({"name": "NUBE_SERVE", "value": serve.as_str()}));
+    }
+    if options.firestore_database != DEFAULT_DATABASE {
+        env.push(json!({"name": "NUBE_FIRESTORE_DATABASE", "value": options.firestore_database}));
+    }
     for bucket in &manifest.buckets {
         env.push(json!({
             "name": crate::names::bucket_env_var(bucket),
@@ -141,7 +198,7 @@ pub fn service(manifest: &Manifest, options: &Options) -> Result<Value, String> 
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
         "metadata": {
-            "name": manifest.app,
+            "name": name,
             "labels": {"cloud.googleapis.com/location": options.region},
             "annotations": {"run.googleapis.com/ingress": "all"},
         },
@@ -158,9 +215,19 @@ pub fn service(manifest: &Manifest, options: &Options) -> Result<Value, String> 
     }))
 }
 
-/// `service.yaml`: the app as one Cloud Run service (the table in the module docs).
+/// `service.yaml`: the app as one Cloud Run service, or its HTTP half when it
+/// [`splits_events`] (the table in the module docs).
 pub fn render_service(manifest: &Manifest, options: &Options) -> Result<String, String> {
     Ok(to_yaml(&service(manifest, options)?))
+}
+
+/// `service-events.yaml`: the private service of the event functions, when the app
+/// [`splits_events`].
+pub fn render_events_service(
+    manifest: &Manifest,
+    options: &Options,
+) -> Result<Option<String>, String> {
+    Ok(events_service(manifest, options)?.map(|s| to_yaml(&s)))
 }
 
 /// One event trigger or timer, as the descriptors see it.
@@ -172,6 +239,8 @@ enum Wiring {
         filters: Vec<(String, String)>,
         path_pattern: Option<(String, String)>,
         content_type: Option<&'static str>,
+        /// In the Firestore database's location rather than the service's region.
+        firestore: bool,
     },
     Scheduler {
         name: String,
@@ -206,6 +275,7 @@ fn wiring(manifest: &Manifest, options: &Options) -> Result<Vec<Wiring>, String>
                     ],
                     path_pattern: None,
                     content_type: None,
+                    firestore: false,
                 });
             }
             TriggerManifest::DocumentCreated { collection } => out.push(Wiring::Eventarc {
@@ -217,6 +287,7 @@ fn wiring(manifest: &Manifest, options: &Options) -> Result<Vec<Wiring>, String>
                 ],
                 path_pattern: Some(("document".into(), format!("{collection}/{{id}}"))),
                 content_type: Some(crate::firestore::PROTOBUF_CONTENT_TYPE),
+                firestore: true,
             }),
             TriggerManifest::Timer { schedule } => {
                 let cron = Schedule::parse(schedule)
@@ -235,16 +306,34 @@ fn wiring(manifest: &Manifest, options: &Options) -> Result<Vec<Wiring>, String>
 }
 
 /// The triggers and jobs as YAML in the shape of the Eventarc `Trigger` and Cloud
-/// Scheduler `Job` REST resources; `${SERVICE_URL}` stands for the service's URL.
+/// Scheduler `Job` REST resources (see [`triggers`] for the placeholders).
 pub fn render_triggers_yaml(manifest: &Manifest, options: &Options) -> Result<String, String> {
     Ok(to_yaml(&triggers(manifest, options)?))
 }
 
+/// What `deploy.sh` calls the URL of the service the events go to.
+const EVENTS_URL: &str = "EVENTS_URL";
+/// What `deploy.sh` calls the account Eventarc and Cloud Scheduler call with, when
+/// none is given.
+const INVOKER: &str = "INVOKER_SERVICE_ACCOUNT";
+/// What `deploy.sh` calls the Eventarc location of the Firestore database.
+const FIRESTORE_LOCATION: &str = "FIRESTORE_LOCATION";
+
 /// What [`render_triggers_yaml`] writes, as a JSON value: `eventarcTriggers` (Eventarc
 /// `Trigger` resources) and `schedulerJobs` (Cloud Scheduler `Job` resources), each
 /// naming its function's path in `destination.cloudRun.path` or `httpTarget.uri`.
+/// What is known only at deploy time is a `${...}` placeholder, named as `deploy.sh`
+/// names it: `${EVENTS_URL}` (the URL of the service the events go to),
+/// `${FIRESTORE_LOCATION}` (the Eventarc location of the Firestore database), and,
+/// without [`Options::service_account`], `${INVOKER_SERVICE_ACCOUNT}` (the project's
+/// default compute account).
 pub fn triggers(manifest: &Manifest, options: &Options) -> Result<Value, String> {
-    let parent = format!("projects/{}/locations/{}", options.project, options.region);
+    let locations = |location: &str| format!("projects/{}/locations/{location}", options.project);
+    let invoker = options
+        .service_account
+        .clone()
+        .unwrap_or_else(|| format!("${{{INVOKER}}}"));
+    let events_service = events_service_name(manifest);
     let mut triggers = Vec::new();
     let mut jobs = Vec::new();
     for w in wiring(manifest, options)? {
@@ -255,6 +344,7 @@ pub fn triggers(manifest: &Manifest, options: &Options) -> Result<Value, String>
                 filters,
                 path_pattern,
                 content_type,
+                firestore,
             } => {
                 let mut event_filters: Vec<Value> = filters
                     .iter()
@@ -265,18 +355,21 @@ pub fn triggers(manifest: &Manifest, options: &Options) -> Result<Value, String>
                         json!({"attribute": a, "value": v, "operator": "match-path-pattern"}),
                     );
                 }
+                let location = if firestore {
+                    locations(&format!("${{{FIRESTORE_LOCATION}}}"))
+                } else {
+                    locations(&options.region)
+                };
                 let mut t = Map::new();
-                t.insert("name".into(), json!(format!("{parent}/triggers/{name}")));
+                t.insert("name".into(), json!(format!("{location}/triggers/{name}")));
                 t.insert("eventFilters".into(), Value::Array(event_filters));
                 if let Some(ct) = content_type {
                     t.insert("eventDataContentType".into(), json!(ct));
                 }
-                if let Some(sa) = &options.service_account {
-                    t.insert("serviceAccount".into(), json!(sa));
-                }
+                t.insert("serviceAccount".into(), json!(invoker));
                 t.insert(
                     "destination".into(),
-                    json!({"cloudRun": {"service": manifest.app, "region": options.region, "path": format!("/{function}")}}),
+                    json!({"cloudRun": {"service": events_service, "region": options.region, "path": format!("/{function}")}}),
                 );
                 triggers.push(Value::Object(t));
             }
@@ -286,20 +379,18 @@ pub fn triggers(manifest: &Manifest, options: &Options) -> Result<Value, String>
                 cron,
                 deadline_seconds,
             } => {
-                let mut oidc = Map::new();
-                if let Some(sa) = &options.service_account {
-                    oidc.insert("serviceAccountEmail".into(), json!(sa));
-                }
-                oidc.insert("audience".into(), json!("${SERVICE_URL}"));
                 jobs.push(json!({
-                    "name": format!("{parent}/jobs/{name}"),
+                    "name": format!("{}/jobs/{name}", locations(&options.region)),
                     "schedule": cron,
                     "timeZone": "Etc/UTC",
                     "attemptDeadline": format!("{deadline_seconds}s"),
                     "httpTarget": {
-                        "uri": format!("${{SERVICE_URL}}/{function}"),
+                        "uri": format!("${{{EVENTS_URL}}}/{function}"),
                         "httpMethod": "POST",
-                        "oidcToken": oidc,
+                        "oidcToken": {
+                            "serviceAccountEmail": invoker,
+                            "audience": format!("${{{EVENTS_URL}}}"),
+                        },
                     },
                 }));
             }
@@ -323,45 +414,68 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// `deploy.sh`: the service, buckets, invoker rights, Eventarc triggers and Cloud
-/// Scheduler jobs as `gcloud` commands. Idempotent: buckets and triggers are created
-/// when missing, jobs created or updated. Expects `service.yaml` beside it.
+/// `deploy.sh`: the buckets, the service (two when the app [`splits_events`]), who may
+/// call them, the rights Eventarc needs, the Eventarc triggers and the Cloud
+/// Scheduler jobs, as `gcloud` commands. Idempotent: buckets and triggers are created
+/// when missing, jobs created or updated, role bindings added again harmlessly.
+/// Expects `service.yaml` (and `service-events.yaml`) beside it. What only the
+/// project knows is looked up: the default compute account (when no service account
+/// was given), the Cloud Storage service agent, the Firestore database's location.
 pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<String, String> {
     let q = |s: &str| shell_quote(s);
-    let scope = format!(
-        "--project={} --region={}",
-        q(&options.project),
-        q(&options.region)
-    );
-    let location = format!(
-        "--project={} --location={}",
-        q(&options.project),
-        q(&options.region)
-    );
+    let project = q(&options.project);
+    let scope = format!("--project={project} --region={}", q(&options.region));
     let app = &manifest.app;
+    let wiring = wiring(manifest, options)?;
+    let eventarc = |firestore_only: Option<bool>| {
+        wiring.iter().any(|w| {
+            matches!(w, Wiring::Eventarc { firestore, .. } if firestore_only.is_none_or(|f| f == *firestore))
+        })
+    };
     let mut s = String::new();
     s.push_str("#!/bin/sh\n");
     s.push_str(&format!(
         "# Deploys the nube app {app} to Cloud Run in {} (rendered by nube-gcp from the app's manifest).\n",
         options.region
     ));
-    s.push_str("# Storage triggers need the Cloud Storage service agent to hold roles/pubsub.publisher in the project.\n");
     s.push_str("set -eu\ncd \"$(dirname \"$0\")\"\n\n");
+    if !wiring.is_empty() {
+        match &options.service_account {
+            Some(sa) => s.push_str(&format!("{INVOKER}={}\n", q(sa))),
+            None => s.push_str(&format!(
+                "# Eventarc and Cloud Scheduler call the events with the project's default compute account.\n\
+                 PROJECT_NUMBER=$(gcloud projects describe {project} --format='value(projectNumber)')\n\
+                 {INVOKER}=\"$PROJECT_NUMBER-compute@developer.gserviceaccount.com\"\n"
+            )),
+        }
+    }
     for bucket in &manifest.buckets {
         let name = bucket_name(&options.project, app, bucket)?;
         s.push_str(&format!(
-            "gcloud storage buckets describe gs://{name} --project={p} >/dev/null 2>&1 || \\\n  gcloud storage buckets create gs://{name} --project={p} --location={r} --uniform-bucket-level-access\n",
-            p = q(&options.project),
+            "gcloud storage buckets describe gs://{name} --project={project} >/dev/null 2>&1 || \\\n  gcloud storage buckets create gs://{name} --project={project} --location={r} --uniform-bucket-level-access\n",
             r = q(&options.region)
         ));
     }
+    let url = |service: &str| {
+        format!(
+            "$(gcloud run services describe {} {scope} --format='value(status.url)')",
+            q(service)
+        )
+    };
     s.push_str(&format!(
-        "\ngcloud run services replace service.yaml {scope}\n"
+        "\ngcloud run services replace service.yaml {scope}\nSERVICE_URL={}\n",
+        url(app)
     ));
-    s.push_str(&format!(
-        "SERVICE_URL=$(gcloud run services describe {} {scope} --format='value(status.url)')\n",
-        q(app)
-    ));
+    let events_service = events_service_name(manifest);
+    if splits_events(manifest) {
+        s.push_str(&format!(
+            "# The event functions, private: only {INVOKER} may call them.\n\
+             gcloud run services replace service-events.yaml {scope}\n{EVENTS_URL}={}\n",
+            url(&events_service)
+        ));
+    } else if !wiring.is_empty() {
+        s.push_str(&format!("{EVENTS_URL}=\"$SERVICE_URL\"\n"));
+    }
     let has_http = manifest
         .functions
         .iter()
@@ -372,23 +486,41 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
             q(app)
         ));
     }
-    let wiring = wiring(manifest, options)?;
-    if !wiring.is_empty()
-        && let Some(sa) = &options.service_account
-    {
+    if !wiring.is_empty() {
         s.push_str(&format!(
-            "gcloud run services add-iam-policy-binding {} {scope} --member={} --role=roles/run.invoker\n",
-            q(app),
-            q(&format!("serviceAccount:{sa}"))
+            "gcloud run services add-iam-policy-binding {} {scope} --member=\"serviceAccount:${INVOKER}\" --role=roles/run.invoker\n",
+            q(&events_service)
         ));
     }
-    let sa_flag = |flag: &str| {
-        options
-            .service_account
-            .as_ref()
-            .map(|sa| format!(" \\\n    --{flag}={}", q(sa)))
-            .unwrap_or_default()
+    let project_role = |member: &str, role: &str| {
+        format!(
+            "gcloud projects add-iam-policy-binding {project} --member=\"{member}\" --role={role} --condition=None >/dev/null\n"
+        )
     };
+    if eventarc(None) {
+        s.push_str(&project_role(
+            &format!("serviceAccount:${INVOKER}"),
+            "roles/eventarc.eventReceiver",
+        ));
+    }
+    if eventarc(Some(false)) {
+        s.push_str(&format!(
+            "# Cloud Storage publishes its events through Pub/Sub as its service agent.\n\
+             GCS_AGENT=$(gcloud storage service-agent --project={project})\n"
+        ));
+        s.push_str(&project_role(
+            "serviceAccount:$GCS_AGENT",
+            "roles/pubsub.publisher",
+        ));
+    }
+    if eventarc(Some(true)) {
+        s.push_str(&format!(
+            "# Firestore triggers live where the database does (its multi-regions map to one region).\n\
+             {FIRESTORE_LOCATION}=$(gcloud firestore databases describe --database={} --project={project} --format='value(locationId)')\n\
+             case \"${FIRESTORE_LOCATION}\" in nam5) {FIRESTORE_LOCATION}=us-central1 ;; eur3) {FIRESTORE_LOCATION}=europe-west4 ;; esac\n",
+            q(&options.firestore_database)
+        ));
+    }
     for w in &wiring {
         s.push('\n');
         match w {
@@ -398,10 +530,16 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
                 filters,
                 path_pattern,
                 content_type,
+                firestore,
             } => {
+                let location = if *firestore {
+                    format!("--project={project} --location=\"${FIRESTORE_LOCATION}\"")
+                } else {
+                    format!("--project={project} --location={}", q(&options.region))
+                };
                 s.push_str(&format!(
                     "gcloud eventarc triggers describe {name} {location} >/dev/null 2>&1 || \\\n  gcloud eventarc triggers create {name} {location} \\\n    --destination-run-service={} --destination-run-region={} --destination-run-path=/{function}",
-                    q(app),
+                    q(&events_service),
                     q(&options.region)
                 ));
                 for (a, v) in filters {
@@ -419,8 +557,7 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
                 if let Some(ct) = content_type {
                     s.push_str(&format!(" \\\n    --event-data-content-type={ct}"));
                 }
-                s.push_str(&sa_flag("service-account"));
-                s.push('\n');
+                s.push_str(&format!(" \\\n    --service-account=\"${INVOKER}\"\n"));
             }
             Wiring::Scheduler {
                 name,
@@ -429,9 +566,9 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
                 deadline_seconds,
             } => {
                 let flags = format!(
-                    " {location} \\\n    --schedule={} --time-zone=Etc/UTC \\\n    --uri=\"$SERVICE_URL/{function}\" --http-method=POST \\\n    --oidc-token-audience=\"$SERVICE_URL\" --attempt-deadline={deadline_seconds}s{}",
+                    " --project={project} --location={} \\\n    --schedule={} --time-zone=Etc/UTC \\\n    --uri=\"${EVENTS_URL}/{function}\" --http-method=POST \\\n    --oidc-service-account-email=\"${INVOKER}\" --oidc-token-audience=\"${EVENTS_URL}\" \\\n    --attempt-deadline={deadline_seconds}s",
+                    q(&options.region),
                     q(cron),
-                    sa_flag("oidc-service-account-email")
                 );
                 s.push_str(&format!(
                     "gcloud scheduler jobs create http {name}{flags} || \\\n  gcloud scheduler jobs update http {name}{flags}\n"
@@ -657,10 +794,22 @@ mod tests {
             "    name: projects/my-proj/locations/europe-west1/jobs/shop-nightly\n",
             "    schedule: \"0 2 * * *\"\n",
             "    timeZone: Etc/UTC\n",
-            "      uri: \"${SERVICE_URL}/nightly\"\n",
+            "      uri: \"${EVENTS_URL}/nightly\"\n",
+            "        audience: \"${EVENTS_URL}\"\n",
+            "        serviceAccountEmail: \"nube@my-proj.iam.gserviceaccount.com\"\n",
+            "    name: \"projects/my-proj/locations/${FIRESTORE_LOCATION}/triggers/shop-on-order\"\n",
+            "    serviceAccount: \"nube@my-proj.iam.gserviceaccount.com\"\n",
         ] {
             assert!(yaml.contains(needle), "missing {needle:?} in\n{yaml}");
         }
+        // Without a service account, the one deploy.sh finds.
+        let mut o = options();
+        o.service_account = None;
+        let yaml = render_triggers_yaml(&manifest(), &o).unwrap();
+        assert!(
+            yaml.contains("serviceAccountEmail: \"${INVOKER_SERVICE_ACCOUNT}\"\n"),
+            "{yaml}"
+        );
     }
 
     #[test]
@@ -680,10 +829,16 @@ mod tests {
             "--event-data-content-type=application/protobuf",
             "gcloud scheduler jobs create http shop-nightly",
             "--schedule='0 2 * * *' --time-zone=Etc/UTC",
-            "--uri=\"$SERVICE_URL/nightly\" --http-method=POST",
-            "--oidc-service-account-email=nube@my-proj.iam.gserviceaccount.com",
+            "--uri=\"$EVENTS_URL/nightly\" --http-method=POST",
+            "--oidc-service-account-email=\"$INVOKER_SERVICE_ACCOUNT\"",
+            "INVOKER_SERVICE_ACCOUNT=nube@my-proj.iam.gserviceaccount.com\n",
             "gcloud scheduler jobs update http shop-nightly",
-            "--member=serviceAccount:nube@my-proj.iam.gserviceaccount.com --role=roles/run.invoker",
+            "gcloud run services add-iam-policy-binding shop --project=my-proj --region=europe-west1 --member=\"serviceAccount:$INVOKER_SERVICE_ACCOUNT\" --role=roles/run.invoker",
+            "--role=roles/eventarc.eventReceiver --condition=None",
+            "GCS_AGENT=$(gcloud storage service-agent --project=my-proj)\n",
+            "--member=\"serviceAccount:$GCS_AGENT\" --role=roles/pubsub.publisher",
+            "gcloud eventarc triggers create shop-on-order --project=my-proj --location=\"$FIRESTORE_LOCATION\"",
+            "--service-account=\"$INVOKER_SERVICE_ACCOUNT\"",
         ] {
             assert!(sh.contains(needle), "missing {needle:?} in\n{sh}");
         }
@@ -697,6 +852,119 @@ mod tests {
             render_deploy_script(&m, &options())
                 .unwrap()
                 .contains("--member=allUsers")
+        );
+    }
+
+    /// Public HTTP and events on one service would let anyone post events: the events
+    /// get a private service of their own.
+    #[test]
+    fn public_http_puts_the_events_on_a_private_service() {
+        let mut m = manifest();
+        assert!(!splits_events(&m), "not public: one private service");
+        assert_eq!(events_service(&m, &options()).unwrap(), None);
+        m.settings.anonymous_http = true;
+        assert!(splits_events(&m));
+        let env = |s: &Value| s["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+        let http = service(&m, &options()).unwrap();
+        assert_eq!(http["metadata"]["name"], "shop");
+        assert!(
+            env(&http)
+                .as_array()
+                .unwrap()
+                .contains(&json!({"name": "NUBE_SERVE", "value": "http"}))
+        );
+        let events = events_service(&m, &options()).unwrap().unwrap();
+        assert_eq!(events["metadata"]["name"], "shop-events");
+        assert!(
+            env(&events)
+                .as_array()
+                .unwrap()
+                .contains(&json!({"name": "NUBE_SERVE", "value": "events"}))
+        );
+        let t = triggers(&m, &options()).unwrap();
+        for trigger in t["eventarcTriggers"].as_array().unwrap() {
+            assert_eq!(trigger["destination"]["cloudRun"]["service"], "shop-events");
+        }
+        let sh = render_deploy_script(&m, &options()).unwrap();
+        assert!(sh.contains("gcloud run services replace service-events.yaml --project=my-proj --region=europe-west1\n"), "{sh}");
+        assert!(sh.contains("gcloud run services add-iam-policy-binding shop --project=my-proj --region=europe-west1 --member=allUsers"), "{sh}");
+        assert!(
+            !sh.contains("shop-events --project=my-proj --region=europe-west1 --member=allUsers"),
+            "{sh}"
+        );
+        assert!(sh.contains("add-iam-policy-binding shop-events --project=my-proj --region=europe-west1 --member=\"serviceAccount:$INVOKER_SERVICE_ACCOUNT\""), "{sh}");
+        assert!(sh.contains("--destination-run-service=shop-events"), "{sh}");
+        // Only events, or only HTTP: one service.
+        m.functions
+            .retain(|f| matches!(f.trigger, TriggerManifest::Http { .. }));
+        assert!(!splits_events(&m));
+    }
+
+    /// The script runs from start to end (`set -eu`: no unset variable, no failing
+    /// command) against a `gcloud` that answers as a fresh project does, and asks for
+    /// what the issue's deployment needs.
+    #[test]
+    fn the_deploy_script_runs_against_a_stand_in_gcloud() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("gcloud.log");
+        let gcloud = dir.path().join("gcloud");
+        std::fs::write(
+            &gcloud,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {log}\ncase \"$*\" in\n\
+                 'projects describe'*) echo 123456789 ;;\n\
+                 'run services describe shop-events'*) echo https://shop-events-x.a.run.app ;;\n\
+                 'run services describe'*) echo https://shop-x.a.run.app ;;\n\
+                 'storage service-agent'*) echo service-1@gs-project-accounts.iam.gserviceaccount.com ;;\n\
+                 'firestore databases describe'*) echo nam5 ;;\n\
+                 *' describe '*|'scheduler jobs create'*) exit 1 ;;\n\
+                 esac\n",
+                log = log.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&gcloud, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut m = manifest();
+        m.settings.anonymous_http = true;
+        let mut o = options();
+        o.service_account = None;
+        let script = dir.path().join("deploy.sh");
+        std::fs::write(&script, render_deploy_script(&m, &o).unwrap()).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let out = std::process::Command::new("sh")
+            .arg(&script)
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "{}\n{}\ncalls:\n{calls}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for needle in [
+            "--member=serviceAccount:123456789-compute@developer.gserviceaccount.com --role=roles/run.invoker",
+            "--member=serviceAccount:123456789-compute@developer.gserviceaccount.com --role=roles/eventarc.eventReceiver",
+            "--member=serviceAccount:service-1@gs-project-accounts.iam.gserviceaccount.com --role=roles/pubsub.publisher",
+            "eventarc triggers create shop-on-order --project=my-proj --location=us-central1",
+            "eventarc triggers create shop-thumbs --project=my-proj --location=europe-west1",
+            "--service-account=123456789-compute@developer.gserviceaccount.com",
+            "--uri=https://shop-events-x.a.run.app/nightly",
+            "--oidc-service-account-email=123456789-compute@developer.gserviceaccount.com --oidc-token-audience=https://shop-events-x.a.run.app",
+            "scheduler jobs update http shop-nightly",
+        ] {
+            assert!(calls.contains(needle), "missing {needle:?} in\n{calls}");
+        }
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("deployed https://shop-x.a.run.app"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
         );
     }
 

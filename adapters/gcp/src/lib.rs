@@ -53,4 +53,4 @@ pub mod storage;
 
 pub use error::DecodeError;
 pub use resources::resources_from_env;
-pub use server::{Config, InitError, Revision, Server, run, serve};
+pub use server::{Config, InitError, Revision, Serve, Server, run, serve};

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `PORT` | the port to listen on, on `0.0.0.0` (default 8080) |
 //! | `FUNCTION_TARGET` | when set, the one nube function this service runs; otherwise every function of the app is served |
+//! | `NUBE_SERVE` | `http`: only the HTTP functions; `events`: only the event functions; `all` (the default): both. `cargo xtask package` splits an app whose HTTP is public into a public service (`http`) and a private one for its events (`events`), so that no caller outside IAM can post an event |
 //! | `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION` | set by Cloud Run; they label every log line ([`crate::logging`]) and reach every function as [`Revision`] (an extractor, and `ctx.platform::<Revision>()`) |
 //! | `GOOGLE_CLOUD_PROJECT` (else `GCP_PROJECT`, `GCLOUD_PROJECT`) | makes log traces `projects/<p>/traces/<id>` |
 //!
@@ -96,6 +97,46 @@ pub struct Config {
     pub revision: Revision,
     /// `GOOGLE_CLOUD_PROJECT` (or `GCP_PROJECT`, `GCLOUD_PROJECT`).
     pub project: Option<String>,
+    /// `NUBE_SERVE`: which kinds of function are served.
+    pub serve: Serve,
+}
+
+/// Which functions a server serves (`NUBE_SERVE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Serve {
+    /// HTTP and event functions (`all`).
+    #[default]
+    All,
+    /// HTTP functions only (`http`): an event's path is an unknown route.
+    Http,
+    /// Event functions only (`events`): no HTTP route is served.
+    Events,
+}
+
+impl Serve {
+    /// The `NUBE_SERVE` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Http => "http",
+            Self::Events => "events",
+        }
+    }
+}
+
+impl std::str::FromStr for Serve {
+    type Err = InitError;
+
+    fn from_str(s: &str) -> Result<Self, InitError> {
+        match s {
+            "all" => Ok(Self::All),
+            "http" => Ok(Self::Http),
+            "events" => Ok(Self::Events),
+            other => Err(InitError(format!(
+                "NUBE_SERVE is {other:?}, and must be `http`, `events` or `all`"
+            ))),
+        }
+    }
 }
 
 impl Default for Config {
@@ -105,6 +146,7 @@ impl Default for Config {
             function_target: None,
             revision: Revision::default(),
             project: None,
+            serve: Serve::All,
         }
     }
 }
@@ -141,6 +183,7 @@ impl Config {
             project: get("GOOGLE_CLOUD_PROJECT")
                 .or_else(|| get("GCP_PROJECT"))
                 .or_else(|| get("GCLOUD_PROJECT")),
+            serve: get("NUBE_SERVE").map_or(Ok(Serve::All), |s| s.parse())?,
         })
     }
 }
@@ -210,6 +253,8 @@ struct Inner {
     names: ResourceNames,
     /// The function every request goes to (`FUNCTION_TARGET`).
     target: Option<String>,
+    /// Whether event functions are served (`NUBE_SERVE` is not `http`).
+    serves_events: bool,
 }
 
 /// The server's request handling: one axum service for the whole app (or the
@@ -247,8 +292,13 @@ impl Server {
             None => None,
         };
         let resources = resources.with_platform(config.revision);
-        let http = app.http_service_for(target.as_deref(), Provider::Gcp, resources.clone());
-        if target.is_none() {
+        // No function has an empty name: under `events`, the Router has only its 404s.
+        let only = match config.serve {
+            Serve::Events => Some(""),
+            Serve::All | Serve::Http => target.as_deref(),
+        };
+        let http = app.http_service_for(only, Provider::Gcp, resources.clone());
+        if target.is_none() && config.serve == Serve::All {
             warn_about_shadowed_routes(&app);
         }
         Ok(Self {
@@ -257,6 +307,7 @@ impl Server {
                 resources,
                 names,
                 target,
+                serves_events: config.serve != Serve::Http,
             }),
             http,
         })
@@ -278,6 +329,9 @@ impl Server {
     /// function, else `POST /{function}` of an event function.
     fn event_function(&self, method: &Method, path: &str) -> Option<&Function> {
         let app = &self.inner.app;
+        if !self.inner.serves_events {
+            return None;
+        }
         match &self.inner.target {
             Some(t) => app
                 .function(t)

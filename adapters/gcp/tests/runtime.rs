@@ -794,6 +794,57 @@ async fn function_target_serves_one_function_on_every_path() {
     );
 }
 
+/// `NUBE_SERVE`: the public half of a split app serves no event (anyone could post
+/// one there), the private half no HTTP route.
+#[tokio::test]
+async fn nube_serve_splits_http_from_events() {
+    let http = Harness::with_config(Config {
+        serve: nube_gcp::Serve::Http,
+        ..Config::default()
+    });
+    let (status, _) = http
+        .send(Request::get("/hello").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = http
+        .send(structured(
+            "/thumbs",
+            fixture("storage-finalized-structured.json"),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(http.seen_count().await, 0);
+
+    let events = Harness::with_config(Config {
+        serve: nube_gcp::Serve::Events,
+        ..Config::default()
+    });
+    let (status, body) = events
+        .send(structured(
+            "/thumbs",
+            fixture("storage-finalized-structured.json"),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(events.seen_count().await, 1);
+    let (status, _) = events
+        .send(Request::get("/hello").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let read = |v: &str| {
+        Config::from_lookup(|var| (var == "NUBE_SERVE").then(|| v.to_owned())).map(|c| c.serve)
+    };
+    assert_eq!(read("events"), Ok(nube_gcp::Serve::Events));
+    assert_eq!(read("http"), Ok(nube_gcp::Serve::Http));
+    assert_eq!(read("all"), Ok(nube_gcp::Serve::All));
+    let e = read("both").unwrap_err();
+    assert!(
+        e.0.contains("NUBE_SERVE") && e.0.contains("`events`"),
+        "{e}"
+    );
+}
+
 #[tokio::test]
 async fn sigterm_style_shutdown_drains_requests_in_flight() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -168,6 +168,7 @@ fn binary(
             memory_mb: crate::package::DEFAULT_MEMORY_MB,
             project: crate::package::DEFAULT_PROJECT.to_owned(),
             region: crate::package::DEFAULT_REGION.to_owned(),
+            service_account: None,
         })?;
     }
     match target {

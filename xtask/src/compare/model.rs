@@ -715,7 +715,12 @@ fn gcp_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -> 
         (Ok(s), Ok(t), Ok(d)) => (s, t, d),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Cells::failed(e),
     };
-    let service_name = service["metadata"]["name"].as_str().unwrap_or("?");
+    // An event function's service: the app's own, or its private events service.
+    let events_service = nube_gcp::descriptors::events_service_name(manifest);
+    let service_name = match f.trigger {
+        TriggerManifest::Http { .. } => service["metadata"]["name"].as_str().unwrap_or("?"),
+        _ => events_service.as_str(),
+    };
     let container = &service["spec"]["template"]["spec"]["containers"][0];
     let port = &container["ports"][0]["containerPort"];
     let path = format!("/{}", f.name);
@@ -730,9 +735,10 @@ fn gcp_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -> 
         .service_account
         .clone()
         .unwrap_or_else(|| "the default compute service account".to_owned());
+    let binding = format!("gcloud run services add-iam-policy-binding {service_name} ");
     let invoker_lines: Vec<String> = deploy
         .lines()
-        .filter(|l| l.contains("add-iam-policy-binding"))
+        .filter(|l| l.starts_with(&binding))
         .filter_map(|l| {
             let member = l.split("--member=").nth(1)?.split_whitespace().next()?;
             let role = l.split("--role=").nth(1)?.split_whitespace().next()?;

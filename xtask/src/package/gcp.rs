@@ -1,4 +1,5 @@
-//! `cargo xtask package --target gcp`: the app as one Cloud Run service, in
+//! `cargo xtask package --target gcp`: the app as one Cloud Run service (two when its
+//! HTTP is public and it has event functions: those go on a private one), in
 //! `target/nube/gcp/<app>/`.
 //!
 //! The executable is a static musl binary (cross-built with `cargo zigbuild`), so the
@@ -30,17 +31,23 @@ fn step(n: usize, what: impl std::fmt::Display) {
     eprintln!("[{n}/{STEPS}] {what}");
 }
 
+/// The file of the events' own service, written only when the app has one.
+pub const EVENTS_SERVICE_FILE: &str = "service-events.yaml";
+
 /// The rendered files of the service: `(file name, contents)`.
 pub fn render(
     manifest: &nube::manifest::Manifest,
     options: &Options,
     binary: &str,
 ) -> Result<Vec<(&'static str, String)>, String> {
-    Ok(vec![
-        (
-            "service.yaml",
-            descriptors::render_service(manifest, options)?,
-        ),
+    let mut files = vec![(
+        "service.yaml",
+        descriptors::render_service(manifest, options)?,
+    )];
+    if let Some(events) = descriptors::render_events_service(manifest, options)? {
+        files.push((EVENTS_SERVICE_FILE, events));
+    }
+    files.extend([
         (
             "triggers.yaml",
             descriptors::render_triggers_yaml(manifest, options)?,
@@ -50,7 +57,8 @@ pub fn render(
             descriptors::render_deploy_script(manifest, options)?,
         ),
         ("Dockerfile", descriptors::render_dockerfile(binary)),
-    ])
+    ]);
+    Ok(files)
 }
 
 /// The descriptors' options for `app` in `project` and `region`: the image is
@@ -60,8 +68,14 @@ pub(crate) fn options(app: &str, project: &str, region: &str) -> Options {
     Options::new(project, region, image)
 }
 
-/// Packages `app` for Cloud Run in `project` and `region`.
-pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
+/// Packages `app` for Cloud Run in `project` and `region`, its services running as
+/// `service_account` (the default compute account when `None`).
+pub fn package(
+    app: &str,
+    project: &str,
+    region: &str,
+    service_account: Option<&str>,
+) -> Result<(), String> {
     if project == super::DEFAULT_PROJECT {
         eprintln!(
             "warning: no --project (or GOOGLE_CLOUD_PROJECT) was given, so bucket names, the image path and deploy.sh name the placeholder project {project:?}; package again with --project <id> before deploying"
@@ -85,7 +99,8 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
         2,
         "Rendering service.yaml, triggers.yaml, deploy.sh, Dockerfile",
     );
-    let options = options(app, project, region);
+    let mut options = options(app, project, region);
+    options.service_account = service_account.map(str::to_owned);
     let files = render(&manifest, &options, bin)?;
 
     step(
@@ -123,6 +138,10 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
     for (file, text) in &files {
         write(&out.join(file), text)?;
     }
+    if !files.iter().any(|(file, _)| *file == EVENTS_SERVICE_FILE) {
+        // From an earlier package of the app, when its HTTP was public.
+        let _ = std::fs::remove_file(out.join(EVENTS_SERVICE_FILE));
+    }
     set_executable(&out.join("deploy.sh"))?;
     write(
         &out.join("nube-manifest.json"),
@@ -148,8 +167,13 @@ pub fn package(app: &str, project: &str, region: &str) -> Result<(), String> {
         .iter()
         .filter(|f| !matches!(f.trigger, nube::manifest::TriggerManifest::Http { .. }))
         .count();
+    let services = if descriptors::splits_events(&manifest) {
+        format!("service.yaml (public HTTP), {EVENTS_SERVICE_FILE} (private events)")
+    } else {
+        "service.yaml".to_owned()
+    };
     eprintln!(
-        "      {}  {bin} (static, {} bytes), Dockerfile, service.yaml, triggers.yaml and deploy.sh ({wired} Eventarc triggers and Scheduler jobs)",
+        "      {}  {bin} (static, {} bytes), Dockerfile, {services}, triggers.yaml and deploy.sh ({wired} Eventarc triggers and Scheduler jobs)",
         relative.display(),
         bytes.len(),
     );
@@ -179,18 +203,25 @@ mod tests {
         let names: Vec<&str> = files.iter().map(|f| f.0).collect();
         assert_eq!(
             names,
-            ["service.yaml", "triggers.yaml", "deploy.sh", "Dockerfile"]
+            [
+                "service.yaml",
+                EVENTS_SERVICE_FILE,
+                "triggers.yaml",
+                "deploy.sh",
+                "Dockerfile"
+            ],
+            "the delivery app's HTTP is public, so its events get a service of their own"
         );
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("deploy.sh");
-        std::fs::write(&script, &files[2].1).unwrap();
+        std::fs::write(&script, &files[3].1).unwrap();
         let status = Command::new("bash")
             .arg("-n")
             .arg(&script)
             .status()
             .unwrap();
         assert!(status.success(), "bash -n deploy.sh: {status}");
-        assert!(files[3].1.contains("COPY"), "{}", files[3].1);
+        assert!(files[4].1.contains("COPY"), "{}", files[4].1);
         assert!(
             files[0].1.contains("serving.knative.dev/v1"),
             "{}",

@@ -77,6 +77,11 @@ pub struct Args {
     /// gcp: the region of the service, its triggers and jobs.
     #[arg(long, value_name = "REGION", default_value = DEFAULT_REGION)]
     pub region: String,
+    /// gcp: the service account the services run as and Eventarc and Cloud Scheduler
+    /// call them with (without it: the project's default compute account, which
+    /// deploy.sh looks up).
+    #[arg(long, value_name = "EMAIL")]
+    pub service_account: Option<String>,
 }
 
 /// A Lambda CPU architecture.
@@ -164,6 +169,8 @@ For --target gcp, into target/nube/gcp/<APP>/:
   <APP>               a static executable (`gcp` feature, x86_64-unknown-linux-musl)
   Dockerfile          the executable on distroless `static`, as a non-root user
   service.yaml        the Cloud Run / Knative service
+  service-events.yaml when HTTP is public (`anonymous_http`) and the app has event
+                      functions: a private service of their own
   triggers.yaml       Eventarc triggers and Cloud Scheduler jobs, as YAML
   deploy.sh           the same, as gcloud commands
 
@@ -172,6 +179,7 @@ Examples:
   cargo xtask package --target aws --app delivery-app --arch arm64 --memory-mb 512
   cargo xtask package --target azure
   cargo xtask package --target gcp --project my-project --region europe-west1
+  cargo xtask package --target gcp --project my-project --service-account nube@my-project.iam.gserviceaccount.com
   cargo xtask package --target all";
 
 /// Writes a zip of `entries` (`(path in the zip, contents, executable)`) to `path`:
@@ -208,7 +216,12 @@ pub fn run(args: Args) -> Result<(), String> {
         match target {
             "aws" => aws::package(&args.app, args.arch, args.memory_mb)?,
             "azure" => azure::package(&args.app)?,
-            "gcp" => gcp::package(&args.app, &args.project, &args.region)?,
+            "gcp" => gcp::package(
+                &args.app,
+                &args.project,
+                &args.region,
+                args.service_account.as_deref(),
+            )?,
             other => unreachable!("target {other} is checked above"),
         }
     }

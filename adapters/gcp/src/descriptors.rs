@@ -439,6 +439,13 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
         options.region
     ));
     s.push_str("set -eu\ncd \"$(dirname \"$0\")\"\n\n");
+    if eventarc(None) {
+        s.push_str(
+            "# Role bindings take a few minutes to reach Eventarc: creating a trigger right\n\
+             # after them may be refused at first.\n\
+             retry() {\n  for wait in 20 40 60 120; do\n    \"$@\" && return 0\n    echo \"retrying in ${wait}s (IAM changes take a while to apply)\" >&2\n    sleep \"$wait\"\n  done\n  \"$@\"\n}\n\n",
+        );
+    }
     if !wiring.is_empty() {
         match &options.service_account {
             Some(sa) => s.push_str(&format!("{INVOKER}={}\n", q(sa))),
@@ -517,7 +524,12 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
         s.push_str(&format!(
             "# Firestore triggers live where the database does (its multi-regions map to one region).\n\
              {FIRESTORE_LOCATION}=$(gcloud firestore databases describe --database={} --project={project} --format='value(locationId)')\n\
-             case \"${FIRESTORE_LOCATION}\" in nam5) {FIRESTORE_LOCATION}=us-central1 ;; eur3) {FIRESTORE_LOCATION}=europe-west4 ;; esac\n",
+             case \"${FIRESTORE_LOCATION}\" in\n\
+             \x20 nam5) {FIRESTORE_LOCATION}=us-central1 ;;\n\
+             \x20 eur3) {FIRESTORE_LOCATION}=europe-west4 ;;\n\
+             \x20 *-*) ;;\n\
+             \x20 *) echo \"the Firestore database is in multi-region ${FIRESTORE_LOCATION}, which has no Eventarc region known to nube: create its triggers by hand (see triggers.yaml)\" >&2; exit 1 ;;\n\
+             esac\n",
             q(&options.firestore_database)
         ));
     }
@@ -537,10 +549,16 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
                 } else {
                     format!("--project={project} --location={}", q(&options.region))
                 };
-                s.push_str(&format!(
-                    "gcloud eventarc triggers describe {name} {location} >/dev/null 2>&1 || \\\n  gcloud eventarc triggers create {name} {location} \\\n    --destination-run-service={} --destination-run-region={} --destination-run-path=/{function}",
+                let destination = format!(
+                    " \\\n    --destination-run-service={} --destination-run-region={} --destination-run-path=/{function} \\\n    --service-account=\"${INVOKER}\"",
                     q(&events_service),
                     q(&options.region)
+                );
+                // An existing trigger is pointed at the service again (it moves when
+                // the events get a service of their own); its filters cannot change in
+                // place: delete it to change them.
+                s.push_str(&format!(
+                    "if gcloud eventarc triggers describe {name} {location} >/dev/null 2>&1; then\n  gcloud eventarc triggers update {name} {location}{destination}\nelse\n  retry gcloud eventarc triggers create {name} {location}{destination}"
                 ));
                 for (a, v) in filters {
                     s.push_str(&format!(
@@ -557,7 +575,7 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
                 if let Some(ct) = content_type {
                     s.push_str(&format!(" \\\n    --event-data-content-type={ct}"));
                 }
-                s.push_str(&format!(" \\\n    --service-account=\"${INVOKER}\"\n"));
+                s.push_str("\nfi\n");
             }
             Wiring::Scheduler {
                 name,
@@ -900,14 +918,15 @@ mod tests {
         assert!(!splits_events(&m));
     }
 
-    /// The script runs from start to end (`set -eu`: no unset variable, no failing
-    /// command) against a `gcloud` that answers as a fresh project does, and asks for
-    /// what the issue's deployment needs.
-    #[test]
-    fn the_deploy_script_runs_against_a_stand_in_gcloud() {
+    /// What `deploy.sh` did against a stand-in `gcloud` that answers as a project
+    /// would (the Firestore database in `firestore_location`; the Eventarc triggers
+    /// already there when `existing`): whether it succeeded, what it printed, and
+    /// every `gcloud` call.
+    fn deploy_against_stand_in(firestore_location: &str, existing: bool) -> (bool, String, String) {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("gcloud.log");
         let gcloud = dir.path().join("gcloud");
+        let triggers = if existing { "exit 0" } else { "exit 1" };
         std::fs::write(
             &gcloud,
             format!(
@@ -916,7 +935,8 @@ mod tests {
                  'run services describe shop-events'*) echo https://shop-events-x.a.run.app ;;\n\
                  'run services describe'*) echo https://shop-x.a.run.app ;;\n\
                  'storage service-agent'*) echo service-1@gs-project-accounts.iam.gserviceaccount.com ;;\n\
-                 'firestore databases describe'*) echo nam5 ;;\n\
+                 'firestore databases describe'*) echo {firestore_location} ;;\n\
+                 'eventarc triggers describe'*) {triggers} ;;\n\
                  *' describe '*|'scheduler jobs create'*) exit 1 ;;\n\
                  esac\n",
                 log = log.display()
@@ -941,19 +961,29 @@ mod tests {
             .env("PATH", path)
             .output()
             .unwrap();
-        let calls = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(
-            out.status.success(),
-            "{}\n{}\ncalls:\n{calls}",
+        let printed = format!(
+            "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        (out.status.success(), printed, calls)
+    }
+
+    /// The script runs from start to end (`set -eu`: no unset variable, no failing
+    /// command) against a `gcloud` that answers as a fresh project does, and asks for
+    /// what the deployment needs; run again, it points the triggers at the service.
+    #[test]
+    fn the_deploy_script_runs_against_a_stand_in_gcloud() {
+        let (ok, printed, calls) = deploy_against_stand_in("nam5", false);
+        assert!(ok, "{printed}\ncalls:\n{calls}");
         for needle in [
             "--member=serviceAccount:123456789-compute@developer.gserviceaccount.com --role=roles/run.invoker",
             "--member=serviceAccount:123456789-compute@developer.gserviceaccount.com --role=roles/eventarc.eventReceiver",
             "--member=serviceAccount:service-1@gs-project-accounts.iam.gserviceaccount.com --role=roles/pubsub.publisher",
             "eventarc triggers create shop-on-order --project=my-proj --location=us-central1",
             "eventarc triggers create shop-thumbs --project=my-proj --location=europe-west1",
+            "--destination-run-service=shop-events",
             "--service-account=123456789-compute@developer.gserviceaccount.com",
             "--uri=https://shop-events-x.a.run.app/nightly",
             "--oidc-service-account-email=123456789-compute@developer.gserviceaccount.com --oidc-token-audience=https://shop-events-x.a.run.app",
@@ -962,10 +992,21 @@ mod tests {
             assert!(calls.contains(needle), "missing {needle:?} in\n{calls}");
         }
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("deployed https://shop-x.a.run.app"),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
+            printed.contains("deployed https://shop-x.a.run.app"),
+            "{printed}"
         );
+
+        let (ok, printed, calls) = deploy_against_stand_in("europe-west3", true);
+        assert!(ok, "{printed}\ncalls:\n{calls}");
+        assert!(!calls.contains("eventarc triggers create"), "{calls}");
+        assert!(
+            calls.contains("eventarc triggers update shop-on-order --project=my-proj --location=europe-west3 --destination-run-service=shop-events --destination-run-region=europe-west1 --destination-run-path=/on-order --service-account=123456789-compute@developer.gserviceaccount.com"),
+            "{calls}"
+        );
+
+        let (ok, printed, _) = deploy_against_stand_in("nam7", false);
+        assert!(!ok, "{printed}");
+        assert!(printed.contains("multi-region nam7"), "{printed}");
     }
 
     #[test]

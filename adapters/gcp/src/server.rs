@@ -288,7 +288,19 @@ impl Server {
         names: ResourceNames,
     ) -> Result<Self, InitError> {
         let target = match &config.function_target {
-            Some(t) => Some(select_function(&app, t)?.name().to_owned()),
+            Some(t) => {
+                let f = select_function(&app, t)?;
+                let http = matches!(f.trigger(), Trigger::Http(_));
+                if (config.serve == Serve::Http && !http) || (config.serve == Serve::Events && http)
+                {
+                    return Err(InitError(format!(
+                        "FUNCTION_TARGET {t:?} is a{} function, and NUBE_SERVE={} serves none: unset one of them",
+                        if http { "n HTTP" } else { "n event" },
+                        config.serve.as_str()
+                    )));
+                }
+                Some(f.name().to_owned())
+            }
             None => None,
         };
         let resources = resources.with_platform(config.revision);

@@ -843,6 +843,24 @@ async fn nube_serve_splits_http_from_events() {
         e.0.contains("NUBE_SERVE") && e.0.contains("`events`"),
         "{e}"
     );
+
+    // A target the serve setting leaves out would answer nothing but 404s.
+    let e = Server::new(
+        Arc::new(app()),
+        Config {
+            function_target: Some("thumbs".into()),
+            serve: nube_gcp::Serve::Http,
+            ..Config::default()
+        },
+        Resources::new(Arc::new(MemoryStore::new())),
+        ResourceNames::new(),
+    )
+    .unwrap_err();
+    assert!(
+        e.0.contains("FUNCTION_TARGET \"thumbs\" is an event function")
+            && e.0.contains("NUBE_SERVE=http"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

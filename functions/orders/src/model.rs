@@ -18,7 +18,7 @@ pub struct OrderItem {
     pub sku: String,
     /// Quantity, at least 1.
     pub qty: u32,
-    /// Unit price: at least 0, at most [`MAX_PRICE`], in whole cents.
+    /// Unit price: at least 0, at most 1,000,000, in whole cents.
     pub price: f64,
 }
 

@@ -736,9 +736,12 @@ fn gcp_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -> 
         .clone()
         .unwrap_or_else(|| "the default compute service account".to_owned());
     let binding = format!("gcloud run services add-iam-policy-binding {service_name} ");
+    let http = matches!(f.trigger, TriggerManifest::Http { .. });
     let invoker_lines: Vec<String> = deploy
         .lines()
         .filter(|l| l.starts_with(&binding))
+        // The account events are delivered with is no HTTP function's caller.
+        .filter(|l| !(http && l.contains("INVOKER_SERVICE_ACCOUNT")))
         .filter_map(|l| {
             let member = l.split("--member=").nth(1)?.split_whitespace().next()?;
             let role = l.split("--role=").nth(1)?.split_whitespace().next()?;

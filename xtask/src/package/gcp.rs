@@ -62,10 +62,27 @@ pub fn render(
 }
 
 /// The descriptors' options for `app` in `project` and `region`: the image is
-/// `<region>-docker.pkg.dev/<project>/nube/<app>:latest`.
+/// `<region>-docker.pkg.dev/<project>/nube/<app>:latest` (see [`image_tag`]).
 pub(crate) fn options(app: &str, project: &str, region: &str) -> Options {
-    let image = format!("{region}-docker.pkg.dev/{project}/nube/{app}:latest");
-    Options::new(project, region, image)
+    Options::new(project, region, image(app, project, region, "latest"))
+}
+
+/// The image of `app` in the project's Artifact Registry, tagged `tag`.
+fn image(app: &str, project: &str, region: &str, tag: &str) -> String {
+    format!("{region}-docker.pkg.dev/{project}/nube/{app}:{tag}")
+}
+
+/// The image's tag for the executable `bytes`: the first 12 hex digits of their
+/// SHA-256. `service.yaml` then changes exactly when the code does, and
+/// `gcloud run services replace` rolls out a new revision; with a fixed tag such as
+/// `latest`, an unchanged file would leave the old image running.
+pub fn image_tag(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Packages `app` for Cloud Run in `project` and `region`, its services running as
@@ -97,11 +114,11 @@ pub fn package(
 
     step(
         2,
-        "Rendering service.yaml, triggers.yaml, deploy.sh, Dockerfile",
+        "Rendering service.yaml, triggers.yaml, deploy.sh, Dockerfile (checked now, written after the build)",
     );
     let mut options = options(app, project, region);
     options.service_account = service_account.map(str::to_owned);
-    let files = render(&manifest, &options, bin)?;
+    render(&manifest, &options, bin)?;
 
     step(
         3,
@@ -129,8 +146,15 @@ pub fn package(
         eprintln!("      (not started here: this machine cannot run an x86_64 Linux binary)");
     }
 
+    let tag = image_tag(&bytes);
+    options.image = image(app, project, region, &tag);
+    let files = render(&manifest, &options, bin)?;
+
     let out = super::out_dir(target_dir, "gcp", app);
-    step(5, format_args!("Writing {}", out.display()));
+    step(
+        5,
+        format_args!("Writing {} (image tag {tag})", out.display()),
+    );
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let exe = super::artifact(target_dir, "gcp", app, bin);
     std::fs::write(&exe, &bytes).map_err(|e| format!("cannot write {}: {e}", exe.display()))?;
@@ -194,6 +218,12 @@ fn set_executable(path: &std::path::Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_image_tag_follows_the_code() {
+        assert_eq!(image_tag(b""), "e3b0c44298fc");
+        assert_ne!(image_tag(b"one build"), image_tag(b"another build"));
+    }
 
     #[test]
     fn the_delivery_app_renders_every_file_and_a_valid_script() {

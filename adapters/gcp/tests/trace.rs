@@ -144,7 +144,8 @@ async fn a_request_s_trace_reaches_its_context_and_every_line_it_logs() {
         failed["logging.googleapis.com/trace"],
         "projects/shop-proj/traces/105445aa7843bc8bf206b12000100000"
     );
-    assert_eq!(failed["logging.googleapis.com/spanId"], "1");
+    // Sent as the decimal 1: written as Cloud Logging reads span ids.
+    assert_eq!(failed["logging.googleapis.com/spanId"], "0000000000000001");
     assert_eq!(failed["logging.googleapis.com/trace_sampled"], true);
     assert_eq!(failed["function"], "boom");
     assert_eq!(line("event refused")["logging.googleapis.com/trace"], trace);

@@ -5,6 +5,7 @@
 //! | HTTP target | a plain `POST` (any body; `X-CloudScheduler-JobName`, `X-CloudScheduler-ScheduleTime` headers) | `<job>@<schedule time>` when both headers are set (the same on a retry), else a new id | `X-CloudScheduler-ScheduleTime`, else now |
 //! | Pub/Sub target | `google.cloud.pubsub.topic.v1.messagePublished` (also a legacy `google.pubsub.topic.publish`) | `message.messageId` (or `message_id`), else the CloudEvent `id` | `message.publishTime` (or `publish_time`), else the CloudEvent `time` |
 //! | Eventarc | `google.cloud.scheduler.job.v1.executed` (data `{"customData": <base64>}`) | the CloudEvent `id` | the CloudEvent `time` |
+//! | Pub/Sub target through a push subscription (no Eventarc) | a plain `POST` of Pub/Sub's push envelope, `{"message": {...}, "subscription": "..."}` | `message.messageId` (the same on a redelivery) | `message.publishTime` |
 //!
 //! `schedule` is the schedule the app declared (the request names the job, not its
 //! expression); Cloud Scheduler does not say whether a run is late, so `past_due` is
@@ -85,12 +86,16 @@ pub fn from_cloud_event(
     })
 }
 
-/// A tick from Cloud Scheduler's HTTP target: a plain `POST` that is no CloudEvent.
+/// A tick from a plain `POST` that is no CloudEvent: Pub/Sub's push envelope, else
+/// Cloud Scheduler's HTTP target.
 pub fn from_http_target(
     headers: &HeaderMap,
     body: &[u8],
     schedule: &str,
 ) -> Result<TimerTick, DecodeError> {
+    if let Some(tick) = from_push(body, schedule)? {
+        return Ok(tick);
+    }
     let header = |name: &str| {
         headers
             .get(name)
@@ -132,10 +137,75 @@ pub fn from_http_target(
     })
 }
 
+/// A tick from Pub/Sub's push envelope (`{"message": {"messageId", "publishTime",
+/// ...}, "subscription": "projects/.../subscriptions/..."}`), when `body` is one.
+fn from_push(body: &[u8], schedule: &str) -> Result<Option<TimerTick>, DecodeError> {
+    let Ok(Value::Object(envelope)) = serde_json::from_slice::<Value>(body) else {
+        return Ok(None);
+    };
+    let (Some(Value::Object(message)), Some(Value::String(_))) =
+        (envelope.get("message"), envelope.get("subscription"))
+    else {
+        return Ok(None);
+    };
+    let text = |a: &str, b: &str| {
+        message
+            .get(a)
+            .or_else(|| message.get(b))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let event_id = text("messageId", "message_id")
+        .ok_or_else(|| DecodeError::new("Pub/Sub push: the message has no messageId"))?;
+    let scheduled_time = match text("publishTime", "publish_time") {
+        Some(t) => parse_time("Pub/Sub push: message.publishTime", t)?,
+        None => Utc::now(),
+    };
+    let mut payload = Value::Object(envelope.clone());
+    payload["nubeMode"] = Value::from("pubsub-push");
+    Ok(Some(TimerTick {
+        event_id: event_id.to_owned(),
+        schedule: schedule.to_owned(),
+        scheduled_time,
+        past_due: false,
+        raw: RawEvent::new(Provider::Gcp, payload),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use cloudevents::{EventBuilder, EventBuilderV10};
+
+    #[test]
+    fn pubsub_push_envelopes_keep_the_message_id_across_redeliveries() {
+        let body = br#"{"message": {"data": "e30=", "messageId": "2070443601311540",
+            "publishTime": "2021-02-26T19:13:55.749Z", "attributes": {}},
+            "subscription": "projects/p/subscriptions/nightly-push", "deliveryAttempt": 2}"#;
+        let t = from_http_target(&HeaderMap::new(), body, "0 2 * * *").unwrap();
+        assert_eq!(t.event_id, "2070443601311540");
+        assert_eq!(
+            t.scheduled_time.to_rfc3339(),
+            "2021-02-26T19:13:55.749+00:00"
+        );
+        assert_eq!(
+            t.raw.payload["subscription"],
+            "projects/p/subscriptions/nightly-push"
+        );
+        assert_eq!(t.raw.payload["nubeMode"], "pubsub-push");
+        let again = from_http_target(&HeaderMap::new(), body, "0 2 * * *").unwrap();
+        assert_eq!(again.event_id, t.event_id, "a redelivery is the same event");
+        // An envelope without an id is refused; other JSON bodies stay HTTP-target ticks.
+        let e = from_http_target(
+            &HeaderMap::new(),
+            br#"{"message": {}, "subscription": "projects/p/subscriptions/s"}"#,
+            "@daily",
+        )
+        .unwrap_err();
+        assert!(e.0.contains("messageId"), "{e}");
+        let plain = from_http_target(&HeaderMap::new(), br#"{"message": "hi"}"#, "@daily").unwrap();
+        assert_eq!(plain.raw.payload["nubeMode"], "http-target");
+    }
 
     #[test]
     fn http_target_ids_are_stable_per_run() {

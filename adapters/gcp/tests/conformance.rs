@@ -202,11 +202,35 @@ async fn check_data(file: &str, data: Value, text: String) -> (Outcome, String) 
     if let Some(subject) = subject {
         req = req.header("ce-subject", subject);
     }
-    let (status, body) = runner.send(req.body(Body::from(text)).unwrap()).await;
+    let (status, body) = runner
+        .send(req.body(Body::from(text.clone())).unwrap())
+        .await;
     assert_eq!(status, StatusCode::OK, "{file}: {body}");
     let seen = runner.seen().await;
     assert_eq!(seen.len(), 1, "{file}: the function did not run once");
+    if ty == "google.cloud.pubsub.topic.v1.messagePublished" {
+        check_push(file, &data, text).await;
+    }
     (Outcome::Decoded, format!("{ty} -> {function}: {}", seen[0]))
+}
+
+/// A `MessagePublishedData` is also what a Pub/Sub push subscription posts, without
+/// Eventarc: the timer runs once, as the message's id.
+async fn check_push(file: &str, data: &Value, text: String) {
+    let message = &data["message"];
+    let id = message["messageId"]
+        .as_str()
+        .or(message["message_id"].as_str())
+        .unwrap_or_else(|| panic!("{file}: no message id"));
+    let runner = Runner::new(ResourceNames::new());
+    let req = Request::post("/tick")
+        .header("content-type", "application/json")
+        .body(Body::from(text))
+        .unwrap();
+    let (status, body) = runner.send(req).await;
+    assert_eq!(status, StatusCode::OK, "{file} pushed: {body}");
+    let ran = runner.store.get("seen", &safe_id(id)).await.unwrap();
+    assert!(ran.is_some(), "{file} pushed: no tick {id:?}");
 }
 
 async fn check_structured(file: &str, envelope: Value, text: String) -> (Outcome, String) {

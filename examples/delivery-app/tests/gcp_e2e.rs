@@ -1,6 +1,9 @@
 //! The delivery app on Cloud Run, end to end: this package's binary (built with the
-//! `gcp` feature) runs as the container would, started with the variables Cloud Run
+//! `gcp` feature) runs as the containers would, started with the variables Cloud Run
 //! sets (`PORT`, `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION`) and the app's settings,
+//! as `cargo xtask package` deploys it: twice, since its HTTP is public, the HTTP
+//! functions on `delivery-app` (`NUBE_SERVE=http`) and the event functions on
+//! `delivery-app-events` (`NUBE_SERVE=events`),
 //! and keeps its documents in Google's Cloud Firestore emulator and its objects in
 //! gcp-storage-emulator, both real and unchanged.
 //!
@@ -15,6 +18,15 @@
 //!
 //! Between the app and gcp-storage-emulator sits [`gcs_xml_proxy`], which fills the
 //! emulator's gaps in Cloud Storage's XML API (`HEAD`, `ETag`, `Last-Modified`).
+//!
+//! **The packaged executable instead.** With `NUBE_GCP_EXECUTABLE` naming the static
+//! binary `cargo xtask package --target gcp` wrote (what the image runs), the test runs
+//! that instead of this package's debug build:
+//!
+//! ```text
+//! cargo xtask package --target gcp --app delivery-app
+//! NUBE_GCP_EXECUTABLE=target/nube/gcp/delivery-app/delivery-app cargo test -p delivery-app --features gcp --test gcp_e2e
+//! ```
 //!
 //! Needs `NUBE_FIRESTORE_EMULATOR` (or Debian's packaged emulator, with Java 17+) and
 //! `NUBE_GCS_EMULATOR`: `cargo xtask test` sets both; by hand, `export $(cargo xtask
@@ -68,10 +80,19 @@ struct Container {
 }
 
 impl Container {
-    fn start(firestore: &Emulator, gcs_endpoint: &str) -> Container {
+    /// The container of Cloud Run service `service`, serving the functions `serve`
+    /// names (`NUBE_SERVE`), as `cargo xtask package` deploys the app.
+    fn start(firestore: &Emulator, gcs_endpoint: &str, service: &str, serve: &str) -> Container {
         let port = free_port();
         let log = tempfile::NamedTempFile::new().expect("a temp file for the server's log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_delivery-app"));
+        // Relative to the workspace, or absolute.
+        let executable = match std::env::var_os("NUBE_GCP_EXECUTABLE") {
+            Some(path) => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(path),
+            None => env!("CARGO_BIN_EXE_delivery-app").into(),
+        };
+        let mut command = Command::new(executable);
         // Nothing from the test's environment decides where the stores are.
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy();
@@ -91,9 +112,10 @@ impl Container {
         let child = command
             // What Cloud Run sets.
             .env("PORT", port.to_string())
-            .env("K_SERVICE", "delivery-app")
-            .env("K_REVISION", "delivery-app-00001-e2e")
-            .env("K_CONFIGURATION", "delivery-app")
+            .env("K_SERVICE", service)
+            .env("K_REVISION", format!("{service}-00001-e2e"))
+            .env("K_CONFIGURATION", service)
+            .env("NUBE_SERVE", serve)
             // The app's settings: Firestore (the emulator) and Cloud Storage (the emulator,
             // through the proxy, without OAuth), with object_store's documented variables.
             .env("GOOGLE_CLOUD_PROJECT", PROJECT)
@@ -127,18 +149,24 @@ impl Container {
         }
     }
 
-    async fn wait_until_serving(&mut self, http: &reqwest::Client) {
+    /// Waits until `GET path` answers `expected`.
+    async fn wait_until_serving(
+        &mut self,
+        http: &reqwest::Client,
+        path: &str,
+        expected: StatusCode,
+    ) {
         let started = Instant::now();
         loop {
             self.check_alive();
-            if let Ok(r) = http.get(self.url("/todos")).send().await
-                && r.status() == StatusCode::OK
+            if let Ok(r) = http.get(self.url(path)).send().await
+                && r.status() == expected
             {
                 return;
             }
             assert!(
                 started.elapsed() < PATIENCE,
-                "the delivery-app did not serve GET /todos within {PATIENCE:?}:\n{}",
+                "the delivery-app did not answer GET {path} with {expected} within {PATIENCE:?}:\n{}",
                 self.log_text()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -155,7 +183,11 @@ impl Drop for Container {
 
 /// Everything the test runs; when the test fails, dropping it prints the logs.
 struct Stack {
+    /// The public service: the HTTP functions (`NUBE_SERVE=http`).
     container: Container,
+    /// The private service: the event functions (`NUBE_SERVE=events`), which Eventarc
+    /// and Cloud Scheduler call.
+    events: Container,
     firestore: Emulator,
     gcs: Emulator,
     http: reqwest::Client,
@@ -165,8 +197,9 @@ impl Drop for Stack {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
-                "---- delivery-app ----\n{}\n---- the Firestore emulator ----\n{}\n---- gcp-storage-emulator ----\n{}",
+                "---- delivery-app ----\n{}\n---- delivery-app-events ----\n{}\n---- the Firestore emulator ----\n{}\n---- gcp-storage-emulator ----\n{}",
                 self.container.log_text(),
+                self.events.log_text(),
                 tail(&self.firestore.log_text(), 60),
                 tail(&self.gcs.log_text(), 60)
             );
@@ -213,6 +246,7 @@ impl Stack {
             Ok(r) => r,
             Err(e) => {
                 self.container.check_alive();
+                self.events.check_alive();
                 panic!("{what} failed: {e}");
             }
         };
@@ -238,6 +272,11 @@ impl Stack {
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.post(self.container.url(path))
+    }
+
+    /// A `POST` to event function `function`, on the events' service.
+    fn post_event(&self, function: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.events.url(&format!("/{function}")))
     }
 
     /// The documents of the Firestore collection `collection` (physical), as the
@@ -411,15 +450,24 @@ async fn start() -> Stack {
         .expect("gcp-storage-emulator answers");
     assert_eq!(status, 200, "the emulator creates the bucket: {body}");
     let firestore = Emulator::firestore();
-    let mut container = Container::start(&firestore, &gcs_xml_proxy(gcs.port()));
+    let proxy = gcs_xml_proxy(gcs.port());
+    let mut container = Container::start(&firestore, &proxy, "delivery-app", "http");
+    let mut events = Container::start(&firestore, &proxy, "delivery-app-events", "events");
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(PATIENCE)
         .build()
         .unwrap();
-    container.wait_until_serving(&http).await;
+    container
+        .wait_until_serving(&http, "/todos", StatusCode::OK)
+        .await;
+    // No HTTP route there: any answer is a 404.
+    events
+        .wait_until_serving(&http, "/todos", StatusCode::NOT_FOUND)
+        .await;
     Stack {
         container,
+        events,
         firestore,
         gcs,
         http,
@@ -523,7 +571,7 @@ async fn the_container_serves_every_trigger_as_cloud_run_and_eventarc_drive_it()
         ("bucket", BUCKET.to_owned()),
     ];
     let request = binary_mode(
-        stack.post(&format!("/{}", nube_images::THUMBNAIL_FUNCTION)),
+        stack.post_event(nube_images::THUMBNAIL_FUNCTION),
         &attributes,
         object.to_string().into_bytes(),
     );
@@ -608,7 +656,7 @@ async fn the_container_serves_every_trigger_as_cloud_run_and_eventarc_drive_it()
     );
     let (attributes, data) = firestore_created(&created, "e2e-order-created");
     let request = binary_mode(
-        stack.post(&format!("/{}", nube_orders::READ_MODEL_FUNCTION)),
+        stack.post_event(nube_orders::READ_MODEL_FUNCTION),
         &attributes,
         data.clone(),
     );
@@ -628,7 +676,7 @@ async fn the_container_serves_every_trigger_as_cloud_run_and_eventarc_drive_it()
     );
     let (attributes2, data2) = firestore_created(&confirmed, "e2e-order-confirmed");
     let request = structured_mode(
-        stack.post(&format!("/{}", nube_orders::READ_MODEL_FUNCTION)),
+        stack.post_event(nube_orders::READ_MODEL_FUNCTION),
         &attributes2,
         &data2,
     );
@@ -641,7 +689,7 @@ async fn the_container_serves_every_trigger_as_cloud_run_and_eventarc_drive_it()
     );
     // A redelivery (same id) changes nothing: still two events.
     let request = binary_mode(
-        stack.post(&format!("/{}", nube_orders::READ_MODEL_FUNCTION)),
+        stack.post_event(nube_orders::READ_MODEL_FUNCTION),
         &attributes,
         data,
     );
@@ -688,7 +736,7 @@ async fn the_container_serves_every_trigger_as_cloud_run_and_eventarc_drive_it()
 
     // ---- the timer: Cloud Scheduler's HTTP target ----
     let request = stack
-        .post(&format!("/{}", nube_orders::CLEANUP_FUNCTION))
+        .post_event(nube_orders::CLEANUP_FUNCTION)
         .header("X-CloudScheduler", "true")
         .header(
             "X-CloudScheduler-JobName",
@@ -705,16 +753,31 @@ async fn the_container_serves_every_trigger_as_cloud_run_and_eventarc_drive_it()
     );
     assert!(
         stack
-            .container
+            .events
             .log_text()
             .contains("expired pending orders cleaned up"),
         "the cleanup ran its query:\n{}",
+        stack.events.log_text()
+    );
+
+    // ---- the public service takes no event: anyone on the internet may call it ----
+    let request = stack
+        .post(&format!("/{}", nube_orders::CLEANUP_FUNCTION))
+        .header("X-CloudScheduler-JobName", "forged")
+        .header("X-CloudScheduler-ScheduleTime", "2026-05-02T02:00:00Z");
+    let forged = stack
+        .send("a timer posted to the public service", request)
+        .await;
+    assert_eq!(forged.status, 404, "{}", forged.text());
+    assert!(
+        !stack.container.log_text().contains("cleaned up"),
+        "{}",
         stack.container.log_text()
     );
 
     // ---- not a CloudEvent, or the wrong one: 400 with the reason, and it serves on ----
     let request = stack
-        .post(&format!("/{}", nube_images::THUMBNAIL_FUNCTION))
+        .post_event(nube_images::THUMBNAIL_FUNCTION)
         .json(&json!({"name": "original/cat.png"}));
     let refused = stack.send("a plain POST to make-thumbnails", request).await;
     assert_eq!(refused.status, 400, "{}", refused.text());
@@ -737,7 +800,7 @@ async fn the_container_serves_every_trigger_as_cloud_run_and_eventarc_drive_it()
         ("datacontenttype", "application/json".to_owned()),
     ];
     let request = binary_mode(
-        stack.post(&format!("/{}", nube_orders::READ_MODEL_FUNCTION)),
+        stack.post_event(nube_orders::READ_MODEL_FUNCTION),
         &storage_event,
         object.to_string().into_bytes(),
     );
@@ -756,6 +819,7 @@ async fn the_container_serves_every_trigger_as_cloud_run_and_eventarc_drive_it()
     let served = stack.get("/todos").await;
     assert_eq!(served.status, 200, "the server serves on after refusing");
     stack.container.check_alive();
+    stack.events.check_alive();
 
     // ---- SIGTERM: Cloud Run stopping the instance ----
     let pid = stack.container.child.id().to_string();

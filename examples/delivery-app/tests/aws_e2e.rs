@@ -9,6 +9,16 @@
 //! `make-thumbnails` as it is, and wraps what the table's DynamoDB stream returns into
 //! the batch Lambda's event source mapping would send to `orders-read-model`.
 //!
+//! **The packaged bootstrap instead.** With `NUBE_AWS_BOOTSTRAP` naming the `bootstrap`
+//! from `cargo xtask package --target aws` (unzipped), the tests run that instead of
+//! this package's debug build:
+//!
+//! ```text
+//! cargo xtask package --target aws --app delivery-app
+//! unzip -o target/nube/aws/delivery-app/bootstrap.zip -d target/nube/aws/delivery-app/unzipped
+//! NUBE_AWS_BOOTSTRAP=target/nube/aws/delivery-app/unzipped/bootstrap cargo test -p delivery-app --features aws --test aws_e2e
+//! ```
+//!
 //! Needs `NUBE_MOTO_SERVER` and `NUBE_CARGO_LAMBDA`: `cargo xtask test` installs both
 //! into `.tools/venv` and sets them; by hand, `export $(cargo xtask tools)`. Without
 //! them the test fails, saying so; it never skips.
@@ -43,6 +53,17 @@ const PREFIX: &str = "delivery-app-e2e-";
 const QUEUE: &str = "delivery-app-e2e-uploads-created";
 /// How long any one wait (an invocation, a message, a stream record) may take.
 const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The bootstrap executable: `NUBE_AWS_BOOTSTRAP` (relative to the workspace, or
+/// absolute), else this package's binary.
+fn bootstrap() -> std::path::PathBuf {
+    match std::env::var_os("NUBE_AWS_BOOTSTRAP") {
+        Some(path) => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(path),
+        None => env!("CARGO_BIN_EXE_delivery-app").into(),
+    }
+}
 
 /// One `bootstrap` process: one nube function behind one Lambda function.
 struct Bootstrap {
@@ -103,7 +124,7 @@ impl Stack {
             .collect();
         for function in functions {
             let log = log_file();
-            let child = Command::new(env!("CARGO_BIN_EXE_delivery-app"))
+            let child = Command::new(bootstrap())
                 .env(
                     "AWS_LAMBDA_RUNTIME_API",
                     self.emulator.runtime_api(&function),
@@ -1002,7 +1023,7 @@ async fn init_error(emulator: &Emulator, handler: &str, missing: Option<&str>) -
 /// `missing`) until it exits, expecting a failure: what it logged.
 fn failed_init(runtime_api: &str, handler: &str, missing: Option<&str>) -> String {
     let log = log_file();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_delivery-app"));
+    let mut command = Command::new(bootstrap());
     command
         .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
         .env("_HANDLER", handler)

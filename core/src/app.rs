@@ -487,7 +487,7 @@ impl App {
     /// an error, a collection is logged (and panics under [`crate::testing`]), so that
     /// a missing declaration shows in a local run or a test rather than as an access
     /// denied once deployed. (On Azure and Google Cloud an app's functions share one
-    /// identity, the Function App's or the Cloud Run service's, so there it is this
+    /// identity, the Function App's or the Cloud Run services' account, so there it is this
     /// run-time check only.) A function that declares nothing reaches every collection
     /// and bucket of the app.
     ///

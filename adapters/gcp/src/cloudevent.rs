@@ -11,8 +11,8 @@
 //! body); nube wants its own 400 with a reason, so the request is read here with the
 //! SDK's protocol-neutral HTTP binding (feature `http-binding`, http 1.x headers)
 //! instead. Anything else is not a CloudEvent: [`read`] returns `None` and the
-//! caller decides (a timer function takes it as a Cloud Scheduler HTTP-target POST;
-//! the others refuse it).
+//! caller decides (a timer function takes it as Pub/Sub's push envelope or a Cloud
+//! Scheduler HTTP-target POST; the others refuse it).
 
 use base64::Engine;
 use cloudevents::{AttributesReader, Data, Event};

@@ -7,7 +7,7 @@
 //!
 //! | manifest | rendered |
 //! |---|---|
-//! | the app | [`render_service`]: a Knative `serving.knative.dev/v1` `Service` (`service.yaml`, for `gcloud run services replace`): one container, port 8080, `timeoutSeconds` = the longest function timeout + 1 s, `GOOGLE_CLOUD_PROJECT` and `NUBE_BUCKET_*` in its environment; when it [`splits_events`], `NUBE_SERVE=http`, and [`render_events_service`] is the same image as `<app>-events` with `NUBE_SERVE=events` (`service-events.yaml`), which only the invoker account may call |
+//! | the app | [`render_service`]: a Knative `serving.knative.dev/v1` `Service` (`service.yaml`, for `gcloud run services replace`): one container, port 8080, `timeoutSeconds` = the longest function timeout + 1 s, `GOOGLE_CLOUD_PROJECT`, `NUBE_BUCKET_*` and a non-default `NUBE_FIRESTORE_DATABASE` in its environment; when it [`splits_events`], `NUBE_SERVE=http`, and [`render_events_service`] is the same image as `<app>-events` with `NUBE_SERVE=events` (`service-events.yaml`), which only the invoker account may call |
 //! | blob created | an Eventarc trigger: `type=google.cloud.storage.object.v1.finalized`, `bucket=<physical bucket>`, to `/{function}` (Eventarc has no prefix filter: the server acknowledges keys outside the prefix without running the function) |
 //! | document created | an Eventarc trigger: `type=google.cloud.firestore.document.v1.created`, `database=<database>`, path pattern `document=<collection>/{id}`, event data `application/protobuf`, to `/{function}` |
 //! | timer | a Cloud Scheduler HTTP job: `POST <events service URL>/{function}` with an OIDC token of the invoker account, [`Schedule::to_unix_cron`] in `Etc/UTC` |
@@ -416,8 +416,10 @@ pub fn shell_quote(s: &str) -> String {
 
 /// `deploy.sh`: the buckets, the service (two when the app [`splits_events`]), who may
 /// call them, the rights Eventarc needs, the Eventarc triggers and the Cloud
-/// Scheduler jobs, as `gcloud` commands. Idempotent: buckets and triggers are created
-/// when missing, jobs created or updated, role bindings added again harmlessly.
+/// Scheduler jobs, as `gcloud` commands. Idempotent: buckets are created when missing,
+/// triggers created (retried while new role bindings propagate) or pointed at the
+/// events' service again, jobs created or updated, role bindings added again
+/// harmlessly.
 /// Expects `service.yaml` (and `service-events.yaml`) beside it. What only the
 /// project knows is looked up: the default compute account (when no service account
 /// was given), the Cloud Storage service agent, the Firestore database's location.

@@ -23,7 +23,7 @@
 //! | `nullValue` | `null` |
 //! | `booleanValue` | `true` / `false` |
 //! | `integerValue` (int64; a string in proto3 JSON) | a number (integer) |
-//! | `doubleValue` | a number; NaN and ±Infinity, which JSON lacks, as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` |
+//! | `doubleValue` | a float (`5` reads as `5.0`, as the protobuf form does); NaN and ±Infinity, which JSON lacks, as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` |
 //! | `timestampValue` | an RFC 3339 string in UTC, `Z`, with as many fraction digits as needed (`2020-04-23T14:23:53.241Z`) |
 //! | `stringValue` | a string |
 //! | `bytesValue` | a string: the bytes in standard base64 |

@@ -19,8 +19,9 @@
 //! told by the event type's prefix) gives `source = //<service>/<resource prefix>` and
 //! `subject = <rest>`, split per service: storage `projects/_/buckets/<b>` |
 //! `objects/<name>`; Firestore `projects/<p>/databases/<db>` | `documents/<path>`.
-//! Pub/Sub data is wrapped as `{"message": {...data, "messageId": eventId,
-//! "publishTime": timestamp}}`.
+//! Pub/Sub data is wrapped as `{"message": {...data}}`, its `messageId` and
+//! `publishTime` filled from `eventId` and `timestamp` when missing or empty (as the
+//! Node Functions Framework does; no `@type` is added).
 
 use cloudevents::{Event, EventBuilder, EventBuilderV10};
 use serde_json::{Map, Value, json};

@@ -3,8 +3,8 @@
 //! Runs a [`nube::App`] on Google Cloud Run or Cloud Functions (gen2): one container
 //! image, one HTTP server on `0.0.0.0:$PORT` following the Functions Framework
 //! contract. `FUNCTION_TARGET` picks one function; without it every function of the
-//! app is served, HTTP functions on their routes and event functions on
-//! `POST /{function}` ([`server`] has the details).
+//! app is served (or those of one kind, with `NUBE_SERVE`), HTTP functions on their
+//! routes and event functions on `POST /{function}` ([`server`] has the details).
 //!
 //! ```no_run
 //! # fn app() -> nube::App { unimplemented!() }
@@ -19,7 +19,7 @@
 //! | any HTTP request to an HTTP function | HTTP request to the app's Router, unchanged | [`nube::App::http_service_for`]; [`Revision`] as an extractor (and `ctx.platform::<Revision>()` for every function) |
 //! | `google.cloud.storage.object.v1.finalized` | [`nube::BlobCreated`] | object name raw; int64 as string or number; logical bucket from `NUBE_BUCKET_*` |
 //! | `google.cloud.firestore.document.v1.created` (protobuf or JSON `DocumentEventData`) | [`nube::DocumentCreated`] | Firestore values to plain JSON ([`firestore`]); logical collection from `NUBE_COLLECTION_*` |
-//! | `google.cloud.scheduler.job.v1.executed`, `google.cloud.pubsub.topic.v1.messagePublished`, a plain `POST` from Cloud Scheduler's HTTP target | [`nube::TimerTick`] | [`scheduler`] |
+//! | `google.cloud.scheduler.job.v1.executed`, `google.cloud.pubsub.topic.v1.messagePublished`, Pub/Sub's push envelope, a plain `POST` from Cloud Scheduler's HTTP target | [`nube::TimerTick`] | [`scheduler`] |
 //! | legacy background events (nested or flat envelopes) | converted to CloudEvents first | [`legacy`] |
 //! | anything else, or a CloudEvent of a type the function does not take | none | `400` with the reason |
 //!

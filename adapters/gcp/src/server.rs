@@ -22,7 +22,7 @@
 //!
 //! | trigger | takes |
 //! |---|---|
-//! | timer | `google.cloud.scheduler.job.v1.executed`, `google.cloud.pubsub.topic.v1.messagePublished`, or a plain `POST` (Cloud Scheduler's HTTP target) ([`crate::scheduler`]) |
+//! | timer | `google.cloud.scheduler.job.v1.executed`, `google.cloud.pubsub.topic.v1.messagePublished`, or a plain `POST` (Pub/Sub's push envelope, else Cloud Scheduler's HTTP target) ([`crate::scheduler`]) |
 //! | blob created | `google.cloud.storage.object.v1.finalized` ([`crate::storage`]) |
 //! | document created | `google.cloud.firestore.document.v1.created`, protobuf or JSON data ([`crate::firestore`]) |
 //!
@@ -258,7 +258,8 @@ struct Inner {
 }
 
 /// The server's request handling: one axum service for the whole app (or the
-/// `FUNCTION_TARGET` function). Cheap to clone.
+/// `FUNCTION_TARGET` function, or the functions of the kind `NUBE_SERVE` names).
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct Server {
     inner: Arc<Inner>,
@@ -280,7 +281,8 @@ impl Server {
     /// The server for `app` with `config`, its functions using `resources`, mapping
     /// physical resource names back with `names`. The revision becomes `resources`'
     /// platform value ([`Resources::with_platform`], replacing one set before). Fails
-    /// when `FUNCTION_TARGET` names no function of the app.
+    /// when `FUNCTION_TARGET` names no function of the app, or one of a kind
+    /// `NUBE_SERVE` does not serve.
     pub fn new(
         app: Arc<App>,
         config: Config,

@@ -61,8 +61,10 @@ pub fn render(
     Ok(files)
 }
 
-/// The descriptors' options for `app` in `project` and `region`: the image is
-/// `<region>-docker.pkg.dev/<project>/nube/<app>:latest` (see [`image_tag`]).
+/// The descriptors' options for `app` in `project` and `region`, with the image
+/// `<region>-docker.pkg.dev/<project>/nube/<app>:latest`: what `compare` shows and
+/// what `package` checks before building; the package's image is tagged
+/// [`image_tag`] instead.
 pub(crate) fn options(app: &str, project: &str, region: &str) -> Options {
     Options::new(project, region, image(app, project, region, "latest"))
 }

@@ -4,7 +4,8 @@
 //!   and the steps every target shares (manifest, build arguments, Rust std);
 //! - `sam.rs`: the SAM template rendered from the app's manifest;
 //! - `azure.rs`: the Azure Functions app (host.json, function.json files, zip);
-//! - `gcp.rs`: the Cloud Run service (static binary, Dockerfile, service.yaml, triggers);
+//! - `gcp.rs`: the Cloud Run service (static binary, Dockerfile, service.yaml, and
+//!   service-events.yaml for the events of an app with public HTTP, triggers);
 //! - `elf.rs`: reads a binary's CPU, glibc needs and whether it is static.
 
 pub(crate) mod aws;
@@ -51,7 +52,8 @@ pub(crate) fn artifact(target_dir: &Path, cloud: &str, app: &str, bin: &str) -> 
 pub struct Args {
     /// Where the app will run: `aws` (AWS Lambda: bootstrap.zip and a SAM template),
     /// `azure` (Azure Functions: a custom-handler function app and its zip), `gcp`
-    /// (Cloud Run: a static binary, Dockerfile, service.yaml, triggers), `all`.
+    /// (Cloud Run: a static binary, Dockerfile, service.yaml (and service-events.yaml),
+    /// triggers), `all`.
     #[arg(long, value_name = "TARGET")]
     pub target: String,
     /// The app to package: a package under examples/.

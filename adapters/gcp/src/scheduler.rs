@@ -39,6 +39,26 @@ fn parse_time(what: &str, text: &str) -> Result<DateTime<Utc>, DecodeError> {
         .map_err(|e| DecodeError::new(format!("{what} {text:?} is not an RFC 3339 time: {e}")))
 }
 
+/// A Pub/Sub message's id and publish time, under either spelling of each field
+/// (`messageId` / `message_id`, `publishTime` / `publish_time`); `what` names the
+/// message in an error.
+fn id_and_time<'a>(
+    message: &'a Value,
+    what: &str,
+) -> Result<(Option<&'a str>, Option<DateTime<Utc>>), DecodeError> {
+    let text = |a: &str, b: &str| {
+        message
+            .get(a)
+            .or_else(|| message.get(b))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let time = text("publishTime", "publish_time")
+        .map(|t| parse_time(&format!("{what}: message.publishTime"), t))
+        .transpose()?;
+    Ok((text("messageId", "message_id"), time))
+}
+
 /// A tick from a CloudEvent: a Cloud Scheduler run or a Pub/Sub message.
 pub fn from_cloud_event(
     event: &Event,
@@ -56,18 +76,9 @@ pub fn from_cloud_event(
             let message = data.get("message").ok_or_else(|| {
                 DecodeError::new("Pub/Sub event: the data has no message (MessagePublishedData)")
             })?;
-            let text = |a: &str, b: &str| {
-                message
-                    .get(a)
-                    .or_else(|| message.get(b))
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-            };
-            let id = text("messageId", "message_id").unwrap_or(event.id());
-            let time = match text("publishTime", "publish_time") {
-                Some(t) => parse_time("Pub/Sub event: message.publishTime", t)?,
-                None => event.time().copied().unwrap_or_else(Utc::now),
-            };
+            let (id, time) = id_and_time(message, "Pub/Sub event")?;
+            let id = id.unwrap_or(event.id());
+            let time = time.unwrap_or_else(|| event.time().copied().unwrap_or_else(Utc::now));
             let id = id.to_owned();
             (id, time, Some(data))
         }
@@ -143,28 +154,20 @@ fn from_push(body: &[u8], schedule: &str) -> Result<Option<TimerTick>, DecodeErr
     let Ok(Value::Object(envelope)) = serde_json::from_slice::<Value>(body) else {
         return Ok(None);
     };
-    let (Some(Value::Object(message)), Some(Value::String(_))) =
+    let (Some(message @ Value::Object(_)), Some(Value::String(_))) =
         (envelope.get("message"), envelope.get("subscription"))
     else {
         return Ok(None);
     };
-    let text = |a: &str, b: &str| {
-        message
-            .get(a)
-            .or_else(|| message.get(b))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    let event_id = text("messageId", "message_id")
-        .ok_or_else(|| DecodeError::new("Pub/Sub push: the message has no messageId"))?;
-    let scheduled_time = match text("publishTime", "publish_time") {
-        Some(t) => parse_time("Pub/Sub push: message.publishTime", t)?,
-        None => Utc::now(),
-    };
-    let mut payload = Value::Object(envelope.clone());
+    let (id, time) = id_and_time(message, "Pub/Sub push")?;
+    let event_id = id
+        .ok_or_else(|| DecodeError::new("Pub/Sub push: the message has no messageId"))?
+        .to_owned();
+    let scheduled_time = time.unwrap_or_else(Utc::now);
+    let mut payload = Value::Object(envelope);
     payload["nubeMode"] = Value::from("pubsub-push");
     Ok(Some(TimerTick {
-        event_id: event_id.to_owned(),
+        event_id,
         schedule: schedule.to_owned(),
         scheduled_time,
         past_due: false,

@@ -429,11 +429,13 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
     let scope = format!("--project={project} --region={}", q(&options.region));
     let app = &manifest.app;
     let wiring = wiring(manifest, options)?;
-    let eventarc = |firestore_only: Option<bool>| {
-        wiring.iter().any(|w| {
-            matches!(w, Wiring::Eventarc { firestore, .. } if firestore_only.is_none_or(|f| f == *firestore))
-        })
+    // Which kinds of Eventarc trigger there are: Cloud Storage ones, Firestore ones.
+    let triggers_on = |on_firestore: bool| {
+        wiring
+            .iter()
+            .any(|w| matches!(w, Wiring::Eventarc { firestore, .. } if *firestore == on_firestore))
     };
+    let (storage_triggers, firestore_triggers) = (triggers_on(false), triggers_on(true));
     let mut s = String::new();
     s.push_str("#!/bin/sh\n");
     s.push_str(&format!(
@@ -441,7 +443,7 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
         options.region
     ));
     s.push_str("set -eu\ncd \"$(dirname \"$0\")\"\n\n");
-    if eventarc(None) {
+    if storage_triggers || firestore_triggers {
         s.push_str(
             "# Role bindings take a few minutes to reach Eventarc: creating a trigger right\n\
              # after them may be refused at first.\n\
@@ -506,13 +508,13 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
             "gcloud projects add-iam-policy-binding {project} --member=\"{member}\" --role={role} --condition=None >/dev/null\n"
         )
     };
-    if eventarc(None) {
+    if storage_triggers || firestore_triggers {
         s.push_str(&project_role(
             &format!("serviceAccount:${INVOKER}"),
             "roles/eventarc.eventReceiver",
         ));
     }
-    if eventarc(Some(false)) {
+    if storage_triggers {
         s.push_str(&format!(
             "# Cloud Storage publishes its events through Pub/Sub as its service agent.\n\
              GCS_AGENT=$(gcloud storage service-agent --project={project})\n"
@@ -522,7 +524,7 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
             "roles/pubsub.publisher",
         ));
     }
-    if eventarc(Some(true)) {
+    if firestore_triggers {
         s.push_str(&format!(
             "# Firestore triggers live where the database does (its multi-regions map to one region).\n\
              {FIRESTORE_LOCATION}=$(gcloud firestore databases describe --database={} --project={project} --format='value(locationId)')\n\

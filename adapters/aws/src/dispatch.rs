@@ -645,14 +645,12 @@ async fn report_init_error(error: &InitError) {
 }
 
 async fn post_init_error(api: &str, error: &InitError) -> Result<(), String> {
-    let base = if api.contains("://") {
-        api.to_owned()
-    } else {
-        format!("http://{api}")
-    };
-    let base: http::Uri = base
+    // `host:port` as Lambda sets it, or a URL; the client supplies the `http` scheme.
+    let base: http::Uri = api
         .parse()
-        .map_err(|e| format!("AWS_LAMBDA_RUNTIME_API {api:?} is not a URI: {e}"))?;
+        .ok()
+        .filter(|u: &http::Uri| u.authority().is_some())
+        .ok_or_else(|| format!("AWS_LAMBDA_RUNTIME_API {api:?} is not a host:port or a URL"))?;
     let diagnostic =
         lambda_runtime::Diagnostic::from(HandlerError::new(HandlerError::INIT, error.to_string()));
     let body = serde_json::to_vec(&diagnostic).map_err(|e| e.to_string())?;

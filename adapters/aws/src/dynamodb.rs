@@ -511,32 +511,30 @@ impl DynamoDbStore {
             version: Version::new(version.clone()),
             value,
         };
-        match request.send().await {
-            Ok(_) => Ok(written(value)),
+        let err = match request.send().await {
+            Ok(_) => return Ok(written(value)),
+            Err(err) => err,
+        };
+        match (err.as_service_error(), rule) {
             // The SDK sends a PutItem again when its answer was lost (a 500, a timeout):
             // when the first one had been applied, the second one's condition fails
             // against the item it wrote, which carries this write's version.
-            Err(err)
+            (Some(PutItemError::ConditionalCheckFailedException(c)), _)
                 if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(c))
-                        if c.item().and_then(|i| i.get(VERSION_ATTRIBUTE))
-                            == Some(&AttributeValue::S(version.clone()))
+                    c.item().and_then(|i| i.get(VERSION_ATTRIBUTE)),
+                    Some(AttributeValue::S(v)) if *v == version
                 ) =>
             {
                 Ok(written(value))
             }
-            Err(err) => match (err.as_service_error(), rule) {
-                (Some(PutItemError::ConditionalCheckFailedException(_)), Rule::Create) => {
-                    Err(StoreError::Conflict {
-                        collection: collection.to_owned(),
-                        id: id.to_owned(),
-                    })
-                }
-                (
-                    Some(PutItemError::ConditionalCheckFailedException(c)),
-                    Rule::Update(expected),
-                ) => Err(if c.item().is_some_and(|i| !i.is_empty()) {
+            (Some(PutItemError::ConditionalCheckFailedException(_)), Rule::Create) => {
+                Err(StoreError::Conflict {
+                    collection: collection.to_owned(),
+                    id: id.to_owned(),
+                })
+            }
+            (Some(PutItemError::ConditionalCheckFailedException(c)), Rule::Update(expected)) => {
+                Err(if c.item().is_some_and(|i| !i.is_empty()) {
                     StoreError::PreconditionFailed {
                         collection: collection.to_owned(),
                         id: id.to_owned(),
@@ -547,9 +545,9 @@ impl DynamoDbStore {
                         collection: collection.to_owned(),
                         id: id.to_owned(),
                     }
-                }),
-                _ => Err(self.write_error("PutItem", &table, collection, id, err)),
-            },
+                })
+            }
+            _ => Err(self.write_error("PutItem", &table, collection, id, err)),
         }
     }
 }

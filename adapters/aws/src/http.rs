@@ -852,7 +852,9 @@ async fn response_bytes(
         None => Some(read.await),
     };
     let failed = match read {
-        Some(Ok(collected)) => return (parts.status, parts.headers, collected.to_bytes().to_vec()),
+        Some(Ok(collected)) => {
+            return (parts.status, parts.headers, Vec::from(collected.to_bytes()));
+        }
         Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             too_large(&parts.headers, request_id, MAX_LAMBDA_RESPONSE)
         }
@@ -979,7 +981,7 @@ pub async fn encode_response_until(
     let original = (!surely_fits(origin, body_len)).then(|| headers.clone());
     let value = encode_parts(origin, status, headers, body);
     if let Some(original) = original {
-        let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
+        let size = json_len(&value);
         if size > response_limit(origin) {
             let failed = too_large(&original, request_id, size);
             let (status, headers, body) = response_parts(failed, None, request_id).await;
@@ -987,6 +989,25 @@ pub async fn encode_response_until(
         }
     }
     value
+}
+
+/// The length of `value` as JSON text, counted as it is written rather than kept.
+fn json_len(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// A response's parts as the Lambda response for a request of `origin`.

@@ -22,7 +22,7 @@ use futures::future::CatchUnwind;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-use crate::app::{App, Trigger};
+use crate::app::{App, Function, Trigger};
 use crate::context::{Context, FunctionScope, Resources, TraceContext};
 use crate::deadline::Within;
 use crate::error::{Error, ErrorKind};
@@ -484,12 +484,23 @@ impl App {
         provider: Provider,
         resources: Resources,
     ) -> Router {
+        self.http_service_where(|f| only.is_none_or(|o| o == f.name()), provider, resources)
+    }
+
+    /// Like [`App::http_service`], for the HTTP functions `keep` keeps (none: a Router
+    /// that answers every request with its JSON 404 or 405).
+    pub fn http_service_where(
+        &self,
+        keep: impl Fn(&Function) -> bool,
+        provider: Provider,
+        resources: Resources,
+    ) -> Router {
         let mut router = Router::new();
         for f in self.functions() {
             let Trigger::Http(routes) = f.trigger() else {
                 continue;
             };
-            if only.is_some_and(|o| o != f.name()) {
+            if !keep(f) {
                 continue;
             }
             let inv = InvocationLayer(Invocation {

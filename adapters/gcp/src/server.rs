@@ -114,6 +114,15 @@ pub enum Serve {
 }
 
 impl Serve {
+    /// Whether HTTP functions (`http`), else event functions, are served.
+    pub fn serves(self, http: bool) -> bool {
+        match self {
+            Self::All => true,
+            Self::Http => http,
+            Self::Events => !http,
+        }
+    }
+
     /// The `NUBE_SERVE` value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -253,8 +262,8 @@ struct Inner {
     names: ResourceNames,
     /// The function every request goes to (`FUNCTION_TARGET`).
     target: Option<String>,
-    /// Whether event functions are served (`NUBE_SERVE` is not `http`).
-    serves_events: bool,
+    /// Which kinds of function are served (`NUBE_SERVE`).
+    serve: Serve,
 }
 
 /// The server's request handling: one axum service for the whole app (or the
@@ -293,8 +302,7 @@ impl Server {
             Some(t) => {
                 let f = select_function(&app, t)?;
                 let http = matches!(f.trigger(), Trigger::Http(_));
-                if (config.serve == Serve::Http && !http) || (config.serve == Serve::Events && http)
-                {
+                if !config.serve.serves(http) {
                     return Err(InitError(format!(
                         "FUNCTION_TARGET {t:?} is a{} function, and NUBE_SERVE={} serves none: unset one of them",
                         if http { "n HTTP" } else { "n event" },
@@ -306,12 +314,11 @@ impl Server {
             None => None,
         };
         let resources = resources.with_platform(config.revision);
-        // No function has an empty name: under `events`, the Router has only its 404s.
-        let only = match config.serve {
-            Serve::Events => Some(""),
-            Serve::All | Serve::Http => target.as_deref(),
-        };
-        let http = app.http_service_for(only, Provider::Gcp, resources.clone());
+        let http = app.http_service_where(
+            |f| config.serve.serves(true) && target.as_deref().is_none_or(|t| t == f.name()),
+            Provider::Gcp,
+            resources.clone(),
+        );
         if target.is_none() && config.serve == Serve::All {
             warn_about_shadowed_routes(&app);
         }
@@ -321,7 +328,7 @@ impl Server {
                 resources,
                 names,
                 target,
-                serves_events: config.serve != Serve::Http,
+                serve: config.serve,
             }),
             http,
         })
@@ -343,7 +350,7 @@ impl Server {
     /// function, else `POST /{function}` of an event function.
     fn event_function(&self, method: &Method, path: &str) -> Option<&Function> {
         let app = &self.inner.app;
-        if !self.inner.serves_events {
+        if !self.inner.serve.serves(false) {
             return None;
         }
         match &self.inner.target {

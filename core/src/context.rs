@@ -22,9 +22,10 @@ use crate::store::{Collection, DocumentStore};
 #[derive(Clone, Debug)]
 pub struct Resources {
     inner: Arc<Stores>,
-    /// The function these are for, whose declared uses are checked (a
-    /// [`FunctionScope`]'s); `None` for the app as a whole.
-    function: Option<Arc<str>>,
+    /// The function these are for and what it declared it uses, which
+    /// [`Resources::collection`] and [`Resources::bucket`] check (a [`FunctionScope`]'s);
+    /// `None` for the app as a whole and for a function that declared nothing.
+    uses: Option<(Arc<str>, Arc<Uses>)>,
 }
 
 #[derive(Clone)]
@@ -52,7 +53,7 @@ impl std::fmt::Debug for Stores {
 struct Declared {
     collections: std::collections::BTreeSet<String>,
     /// Functions that declared what they use ([`crate::App::function_collections`]).
-    uses: HashMap<String, Uses>,
+    uses: HashMap<String, Arc<Uses>>,
     strict: bool,
     /// Messages already logged, each once.
     warned: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -82,7 +83,7 @@ impl Resources {
                 declared: None,
                 platform: None,
             }),
-            function: None,
+            uses: None,
         }
     }
 
@@ -97,7 +98,7 @@ impl Resources {
         let uses = app
             .functions()
             .iter()
-            .filter_map(|f| Some((f.name().to_owned(), f.uses()?.clone())))
+            .filter_map(|f| Some((f.name().to_owned(), Arc::new(f.uses()?.clone()))))
             .collect();
         Arc::make_mut(&mut self.inner).declared = Some(Arc::new(Declared {
             collections: app.collections().map(str::to_owned).collect(),
@@ -154,7 +155,7 @@ impl Resources {
                 d.refuse(format!(
                     "collection {name:?} is not declared in this app, so no cloud will provision it; add .collection({name:?}) to the App"
                 ));
-            } else if let Some((function, uses)) = self.uses(d)
+            } else if let Some((function, uses)) = &self.uses
                 && !uses.has_collection(name)
             {
                 d.refuse(undeclared_use(
@@ -168,26 +169,25 @@ impl Resources {
         Collection::new(name, self.inner.documents.clone())
     }
 
-    /// The function these resources are for, and what it declared it uses, when it did.
-    fn uses<'a>(&'a self, declared: &'a Declared) -> Option<(&'a str, &'a Uses)> {
-        let function = self.function.as_deref()?;
-        Some((function, declared.uses.get(function)?))
-    }
-
     /// These resources as `function` reaches them: [`Resources::collection`] and
-    /// [`Resources::bucket`] check what it declared it uses.
+    /// [`Resources::bucket`] check what it declared it uses (looked up here, once).
     fn for_function(&self, function: Arc<str>) -> Self {
+        let uses = self
+            .inner
+            .declared
+            .as_ref()
+            .and_then(|d| d.uses.get(&*function).cloned())
+            .map(|uses| (function, uses));
         Self {
             inner: self.inner.clone(),
-            function: Some(function),
+            uses,
         }
     }
 
     /// The bucket `name`; an error if the app did not declare it, or if these are a
     /// function's resources and it declared what it uses, and not this bucket.
     pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
-        if let Some(d) = &self.inner.declared
-            && let Some((function, uses)) = self.uses(d)
+        if let Some((function, uses)) = &self.uses
             && !uses.has_bucket(name)
             && self.inner.buckets.contains_key(name)
         {

@@ -156,7 +156,7 @@ pub fn events_service(manifest: &Manifest, options: &Options) -> Result<Option<V
     if !splits_events(manifest) {
         return Ok(None);
     }
-    let name = events_service_name(manifest);
+    let name = format!("{}-events", manifest.app);
     service_named(manifest, options, &name, Some(crate::server::Serve::Events)).map(Some)
 }
 
@@ -315,7 +315,7 @@ pub fn render_triggers_yaml(manifest: &Manifest, options: &Options) -> Result<St
 const EVENTS_URL: &str = "EVENTS_URL";
 /// What `deploy.sh` calls the account Eventarc and Cloud Scheduler call with, when
 /// none is given.
-const INVOKER: &str = "INVOKER_SERVICE_ACCOUNT";
+pub const INVOKER: &str = "INVOKER_SERVICE_ACCOUNT";
 /// What `deploy.sh` calls the Eventarc location of the Firestore database.
 const FIRESTORE_LOCATION: &str = "FIRESTORE_LOCATION";
 

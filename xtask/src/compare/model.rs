@@ -716,10 +716,12 @@ fn gcp_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -> 
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Cells::failed(e),
     };
     // An event function's service: the app's own, or its private events service.
+    let http = matches!(f.trigger, TriggerManifest::Http { .. });
     let events_service = nube_gcp::descriptors::events_service_name(manifest);
-    let service_name = match f.trigger {
-        TriggerManifest::Http { .. } => service["metadata"]["name"].as_str().unwrap_or("?"),
-        _ => events_service.as_str(),
+    let service_name = if http {
+        service["metadata"]["name"].as_str().unwrap_or("?")
+    } else {
+        events_service.as_str()
     };
     let container = &service["spec"]["template"]["spec"]["containers"][0];
     let port = &container["ports"][0]["containerPort"];
@@ -736,12 +738,11 @@ fn gcp_cells(manifest: &Manifest, rendered: &Rendered, f: &FunctionManifest) -> 
         .clone()
         .unwrap_or_else(|| "the default compute service account".to_owned());
     let binding = format!("gcloud run services add-iam-policy-binding {service_name} ");
-    let http = matches!(f.trigger, TriggerManifest::Http { .. });
     let invoker_lines: Vec<String> = deploy
         .lines()
         .filter(|l| l.starts_with(&binding))
         // The account events are delivered with is no HTTP function's caller.
-        .filter(|l| !(http && l.contains("INVOKER_SERVICE_ACCOUNT")))
+        .filter(|l| !(http && l.contains(nube_gcp::descriptors::INVOKER)))
         .filter_map(|l| {
             let member = l.split("--member=").nth(1)?.split_whitespace().next()?;
             let role = l.split("--role=").nth(1)?.split_whitespace().next()?;

@@ -92,11 +92,7 @@ pub fn package(app: &str, arch: Arch, memory_mb: u32) -> Result<(), String> {
         arch.lambda(),
         max_glibc.map_or("no glibc".to_owned(), |v| v.to_string()),
     );
-    if arch.is_host() {
-        // The bootstrap runs here too: it must start and declare the same app.
-        check_declares(&binary, &manifest, app, &package)?;
-        eprintln!("      it starts, and declares the same app as the host build");
-    }
+    check_declares(&binary, arch, &manifest, app, &package)?;
 
     let out = super::out_dir(&package.target_dir, "aws", app);
     step(6, format_args!("Writing {}", out.display()));
@@ -211,14 +207,22 @@ pub(super) fn cross_build(
     Ok((binary, bytes))
 }
 
-/// Runs the built `binary` with `--nube-manifest`: it must start and declare the same
-/// app as the host build of `app`.
+/// Runs the built `binary` (for `arch`) with `--nube-manifest` when this machine can:
+/// it must start and declare the same app as the host build of `app`.
 pub(super) fn check_declares(
     binary: &Path,
+    arch: super::Arch,
     manifest: &Manifest,
     app: &str,
     package: &AppPackage,
 ) -> Result<(), String> {
+    if !arch.is_host() {
+        eprintln!(
+            "      (not started here: this machine cannot run an {} Linux binary)",
+            arch.lambda()
+        );
+        return Ok(());
+    }
     let built = run_manifest(Command::new(binary).arg("--nube-manifest"))?;
     if &built != manifest {
         return Err(format!(
@@ -227,6 +231,7 @@ pub(super) fn check_declares(
             package.name
         ));
     }
+    eprintln!("      it starts, and declares the same app as the host build");
     Ok(())
 }
 

@@ -142,11 +142,7 @@ pub fn package(
             binary.display()
         ));
     }
-    if super::Arch::X86_64.is_host() {
-        check_declares(&binary, &manifest, app, &package)?;
-    } else {
-        eprintln!("      (not started here: this machine cannot run an x86_64 Linux binary)");
-    }
+    check_declares(&binary, super::Arch::X86_64, &manifest, app, &package)?;
 
     let tag = image_tag(&bytes);
     options.image = image(app, project, region, &tag);
@@ -164,7 +160,8 @@ pub fn package(
     for (file, text) in &files {
         write(&out.join(file), text)?;
     }
-    if !files.iter().any(|(file, _)| *file == EVENTS_SERVICE_FILE) {
+    let splits = descriptors::splits_events(&manifest);
+    if !splits {
         // From an earlier package of the app, when its HTTP was public.
         let _ = std::fs::remove_file(out.join(EVENTS_SERVICE_FILE));
     }
@@ -193,7 +190,7 @@ pub fn package(
         .iter()
         .filter(|f| !matches!(f.trigger, nube::manifest::TriggerManifest::Http { .. }))
         .count();
-    let services = if descriptors::splits_events(&manifest) {
+    let services = if splits {
         format!("service.yaml (public HTTP), {EVENTS_SERVICE_FILE} (private events)")
     } else {
         "service.yaml".to_owned()

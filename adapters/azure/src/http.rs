@@ -156,9 +156,9 @@ pub async fn response_output(response: axum::response::Response) -> Value {
     let (parts, bytes) = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => (parts, bytes),
         // Its status and part of its body were the handler's; what the client gets
-        // is a plain 500, and the reason goes to the log only.
+        // is a plain 500, and the reason goes to the log only (the error logs itself
+        // as it becomes the response).
         Err(e) => {
-            tracing::error!(error = %e, "the response body failed while it was read; answered 500");
             let error = nube::Error::internal(format!("the response body failed: {e}"));
             let (parts, body) =
                 nube::axum::response::IntoResponse::into_response(error).into_parts();

@@ -444,21 +444,14 @@ impl CosmosStore {
                     .await
             }
         };
-        match result {
-            Ok(response) => {
-                let etag = response
-                    .headers()
-                    .etag()
-                    .map(|e| e.to_string())
-                    .ok_or_else(|| {
-                        corrupt(collection, id, "the write's response has no ETag".into())
-                    })?;
-                Ok(Ok(Document {
-                    id: id.to_owned(),
-                    version: Version::new(etag),
-                    value: value.clone(),
-                }))
-            }
+        let etag = match result {
+            Ok(response) => response
+                .headers()
+                .etag()
+                .map(|e| e.to_string())
+                .ok_or_else(|| {
+                    corrupt(collection, id, "the write's response has no ETag".into())
+                })?,
             // The driver sends a write again when its answer was lost (a timeout, a
             // dropped connection), and the first may have been applied: a 409 or 412
             // against an item carrying this write's version is this write's success.
@@ -469,21 +462,26 @@ impl CosmosStore {
                         if item.get(VERSION_FIELD).and_then(Value::as_str)
                             == Some(version.as_str()) =>
                     {
-                        Ok(Ok(Document {
-                            id: id.to_owned(),
-                            version: Version::new(etag),
-                            value: value.clone(),
-                        }))
+                        etag
                     }
-                    _ => Ok(Err(status(&e))),
+                    _ => return Ok(Err(status(&e))),
                 }
             }
-            Err(e) if status(&e) == 404 => Ok(Err(404)),
-            Err(e) if matches!(status(&e), 400 | 413) => Err(StoreError::InvalidDocument(format!(
-                "Cosmos DB refused document {collection}/{id}: {e}"
-            ))),
-            Err(e) => Err(self.cosmos_error("write an item", collection, &container.name, e)),
-        }
+            Err(e) if status(&e) == 404 => return Ok(Err(404)),
+            Err(e) if matches!(status(&e), 400 | 413) => {
+                return Err(StoreError::InvalidDocument(format!(
+                    "Cosmos DB refused document {collection}/{id}: {e}"
+                )));
+            }
+            Err(e) => {
+                return Err(self.cosmos_error("write an item", collection, &container.name, e));
+            }
+        };
+        Ok(Ok(Document {
+            id: id.to_owned(),
+            version: Version::new(etag),
+            value: value.clone(),
+        }))
     }
 }
 

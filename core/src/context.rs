@@ -324,6 +324,9 @@ pub struct ContextBuilder {
 /// The target of the `invocation` span a [`Context`] makes (the log filter keeps it).
 pub(crate) const INVOCATION_TARGET: &str = "nube::context";
 
+/// The name of that span.
+pub(crate) const INVOCATION_SPAN: &str = "invocation";
+
 impl ContextBuilder {
     /// The provider's invocation or request id (a UUID v7 is generated otherwise).
     pub fn invocation_id(mut self, id: impl Into<String>) -> Self {
@@ -364,7 +367,7 @@ impl ContextBuilder {
         let trace = self.trace.as_ref();
         let span = tracing::info_span!(
             target: INVOCATION_TARGET,
-            "invocation",
+            INVOCATION_SPAN,
             function = &*self.function.name,
             invocation_id = invocation_id.as_str(),
             trace.id = trace.map(|t| t.trace_id.as_str()),

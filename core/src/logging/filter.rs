@@ -165,7 +165,7 @@ where
 fn is_invocation_span(metadata: &Metadata<'_>) -> bool {
     metadata.is_span()
         && metadata.target() == crate::context::INVOCATION_TARGET
-        && metadata.name() == "invocation"
+        && metadata.name() == crate::context::INVOCATION_SPAN
 }
 
 #[cfg(test)]
@@ -186,8 +186,7 @@ mod tests {
                 .with_writer(move || writer.clone()),
         );
         tracing::subscriber::with_default(subscriber, || {
-            let span =
-                tracing::info_span!(target: "nube::context", "invocation", function = "todos");
+            let span = tracing::info_span!(target: crate::context::INVOCATION_TARGET, crate::context::INVOCATION_SPAN, function = "todos");
             span.in_scope(log);
         });
         lines.text()

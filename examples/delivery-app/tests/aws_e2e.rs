@@ -65,6 +65,24 @@ fn bootstrap() -> std::path::PathBuf {
     }
 }
 
+/// The bootstrap of `function` as Lambda starts it, polling `runtime_api`, its output
+/// into `log` (the memory size and the rest are the caller's).
+fn bootstrap_command(runtime_api: &str, function: &str, log: &tempfile::NamedTempFile) -> Command {
+    let mut command = Command::new(bootstrap());
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("_HANDLER", function)
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap());
+    command
+}
+
 /// One `bootstrap` process: one nube function behind one Lambda function.
 struct Bootstrap {
     function: String,
@@ -124,15 +142,8 @@ impl Stack {
             .collect();
         for function in functions {
             let log = log_file();
-            let child = Command::new(bootstrap())
-                .env(
-                    "AWS_LAMBDA_RUNTIME_API",
-                    self.emulator.runtime_api(&function),
-                )
-                .env("_HANDLER", &function)
-                .env("AWS_LAMBDA_FUNCTION_NAME", &function)
+            let child = bootstrap_command(&self.emulator.runtime_api(&function), &function, &log)
                 .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
                 .env("AWS_ENDPOINT_URL", self.moto.endpoint())
                 .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
                 .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -140,15 +151,9 @@ impl Stack {
                 .env_remove("AWS_PROFILE")
                 .env_remove("AWS_ENDPOINT_URL_S3")
                 .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-                .env("AWS_REGION", REGION)
                 .env("AWS_DEFAULT_REGION", REGION)
-                .env("AWS_EC2_METADATA_DISABLED", "true")
-                .env("NO_PROXY", "127.0.0.1,localhost")
                 .env("RUST_LOG", "info")
                 .envs(env.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::null())
-                .stdout(log.reopen().unwrap())
-                .stderr(log.reopen().unwrap())
                 .spawn()
                 .expect("the delivery-app bootstrap starts");
             self.bootstraps.push(Bootstrap {
@@ -1023,19 +1028,8 @@ async fn init_error(emulator: &Emulator, handler: &str, missing: Option<&str>) -
 /// `missing`) until it exits, expecting a failure: what it logged.
 fn failed_init(runtime_api: &str, handler: &str, missing: Option<&str>) -> String {
     let log = log_file();
-    let mut command = Command::new(bootstrap());
-    command
-        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
-        .env("_HANDLER", handler)
-        .env("AWS_LAMBDA_FUNCTION_NAME", handler)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .stdin(Stdio::null())
-        .stdout(log.reopen().unwrap())
-        .stderr(log.reopen().unwrap());
+    let mut command = bootstrap_command(runtime_api, handler, &log);
+    command.env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128");
     if let Some(variable) = missing {
         command.env_remove(variable);
     }

@@ -634,7 +634,7 @@ fn api_gateway_deadline<B>(request: &http::Request<B>) -> Option<Instant> {
         RequestContext::ApiGatewayV2(c) => {
             if c.domain_name
                 .as_deref()
-                .is_some_and(|d| d.contains(".lambda-url."))
+                .is_some_and(crate::shape::is_function_url_domain)
             {
                 return None;
             }

@@ -125,7 +125,7 @@ pub fn classify(payload: &Value) -> EventShape {
             || ctx.get("http").and_then(|h| h.get("method")).is_some()
             || str_at(payload, &["version"]) == Some("2.0");
         if v2 {
-            let url = str_at(ctx, &["domainName"]).is_some_and(|d| d.contains(".lambda-url."));
+            let url = str_at(ctx, &["domainName"]).is_some_and(is_function_url_domain);
             return if url {
                 EventShape::FunctionUrl
             } else {
@@ -164,6 +164,12 @@ pub fn classify(payload: &Value) -> EventShape {
         };
     }
     EventShape::Unknown
+}
+
+/// Whether a 2.0 request's `domainName` is a Lambda Function URL's
+/// (`<id>.lambda-url.<region>.on.aws`) rather than an API Gateway HTTP API's.
+pub fn is_function_url_domain(domain: &str) -> bool {
+    domain.contains(".lambda-url.")
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ use serde_json::{Map, Value};
 
 use nube::store::{
     Direction, Document, DocumentStore, Op, Page, Query, StoreError, Version, evaluate,
-    validate_collection_name, validate_key, validate_write,
+    is_reserved_id, validate_collection_name, validate_key, validate_write,
 };
 
 /// The `firestore` crate this store is built on, to build a [`FirestoreDb`] for
@@ -304,16 +304,7 @@ impl FirestoreStore {
     fn location(&self, collection: &str) -> Result<Location, StoreError> {
         validate_collection_name(collection)?;
         let path = self.naming.resolve(collection);
-        let segments: Vec<&str> = path.split('/').collect();
-        let valid = segments.len() % 2 == 1
-            && segments.iter().all(|s| {
-                !s.is_empty()
-                    && *s != "."
-                    && *s != ".."
-                    && !(s.starts_with("__") && s.ends_with("__"))
-                    && s.len() <= 1500
-            });
-        if !valid {
+        if !is_collection_path(&path) {
             return Err(StoreError::Backend {
                 backend: BACKEND,
                 message: format!(
@@ -326,6 +317,7 @@ impl FirestoreStore {
                 source: None,
             });
         }
+        let segments: Vec<&str> = path.split('/').collect();
         let (collection_id, parents) = segments.split_last().expect("at least one segment");
         let mut parent = self.db.get_documents_path().clone();
         for s in parents {
@@ -952,6 +944,16 @@ fn query_error(at: &Location, e: FirestoreError) -> StoreError {
     )
 }
 
+/// Whether `path` names a Firestore collection: an odd number of `/`-separated
+/// segments (collection ids between document ids), none empty, `.`, `..`, longer
+/// than 1,500 bytes, or of the reserved form `__…__`.
+fn is_collection_path(path: &str) -> bool {
+    path.split('/').count() % 2 == 1
+        && path.split('/').all(|s| {
+            !s.is_empty() && s != "." && s != ".." && !is_reserved_id(s) && s.len() <= 1500
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -962,6 +964,19 @@ mod tests {
             parent: "projects/p/databases/(default)/documents".into(),
             collection_id: "orders".into(),
         }
+    }
+
+    #[test]
+    fn collection_paths_follow_firestore_rules() {
+        for ok in ["orders", "tenants/t1/orders", "__", "___", "t/__/o", "_x_"] {
+            assert!(is_collection_path(ok), "{ok}");
+        }
+        for bad in [
+            "", "a/b", "/orders", "orders/", "__x__", "____", "t/./o", "t/../o", "..",
+        ] {
+            assert!(!is_collection_path(bad), "{bad}");
+        }
+        assert!(!is_collection_path(&"x".repeat(1501)));
     }
 
     #[test]

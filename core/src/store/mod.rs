@@ -202,11 +202,17 @@ pub fn validate_collection_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Whether `id` has the form Firestore keeps for itself, `__.*__`: at least four
+/// characters, two underscores at each end (`__` and `___` are ordinary ids).
+pub fn is_reserved_id(id: &str) -> bool {
+    id.len() >= 4 && id.starts_with("__") && id.ends_with("__")
+}
+
 /// Checks a document id: 1–255 bytes, no `/ \ ? #` and no control characters
 /// (Cosmos DB and Firestore refuse those), not `.` or `..`, and not `__…__` (which
-/// Firestore keeps for itself).
+/// Firestore keeps for itself, [`is_reserved_id`]).
 pub fn validate_id(id: &str) -> Result<(), StoreError> {
-    let reserved = id.len() >= 4 && id.starts_with("__") && id.ends_with("__");
+    let reserved = is_reserved_id(id);
     let ok = !id.is_empty()
         && id.len() <= 255
         && id != "."
@@ -269,6 +275,12 @@ mod tests {
         assert!(validate_id("a/b").is_err());
         assert!(validate_id("").is_err());
         assert!(validate_id("..").is_err());
+        for ordinary in ["__", "___", "__x", "x__"] {
+            assert!(validate_id(ordinary).is_ok(), "{ordinary}");
+        }
+        for reserved in ["____", "__x__"] {
+            assert!(validate_id(reserved).is_err(), "{reserved}");
+        }
         assert!(validate_value(&serde_json::json!([1])).is_err());
     }
 }

@@ -964,13 +964,15 @@ fn app_rows(
                 Err(_) => vec![format!("not built: run `{}`", build_command(target, app))],
             },
         });
-        env_row.cells.push(app_environment(target, rendered));
+        env_row
+            .cells
+            .push(app_environment(target, manifest, rendered));
     }
     vec![artifact_row, size_row, env_row]
 }
 
 /// Every variable the app reads on `target`.
-fn app_environment(target: Target, rendered: &Rendered) -> Vec<String> {
+fn app_environment(target: Target, manifest: &Manifest, rendered: &Rendered) -> Vec<String> {
     match target {
         Target::Local => vec![
             "`PORT` (default 3000)".to_owned(),
@@ -1015,11 +1017,16 @@ fn app_environment(target: Target, rendered: &Rendered) -> Vec<String> {
         Target::Gcp => {
             let mut out = vec!["`PORT`, `K_SERVICE`, `K_REVISION` (set by Cloud Run)".to_owned()];
             if let Ok(s) = &rendered.gcp_service {
-                out.extend(
-                    gcp_env(s)
-                        .into_iter()
-                        .map(|(name, value)| code(&format!("{name}={value}"))),
-                );
+                let events = nube_gcp::descriptors::events_service_name(manifest);
+                out.extend(gcp_env(s).into_iter().map(|(name, value)| {
+                    let set = code(&format!("{name}={value}"));
+                    if name == "NUBE_SERVE" {
+                        // The split's two services differ in this variable only.
+                        format!("{set} (`{name}=events` on `{events}`)")
+                    } else {
+                        set
+                    }
+                }));
             }
             out.push(
                 "`FUNCTION_TARGET`, `NUBE_COLLECTION_*`, `NUBE_FIRESTORE_DATABASE` (optional)"

@@ -783,11 +783,22 @@ fn to_fields(fields: &Map<String, Value>) -> Result<HashMap<String, pb::Value>, 
     fields
         .iter()
         .map(|(k, v)| {
-            to_value(v, false)
+            check_field_name(k)
+                .and_then(|()| to_value(v, false))
                 .map(|v| (k.clone(), v))
                 .map_err(|m| StoreError::InvalidDocument(format!("field {k:?}: {m}")))
         })
         .collect()
+}
+
+/// Firestore keeps field names of the form `__…__` for itself, as it does ids.
+fn check_field_name(name: &str) -> Result<(), String> {
+    if is_reserved_id(name) {
+        return Err(format!(
+            "Firestore keeps names of the form __…__ for itself; rename {name:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// A JSON value as a Firestore value (the table in the module docs).
@@ -825,7 +836,11 @@ fn to_value(value: &Value, in_array: bool) -> Result<pb::Value, String> {
         Value::Object(map) => V::MapValue(pb::MapValue {
             fields: map
                 .iter()
-                .map(|(k, v)| to_value(v, false).map(|v| (k.clone(), v)))
+                .map(|(k, v)| {
+                    check_field_name(k)
+                        .and_then(|()| to_value(v, false))
+                        .map(|v| (k.clone(), v))
+                })
                 .collect::<Result<_, _>>()?,
         }),
     };
@@ -897,12 +912,20 @@ fn corrupt(at: &Location, id: &str, message: String) -> StoreError {
 
 /// A failed write: what Firestore refuses to store is the caller's
 /// [`StoreError::InvalidDocument`]; the rest is the backend's.
+/// Firestore's own text (which names the project and the database) goes to the log,
+/// not into the error, whose message reaches HTTP clients as a 400.
 fn write_error(op: &str, at: &Location, id: &str, e: FirestoreError) -> StoreError {
     match (&e, code(&e)) {
         (FirestoreError::InvalidParametersError(_), _) | (_, Some("InvalidArgument")) => {
+            tracing::warn!(
+                collection = %at.collection_id,
+                document = id,
+                error = %e,
+                "Firestore refused a document"
+            );
             StoreError::InvalidDocument(format!(
-                "Firestore refused document {id:?} of {}: {e}",
-                at.collection_id
+                "Firestore cannot store document {id:?}: a document is at most 1 MiB and nests \
+                 maps and arrays at most 20 deep (the function's log has Firestore's reason)"
             ))
         }
         _ => request_error(op, at, id, e),
@@ -911,7 +934,10 @@ fn write_error(op: &str, at: &Location, id: &str, e: FirestoreError) -> StoreErr
 
 fn request_error(op: &str, at: &Location, id: &str, e: FirestoreError) -> StoreError {
     if let FirestoreError::InvalidParametersError(_) = e {
-        return StoreError::InvalidDocument(format!("Firestore refused id {id:?}: {e}"));
+        tracing::warn!(collection = %at.collection_id, document = id, error = %e, "Firestore refused an id");
+        return StoreError::InvalidDocument(format!(
+            "Firestore cannot take the document id {id:?} (the function's log has Firestore's reason)"
+        ));
     }
     StoreError::backend(
         BACKEND,

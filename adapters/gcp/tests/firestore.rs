@@ -329,3 +329,35 @@ async fn a_write_that_changes_nothing_keeps_the_version() {
         other => panic!("a changing write moved the version, got {other:?}"),
     }
 }
+
+/// What Firestore refuses is the caller's `InvalidDocument`, whose message (a 400's
+/// body) says what the limits are without Firestore's own text, which names the project
+/// and the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_documents_say_why_without_firestore_internals() {
+    let emulator = Emulator::firestore();
+    let project = "nube-refused";
+    let store = store(&emulator, project, CollectionNaming::new()).await;
+    let mut deep = json!("bottom");
+    for _ in 0..25 {
+        deep = json!({ "in": deep });
+    }
+    for (what, value) in [
+        ("over 1 MiB", json!({"blob": "x".repeat(1_100_000)})),
+        ("nested 25 deep", json!({ "deep": deep })),
+        ("a reserved field name", json!({"a": {"__x__": 1}})),
+    ] {
+        match store.put("things", "t1", value).await {
+            Err(StoreError::InvalidDocument(message)) => {
+                for internal in [project, "projects/", "Database", "code:"] {
+                    assert!(
+                        !message.contains(internal),
+                        "{what}: the message shows {internal:?}: {message}"
+                    );
+                }
+            }
+            other => panic!("{what}: expected InvalidDocument, got {other:?}"),
+        }
+    }
+    assert_eq!(rest_get(&emulator, project, "things/t1").0, 404);
+}

@@ -451,17 +451,19 @@ impl DynamoDbStore {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: fmt::Debug + Send + Sync + 'static,
     {
-        if err.code() == Some("ValidationException") {
-            let message = err.message().unwrap_or_default();
-            let lower = message.to_ascii_lowercase();
-            if ["size", "number", "significant digits", "nesting"]
-                .iter()
-                .any(|w| lower.contains(w))
-            {
-                return StoreError::InvalidDocument(format!(
-                    "DynamoDB cannot store document {collection}/{id}: {message}"
-                ));
-            }
+        if err.code() == Some("ValidationException")
+            && let Some(limit) = refused_for(err.message().unwrap_or_default())
+        {
+            // DynamoDB's text names the table; it goes to the log, not to the client.
+            tracing::warn!(
+                table,
+                document = id,
+                error = err.message().unwrap_or_default(),
+                "DynamoDB refused a document"
+            );
+            return StoreError::InvalidDocument(format!(
+                "DynamoDB cannot store document {collection}/{id}: {limit}"
+            ));
         }
         self.sdk_error(operation, table, collection, err)
     }
@@ -718,12 +720,31 @@ impl DocumentStore for DynamoDbStore {
     }
 }
 
-fn corrupt(table: &str, id: &str, message: String) -> StoreError {
-    StoreError::Backend {
-        backend: BACKEND,
-        message: format!("item {id:?} of table {table:?} is not a nube document: {message}"),
-        source: None,
+/// The limit of DynamoDB's that a refused write broke, by DynamoDB's
+/// `ValidationException` message ("Item size has exceeded the maximum allowed size",
+/// "Attempting to store more than 38 significant digits in a Number", "Number
+/// overflow…", "Nesting Levels have exceeded supported limits"); `None` for any other
+/// refusal, which is the backend's fault rather than the document's.
+fn refused_for(message: &str) -> Option<&'static str> {
+    let message = message.to_ascii_lowercase();
+    if message.contains("item size") {
+        Some("an item is at most 400 KB")
+    } else if message.contains("significant digits")
+        || message.contains("number overflow")
+        || message.contains("number underflow")
+    {
+        Some("a number has at most 38 significant digits, between 1e-130 and 1e126 in magnitude")
+    } else if message.contains("nesting levels") {
+        Some("maps and lists nest at most 32 deep")
+    } else {
+        None
     }
+}
+
+fn corrupt(table: &str, id: &str, message: String) -> StoreError {
+    StoreError::Decode(format!(
+        "item {id:?} of table {table:?} is not a nube document: {message}"
+    ))
 }
 
 /// The part of a query DynamoDB can filter on while scanning, exactly as

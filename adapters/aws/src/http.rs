@@ -1040,11 +1040,10 @@ fn encode_parts(
         HttpOrigin::Alb => {
             let mut r = AlbTargetGroupResponse::default();
             r.status_code = status_code;
-            r.status_description = Some(format!(
-                "{} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or_default()
-            ));
+            r.status_description = Some(match status.canonical_reason() {
+                Some(reason) => format!("{} {reason}", status.as_u16()),
+                None => status.as_u16().to_string(),
+            });
             let mut single = joined_headers(&headers);
             if let Some(cookie) = headers.get(SET_COOKIE) {
                 single.insert(SET_COOKIE, cookie.clone());
@@ -1189,5 +1188,11 @@ mod tests {
             serde_json::json!(["accept", "origin"])
         );
         assert_eq!(alb["headers"]["vary"], "accept, origin");
+        let unnamed = Response::builder().status(299).body(Body::empty()).unwrap();
+        let alb = encode_response(HttpOrigin::Alb, unnamed).await;
+        assert_eq!(
+            alb["statusDescription"], "299",
+            "no reason phrase, no trailing space"
+        );
     }
 }

@@ -128,6 +128,16 @@ async fn items_hold_the_document_as_native_attributes() {
         Err(StoreError::InvalidDocument(m)) => assert!(m.contains("reserved"), "{m}"),
         other => panic!("a `_nube` field must be refused, got {other:?}"),
     }
+    // DynamoDB's refusal names the table: the message (a 400's body) states the limit.
+    match store
+        .put("orders", "o3", json!({"blob": "x".repeat(410_000)}))
+        .await
+    {
+        Err(StoreError::InvalidDocument(m)) => {
+            assert!(m.contains("400 KB") && !m.contains("nube-test-"), "{m}")
+        }
+        other => panic!("an item over 400 KB must be refused, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -469,8 +469,15 @@ impl CosmosStore {
             }
             Err(e) if status(&e) == 404 => return Ok(Err(404)),
             Err(e) if matches!(status(&e), 400 | 413) => {
+                // Cosmos DB's text names the account's container: the log has it.
+                tracing::warn!(container = %container.name, document = id, error = %e, "Cosmos DB refused a document");
+                let limit = if status(&e) == 413 {
+                    "an item is at most 2 MB"
+                } else {
+                    "Cosmos DB refused it as malformed (the function's log has its reason)"
+                };
                 return Err(StoreError::InvalidDocument(format!(
-                    "Cosmos DB refused document {collection}/{id}: {e}"
+                    "Cosmos DB cannot store document {collection}/{id}: {limit}"
                 )));
             }
             Err(e) => {
@@ -520,13 +527,9 @@ fn config_error(message: String) -> StoreError {
 }
 
 fn corrupt(collection: &str, id: &str, message: String) -> StoreError {
-    StoreError::Backend {
-        backend: BACKEND,
-        message: format!(
-            "item {id:?} of collection {collection:?} is not a nube document: {message}"
-        ),
-        source: None,
-    }
+    StoreError::Decode(format!(
+        "item {id:?} of collection {collection:?} is not a nube document: {message}"
+    ))
 }
 
 fn status(error: &CosmosError) -> u16 {

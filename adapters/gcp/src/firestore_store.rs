@@ -900,14 +900,10 @@ fn code(e: &FirestoreError) -> Option<&str> {
 }
 
 fn corrupt(at: &Location, id: &str, message: String) -> StoreError {
-    StoreError::Backend {
-        backend: BACKEND,
-        message: format!(
-            "document {id:?} of {}/{} is not a nube document: {message}",
-            at.parent, at.collection_id
-        ),
-        source: None,
-    }
+    StoreError::Decode(format!(
+        "document {id:?} of {}/{} is not a nube document: {message}",
+        at.parent, at.collection_id
+    ))
 }
 
 /// A failed write: what Firestore refuses to store is the caller's

@@ -109,11 +109,12 @@ pub enum StoreError {
     /// The id, collection name or value is not storable.
     #[error("invalid document: {0}")]
     InvalidDocument(String),
-    /// A stored document does not match the type it is read as (or a value cannot be
-    /// serialised): a server-side fault.
+    /// A stored document does not match the type it is read as, a stored item is not
+    /// a document at all (written by another tool), or a value cannot be serialised: a
+    /// server-side fault that a retry does not mend.
     #[error("{0}")]
     Decode(String),
-    /// The backend itself failed (network, permissions, corrupt data).
+    /// The backend itself failed (network, permissions, throttling).
     #[error("{backend} store failed: {message}")]
     Backend {
         /// The backend's name (`embedded`, `dynamodb`, ...).

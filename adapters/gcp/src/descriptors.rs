@@ -414,13 +414,28 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// The Artifact Registry location and repository of `image`
+/// (`europe-west1-docker.pkg.dev/<project>/<repository>/<name>:<tag>`), which
+/// `deploy.sh` creates when missing; `None` for an image elsewhere.
+fn artifact_repository(image: &str) -> Option<(&str, &str)> {
+    let mut parts = image.split('/');
+    let location = parts.next()?.strip_suffix("-docker.pkg.dev")?;
+    let _project = parts.next()?;
+    let repository = parts.next()?;
+    parts.next()?;
+    Some((location, repository))
+}
+
 /// `deploy.sh`: the buckets, the service (two when the app [`splits_events`]), who may
 /// call them, the rights Eventarc needs, the Eventarc triggers and the Cloud
 /// Scheduler jobs, as `gcloud` commands. Idempotent: buckets are created when missing,
 /// triggers created (retried while new role bindings propagate) or pointed at the
 /// events' service again, jobs created or updated, role bindings added again
 /// harmlessly.
-/// Expects `service.yaml` (and `service-events.yaml`) beside it. What only the
+/// First it enables the APIs the app needs, creates the image's Artifact Registry
+/// repository when missing and builds the image with Cloud Build
+/// (`gcloud builds submit`) from the `Dockerfile` and executable beside it; it expects
+/// `service.yaml` (and `service-events.yaml`) there too. What only the
 /// project knows is looked up: the default compute account (when no service account
 /// was given), the Cloud Storage service agent, the Firestore database's location.
 pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<String, String> {
@@ -443,6 +458,36 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
         options.region
     ));
     s.push_str("set -eu\ncd \"$(dirname \"$0\")\"\n\n");
+    let timers = wiring.iter().any(|w| matches!(w, Wiring::Scheduler { .. }));
+    let mut apis = vec!["run", "artifactregistry", "cloudbuild"];
+    if storage_triggers || firestore_triggers {
+        apis.extend(["eventarc", "pubsub"]);
+    }
+    if timers {
+        apis.push("cloudscheduler");
+    }
+    if !manifest.collections.is_empty() || firestore_triggers {
+        apis.push("firestore");
+    }
+    let apis: Vec<String> = apis.iter().map(|a| format!("{a}.googleapis.com")).collect();
+    s.push_str(&format!(
+        "# The APIs the deployment uses (enabling one already on changes nothing).\n\
+         gcloud services enable {} --project={project}\n",
+        apis.join(" ")
+    ));
+    if let Some((location, repository)) = artifact_repository(&options.image) {
+        s.push_str(&format!(
+            "gcloud artifacts repositories describe {repository} --location={location} --project={project} >/dev/null 2>&1 || \\\n  \
+             gcloud artifacts repositories create {repository} --repository-format=docker --location={location} --project={project}\n",
+            repository = q(repository),
+            location = q(location),
+        ));
+    }
+    s.push_str(&format!(
+        "# The image, built by Cloud Build from the Dockerfile and executable beside this script.\n\
+         gcloud builds submit --tag {} --project={project} .\n\n",
+        q(&options.image)
+    ));
     if storage_triggers || firestore_triggers {
         s.push_str(
             "# Role bindings take a few minutes to reach Eventarc: creating a trigger right\n\
@@ -983,6 +1028,8 @@ mod tests {
             "eventarc triggers create shop-on-order --project=my-proj --location=nam5 --destination-run-service=shop-events --destination-run-region=europe-west1",
             "eventarc triggers create shop-thumbs --project=my-proj --location=europe-west1",
             "--destination-run-service=shop-events",
+            "services enable run.googleapis.com artifactregistry.googleapis.com cloudbuild.googleapis.com eventarc.googleapis.com pubsub.googleapis.com cloudscheduler.googleapis.com firestore.googleapis.com --project=my-proj",
+            "artifacts repositories create nube --repository-format=docker --location=europe-west1 --project=my-proj",
             "--service-account=123456789-compute@developer.gserviceaccount.com",
             "--uri=https://shop-events-x.a.run.app/nightly",
             "--oidc-service-account-email=123456789-compute@developer.gserviceaccount.com --oidc-token-audience=https://shop-events-x.a.run.app",
@@ -990,6 +1037,18 @@ mod tests {
         ] {
             assert!(calls.contains(needle), "missing {needle:?} in\n{calls}");
         }
+        let built = calls
+            .find("builds submit --tag europe-west1-docker.pkg.dev/my-proj/nube/shop:1 --project=my-proj .")
+            .expect("the image is built");
+        assert!(
+            built < calls.find("run services replace").unwrap(),
+            "the image is built before the services use it:\n{calls}"
+        );
+        assert_eq!(
+            artifact_repository("europe-west1-docker.pkg.dev/my-proj/nube/shop:1"),
+            Some(("europe-west1", "nube"))
+        );
+        assert_eq!(artifact_repository("gcr.io/my-proj/shop:1"), None);
         assert!(
             printed.contains("deployed https://shop-x.a.run.app"),
             "{printed}"

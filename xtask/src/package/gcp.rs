@@ -201,9 +201,9 @@ pub fn package(
         bytes.len(),
     );
     eprintln!(
-        "    Deploy with gcloud:\n      cd {} && gcloud builds submit --tag {} && ./deploy.sh",
+        "    Deploy with gcloud (it enables the APIs, builds the image {} with Cloud Build, then deploys):\n      {}/deploy.sh",
+        options.image,
         relative.display(),
-        options.image
     );
     Ok(())
 }

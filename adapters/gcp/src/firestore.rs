@@ -529,9 +529,16 @@ pub fn decode_json(data: &Json) -> Result<CreatedDocument, DecodeError> {
     })
 }
 
-/// The document path (`orders/o-1`) of a document resource name.
+/// The document path (`orders/o-1`) of a document resource name
+/// (`projects/<project>/databases/<database>/documents/orders/o-1`), read by position:
+/// a project or database named `documents` does not end the prefix.
 pub fn path_of_name(name: &str) -> Option<&str> {
-    name.split_once("/documents/").map(|(_, p)| p)
+    let mut parts = name.splitn(6, '/');
+    let [projects, _, databases, _, documents, path] =
+        std::array::from_fn(|_| parts.next().unwrap_or_default());
+    (projects == "projects" && databases == "databases" && documents == "documents")
+        .then_some(path)
+        .filter(|p| !p.is_empty())
 }
 
 /// Protobuf data: said so by the content type, or bytes that are not JSON with no
@@ -762,6 +769,12 @@ mod tests {
         };
         let doc = decode_protobuf(&data.encode_to_vec()).unwrap();
         assert_eq!(path_of_name(&doc.name), Some("todos/t1"));
+        assert_eq!(
+            path_of_name("projects/p/databases/documents/documents/orders/o1"),
+            Some("orders/o1")
+        );
+        assert_eq!(path_of_name("projects/p/databases/d/documents/"), None);
+        assert_eq!(path_of_name("orders/o1"), None);
         assert_eq!(Json::Object(doc.fields), json!({"title": "milk"}));
         assert!(decode_protobuf(b"\xff\xff\xff").is_err());
     }

@@ -117,17 +117,22 @@ pub fn is_background_event(body: &Map<String, Value>) -> bool {
 
 /// Splits a resource name into the CloudEvent `source` path and `subject`, per service.
 fn split_resource(service: &str, resource: &str) -> Result<(String, Option<String>), DecodeError> {
-    let split_at = |marker: &str, min_parts: usize| -> Option<(String, Option<String>)> {
-        let at = resource.find(marker)?;
-        let (prefix, subject) = (&resource[..at], &resource[at + 1..]);
-        (prefix.split('/').count() == min_parts && subject.len() > marker.len() - 1)
-            .then(|| (prefix.to_owned(), Some(subject.to_owned())))
+    // By position (`projects/<p>/<kind>/<name>/<marker>/<rest>`): a bucket named
+    // `objects` or a database named `documents` does not end the prefix.
+    let split_at = |kind: &str, marker: &str| -> Option<(String, Option<String>)> {
+        let mut parts = resource.splitn(6, '/');
+        let [projects, project, k, name, m, rest] =
+            std::array::from_fn(|_| parts.next().unwrap_or_default());
+        (projects == "projects" && k == kind && m == marker && !rest.is_empty()).then(|| {
+            (
+                format!("{projects}/{project}/{k}/{name}"),
+                Some(format!("{m}/{rest}")),
+            )
+        })
     };
     let parts = match service {
-        STORAGE_SERVICE => split_at("/objects/", 4)
-            .filter(|(p, _)| p.starts_with("projects/") && p.contains("/buckets/")),
-        FIRESTORE_SERVICE => split_at("/documents/", 4)
-            .filter(|(p, _)| p.starts_with("projects/") && p.contains("/databases/")),
+        STORAGE_SERVICE => split_at("buckets", "objects"),
+        FIRESTORE_SERVICE => split_at("databases", "documents"),
         _ => return Ok((resource.to_owned(), None)),
     };
     parts.ok_or_else(|| {
@@ -325,6 +330,29 @@ mod tests {
         })))
         .unwrap_err();
         assert!(e.0.contains("not a storage.googleapis.com resource"), "{e}");
+        // Read by position: a bucket named `objects` is a bucket.
+        assert_eq!(
+            split_resource(
+                STORAGE_SERVICE,
+                "projects/_/buckets/objects/objects/a/b.txt"
+            )
+            .unwrap(),
+            (
+                "projects/_/buckets/objects".to_owned(),
+                Some("objects/a/b.txt".to_owned())
+            )
+        );
+        assert_eq!(
+            split_resource(
+                FIRESTORE_SERVICE,
+                "projects/p/databases/documents/documents/o/1"
+            )
+            .unwrap()
+            .1
+            .as_deref(),
+            Some("documents/o/1")
+        );
+        assert!(split_resource(STORAGE_SERVICE, "projects/_/buckets/b/objects/").is_err());
         assert!(!is_background_event(&object(json!({"eventType": "x"}))));
         assert!(is_background_event(&object(
             json!({"context": {"eventType": "x"}})

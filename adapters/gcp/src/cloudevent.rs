@@ -58,6 +58,19 @@ pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
 /// The `Content-Type` of CloudEvent batches (not taken: Google does not send them).
 pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
 
+/// A structured-mode event that cloudevents-sdk refused only because its
+/// `datacontenttype` is not in lower case (`Application/JSON`: media types ignore
+/// case, the SDK's comparison does not), read again with it lowered.
+fn structured_with_lowercase_data_type(body: &[u8]) -> Option<cloudevents::Event> {
+    let mut event: Map<String, Value> = serde_json::from_slice(body).ok()?;
+    let lowered = match event.get("datacontenttype")? {
+        Value::String(ct) if ct.chars().any(|c| c.is_ascii_uppercase()) => ct.to_ascii_lowercase(),
+        _ => return None,
+    };
+    event.insert("datacontenttype".into(), Value::String(lowered));
+    serde_json::from_value(Value::Object(event)).ok()
+}
+
 fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(http::header::CONTENT_TYPE)
@@ -92,11 +105,13 @@ pub fn read(headers: &HeaderMap, body: &[u8]) -> Result<Option<Incoming>, Decode
     if ct.starts_with(STRUCTURED_CONTENT_TYPE) {
         // The whole event is the JSON body (what cloudevents-sdk reads in structured
         // mode, where it would also compare the media type case-sensitively).
-        let event = serde_json::from_slice::<cloudevents::Event>(body).map_err(|e| {
-            DecodeError::new(format!(
-                "the body is not a valid structured-mode CloudEvent (application/cloudevents+json): {e}"
-            ))
-        })?;
+        let event = serde_json::from_slice::<cloudevents::Event>(body)
+            .or_else(|e| structured_with_lowercase_data_type(body).ok_or(e))
+            .map_err(|e| {
+                DecodeError::new(format!(
+                    "the body is not a valid structured-mode CloudEvent (application/cloudevents+json): {e}"
+                ))
+            })?;
         return Ok(Some(Incoming {
             event,
             mode: Mode::Structured,
@@ -160,6 +175,19 @@ pub fn data_json(event: &Event) -> Result<Value, DecodeError> {
 /// A string extension attribute (`database`, `document`...), when set.
 pub fn extension(event: &Event, name: &str) -> Option<String> {
     event.extension(name).map(|v| v.to_string())
+}
+
+/// A string attribute's value as the sender meant it. In binary mode it came in a
+/// `ce-*` header, where the CloudEvents HTTP binding percent-encodes what a header
+/// cannot carry (a space, `"`, `%`, anything outside ASCII): decoded here (kept as
+/// it is when the decoded bytes are not UTF-8). In the other modes, as it is.
+pub fn attribute_text(value: &str, mode: Mode) -> String {
+    match mode {
+        Mode::Binary => percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .map_or_else(|_| value.to_owned(), |v| v.into_owned()),
+        _ => value.to_owned(),
+    }
 }
 
 /// The event as the provider payload nube keeps ([`nube::RawEvent`]): its
@@ -246,6 +274,17 @@ mod tests {
         .unwrap();
         assert_eq!(upper.mode, Mode::Structured, "media types ignore case");
         assert_eq!(data_json(&upper.event).unwrap()["k"], 2);
+        let upper_data = read(
+            &headers(&[("content-type", "application/cloudevents+json")]),
+            br#"{"specversion":"1.0","id":"4","source":"//x","type":"t","datacontenttype":"Application/JSON","data":{"k":3}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            data_json(&upper_data.event).unwrap()["k"],
+            3,
+            "the data's media type too"
+        );
 
         assert!(
             read(&headers(&[("content-type", "text/plain")]), b"hi")
@@ -253,6 +292,32 @@ mod tests {
                 .is_none()
         );
         assert!(read(&HeaderMap::new(), b"").unwrap().is_none());
+    }
+
+    #[test]
+    fn binary_mode_attributes_are_percent_decoded() {
+        let b = read(
+            &headers(&[
+                ("ce-specversion", "1.0"),
+                ("ce-id", "1"),
+                ("ce-source", "//storage.googleapis.com/projects/_/buckets/b"),
+                ("ce-type", "google.cloud.storage.object.v1.finalized"),
+                ("ce-subject", "objects/a%20b/50%25%E2%82%AC.txt"),
+                ("content-type", "application/json"),
+            ]),
+            br#"{"bucket":"b","size":"1"}"#,
+        )
+        .unwrap()
+        .unwrap();
+        let names = crate::names::ResourceNames::new().with_bucket("uploads", "b");
+        let blob = crate::storage::decode(&b.event, b.mode, &names).unwrap();
+        assert_eq!(blob.key, "a b/50%€.txt");
+        assert_eq!(attribute_text("50%25", Mode::Structured), "50%25");
+        assert_eq!(
+            attribute_text("%FF", Mode::Binary),
+            "%FF",
+            "not UTF-8: as sent"
+        );
     }
 
     #[test]

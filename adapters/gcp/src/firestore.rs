@@ -45,7 +45,7 @@ use nube::{DocumentCreated, Provider, RawEvent};
 use prost::Message;
 use serde_json::{Map, Value as Json};
 
-use crate::cloudevent::{Mode, data_json, extension, raw_payload};
+use crate::cloudevent::{Mode, attribute_text, data_json, extension, raw_payload};
 use crate::error::DecodeError;
 use crate::names::ResourceNames;
 
@@ -588,16 +588,20 @@ fn decode_event(
         let data = data_json(event)?;
         (decode_json(&data)?, Some(data))
     };
-    // The document's own name first: in binary mode the `document` extension and the
-    // subject come from `ce-*` headers, which may arrive percent-encoded.
+    // The document's own name first; in binary mode the `document` extension and the
+    // subject come from `ce-*` headers, percent-encoded where a header needs it.
     let path = path_of_name(&document.name)
         .map(str::to_owned)
-        .or_else(|| extension(event, "document").filter(|d| !d.is_empty()))
+        .or_else(|| {
+            extension(event, "document")
+                .filter(|d| !d.is_empty())
+                .map(|d| attribute_text(&d, mode))
+        })
         .or_else(|| {
             event
                 .subject()
                 .and_then(|s| s.strip_prefix("documents/"))
-                .map(str::to_owned)
+                .map(|p| attribute_text(p, mode))
         })
         .ok_or_else(|| {
             DecodeError::new(

@@ -15,7 +15,7 @@ use cloudevents::{AttributesReader, Event};
 use nube::{BlobCreated, Provider, RawEvent};
 use serde_json::Value;
 
-use crate::cloudevent::{Mode, data_json, raw_payload};
+use crate::cloudevent::{Mode, attribute_text, data_json, raw_payload};
 use crate::error::DecodeError;
 use crate::names::ResourceNames;
 
@@ -94,7 +94,7 @@ fn decode_data(
             event
                 .subject()
                 .and_then(|s| s.strip_prefix("objects/"))
-                .map(str::to_owned)
+                .map(|k| attribute_text(k, mode))
         })
         .ok_or_else(|| DecodeError::new("no object name: data.name and subject are missing"))?;
     let size = int64_field(&data, "size")?.unwrap_or(0);

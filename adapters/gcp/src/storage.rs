@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `event_id` | the CloudEvent `id` (the same on a redelivery) |
 //! | `bucket` | `data.bucket` (else the bucket in `source`), mapped to the app's logical bucket ([`crate::names`]) |
-//! | `key` | `data.name` as it is: Google sends it raw, not URL-encoded (else `subject` less `objects/`) |
+//! | `key` | `data.name` as it is: Google sends it raw, not URL-encoded (else `subject` less `objects/`, percent-decoded in binary mode) |
 //! | `size` | `data.size`: int64 as proto3 JSON writes it (a string), or a number |
 //! | `content_type`, `etag` | `data.contentType`; `data.md5Hash` as hex (the XML API's `ETag`, what `Bucket::head` reports; none for composite objects) |
 //! | `time` | `data.timeCreated`, else `data.updated`, else the CloudEvent `time` |

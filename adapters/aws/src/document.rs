@@ -18,8 +18,9 @@
 //! document's own `id` field, if it has one, and goes back to `id`; every other
 //! attribute whose name starts with `_nube` (such as `_nube_version`) is the store's
 //! metadata and is dropped; the remaining attributes are the document's fields.
-//! Items of tables nube did not write may lack `id`: then the table's only key
-//! attribute (from `Keys`) is the id.
+//! In tables nube did not write, the table's key attribute (from `Keys`, when it is one
+//! attribute) is the id, and an `id` attribute that is not the key is a field; with a
+//! composite key, the `id` attribute is the id.
 //!
 //! ## Numbers
 //!
@@ -142,21 +143,19 @@ pub fn decode_record(record: &Value, names: &ResourceNames) -> StreamRecord {
             "the INSERT record of table {table} has no NewImage: set the stream's StreamViewType to NEW_IMAGE or NEW_AND_OLD_IMAGES"
         ));
     };
-    let key_attribute = if image.contains_key(ID_ATTRIBUTE) {
-        ID_ATTRIBUTE.to_owned()
-    } else {
-        match record
-            .pointer("/dynamodb/Keys")
-            .and_then(Value::as_object)
-            .filter(|k| k.len() == 1)
-            .and_then(|k| k.keys().next())
-        {
-            Some(k) => k.clone(),
-            None => {
-                return invalid(format!(
-                    "the item inserted in table {table} has no \"{ID_ATTRIBUTE}\" attribute and no single key attribute to use as document id"
-                ));
-            }
+    // The table's own key when it is one attribute (nube's tables: `id`); else `id`.
+    let single_key = record
+        .pointer("/dynamodb/Keys")
+        .and_then(Value::as_object)
+        .filter(|k| k.len() == 1)
+        .and_then(|k| k.keys().next());
+    let key_attribute = match single_key {
+        Some(k) => k.clone(),
+        None if image.contains_key(ID_ATTRIBUTE) => ID_ATTRIBUTE.to_owned(),
+        None => {
+            return invalid(format!(
+                "the item inserted in table {table} has no single key attribute and no \"{ID_ATTRIBUTE}\" attribute to use as document id"
+            ));
         }
     };
     match split_image(image, &key_attribute) {
@@ -456,6 +455,36 @@ mod tests {
         assert!(err.0.contains("unknown DynamoDB attribute type"), "{err}");
         let err = image_to_document(json!({"a": {"S": "x"}}).as_object().unwrap()).unwrap_err();
         assert!(err.0.contains("\"id\""), "{err}");
+    }
+
+    #[test]
+    fn the_document_id_is_the_tables_key() {
+        let record = |keys: Value| {
+            json!({
+                "eventID": "e1",
+                "eventName": "INSERT",
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/things/stream/2015-06-27T00:48:05.899",
+                "dynamodb": {
+                    "Keys": keys,
+                    "NewImage": {"pk": {"S": "k1"}, "id": {"S": "own"}, "a": {"N": "1"}},
+                    "SequenceNumber": "1"
+                }
+            })
+        };
+        let names = ResourceNames::new();
+        let id_of = |r: &Value| match decode_record(r, &names) {
+            StreamRecord::Created { event, .. } => (event.id, event.document),
+            other => panic!("{other:?}"),
+        };
+        let (id, doc) = id_of(&record(json!({"pk": {"S": "k1"}})));
+        assert_eq!(id, "k1");
+        assert_eq!(
+            doc,
+            json!({"id": "own", "a": 1}),
+            "an `id` attribute that is not the key is a field"
+        );
+        let (id, _) = id_of(&record(json!({"pk": {"S": "k1"}, "sk": {"S": "s"}})));
+        assert_eq!(id, "own", "a composite key: the `id` attribute");
     }
 
     #[test]

@@ -293,6 +293,17 @@ pub fn split_names(name: &str, paths: &[&str]) -> Vec<String> {
 /// segments gives one per group ([`http_route_groups`]). Two HTTP functions with the
 /// same route fail.
 pub fn function_jsons(manifest: &Manifest) -> Result<Vec<(String, Value)>, DescriptorError> {
+    let is_http = |f: &&FunctionManifest| matches!(f.trigger, TriggerManifest::Http { .. });
+    names::check_invocation_paths(
+        manifest
+            .functions
+            .iter()
+            .filter(|f| !is_http(f))
+            .map(|f| f.name.as_str()),
+        manifest.functions.iter().any(|f| is_http(&f)),
+        ROUTE_PREFIX,
+    )
+    .map_err(DescriptorError)?;
     let mut out: Vec<(String, Value)> = Vec::new();
     let mut routes: Vec<(String, &str)> = Vec::new();
     for f in &manifest.functions {
@@ -418,6 +429,19 @@ mod tests {
         let functions = function_jsons(&whole.manifest()).unwrap();
         assert_eq!(functions.len(), 1);
         assert_eq!(functions[0].0, "pages");
+    }
+
+    #[test]
+    fn an_event_function_named_like_the_route_prefix_is_refused() {
+        let app = App::new("shop")
+            .http("pages", Routes::new().get("/{slug}", ok))
+            .timer(
+                "api",
+                "0 2 * * *",
+                |_t: nube::TimerTick, _c: Context| async { Ok(()) },
+            );
+        let e = function_jsons(&app.manifest()).unwrap_err();
+        assert!(e.0.contains("\"api\"") && e.0.contains("rename"), "{e:?}");
     }
 
     #[test]

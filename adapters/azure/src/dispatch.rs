@@ -755,6 +755,16 @@ async fn start(app: App) -> Result<(), InitError> {
             ))
         })??;
     let prefix = route_prefix_from_env();
+    let is_http = |f: &&Function| matches!(f.trigger(), Trigger::Http(_));
+    crate::names::check_invocation_paths(
+        app.functions()
+            .iter()
+            .filter(|f| !is_http(f))
+            .map(Function::name),
+        app.functions().iter().any(|f| is_http(&f)),
+        &prefix,
+    )
+    .map_err(InitError)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| InitError(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;

@@ -42,6 +42,37 @@ pub fn azure_function_name(nube_name: &str) -> Result<String, String> {
     }
 }
 
+/// Host invocations arrive as `POST /<function>`, forwarded HTTP requests on their own
+/// path under host.json's `routePrefix`. An event function reachable both ways could be
+/// sent an invocation by any HTTP client, so when the app has HTTP functions no event
+/// function may be named like the prefix, and the prefix may not be empty.
+pub fn check_invocation_paths<'a>(
+    event_functions: impl IntoIterator<Item = &'a str>,
+    has_http: bool,
+    route_prefix: &str,
+) -> Result<(), String> {
+    if !has_http {
+        return Ok(());
+    }
+    let prefix = route_prefix.trim_matches('/');
+    for name in event_functions {
+        if prefix.is_empty() {
+            return Err(format!(
+                "host.json's routePrefix is empty, so HTTP requests share paths with the host's invocations and a client \
+                 could post the event function {name:?} an invocation: set extensions.http.routePrefix (nube packages \
+                 with \"api\")"
+            ));
+        }
+        if name.eq_ignore_ascii_case(prefix) {
+            return Err(format!(
+                "the event function {name:?} is named like the route prefix {prefix:?}, so its invocations \
+                 (POST /{name}) share a path with HTTP requests to the prefix's root: rename the function"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The nube function the host means by `azure_name` (case-insensitive): the function
 /// of that name, or the HTTP function that one of its route groups was split off
 /// (`<function>-<first path segment>`, see [`crate::descriptors::http_route_groups`]).
@@ -98,6 +129,27 @@ pub fn physical(setting: &str, logical: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn event_functions_and_forwarded_requests_never_share_a_path() {
+        assert!(check_invocation_paths(["nightly"], true, "api").is_ok());
+        assert!(
+            check_invocation_paths(["api"], false, "api").is_ok(),
+            "nothing is forwarded"
+        );
+        let named = check_invocation_paths(["nightly", "API"], true, "/api/").unwrap_err();
+        assert!(
+            named.contains("\"API\"") && named.contains("rename"),
+            "{named}"
+        );
+        let empty = check_invocation_paths(["nightly"], true, "").unwrap_err();
+        assert!(empty.contains("routePrefix"), "{empty}");
+        assert!(
+            check_invocation_paths([], true, "").is_ok(),
+            "no event function"
+        );
+    }
+
     use super::*;
 
     #[test]

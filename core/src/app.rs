@@ -434,9 +434,15 @@ impl App {
                 match doc.decode::<T>() {
                     Ok(typed) => Box::pin(handler(typed, ctx)),
                     Err(e) => Box::pin(async move {
+                        tracing::warn!(
+                            document = id,
+                            handler_type = std::any::type_name::<T>(),
+                            error = %e,
+                            "a created document does not match the handler's type"
+                        );
                         Err(crate::Error::bad_request(format!(
-                            "document {id} does not match the handler's type {}: {e}",
-                            std::any::type_name::<T>()
+                            "document {id} does not match the handler's type: {}",
+                            crate::http::without_type_names(&e.to_string())
                         )))
                     }),
                 }

@@ -182,9 +182,11 @@ where
             )),
             Err(JsonRejection::JsonDataError(e)) => Err(Error::bad_request(format!(
                 "the JSON body does not have the expected shape: {}",
-                std::error::Error::source(&e)
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
+                without_type_names(
+                    &std::error::Error::source(&e)
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                )
             ))),
             Err(JsonRejection::JsonSyntaxError(e)) => Err(Error::bad_request(format!(
                 "the body is not valid JSON: {}",
@@ -196,12 +198,39 @@ where
                 ErrorKind::PayloadTooLarge,
                 "the request body is larger than this function accepts",
             )),
-            Err(e) => Err(Error::bad_request(format!(
-                "could not read the body: {}",
-                e.body_text()
-            ))),
+            // The body stream's own error (the connection's) is the operator's.
+            Err(e) => Err(Error::bad_request("the request body could not be read").with_source(e)),
         }
     }
+}
+
+/// serde's explanation of a body that does not fit the handler's type, without the
+/// Rust type names it quotes: `expected struct NewTodo` becomes `expected an object`.
+pub(crate) fn without_type_names(message: &str) -> String {
+    const NAMED: [(&str, &str); 5] = [
+        ("expected struct ", "expected an object"),
+        ("expected tuple struct ", "expected an array"),
+        ("expected unit struct ", "expected null"),
+        ("expected enum ", "expected one of the accepted values"),
+        ("of untagged enum ", "of the accepted shapes"),
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    'scan: while let Some(c) = rest.chars().next() {
+        for (named, plain) in NAMED {
+            if let Some(after) = rest.strip_prefix(named) {
+                out.push_str(plain);
+                let name_len = after
+                    .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | ':' | '<' | '>')))
+                    .unwrap_or(after.len());
+                rest = &after[name_len..];
+                continue 'scan;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -226,7 +255,14 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Path(v))
-            .map_err(|e| Error::bad_request(e.body_text()))
+            .map_err(|e| {
+                // A handler whose `Path` type does not fit its route is the server's bug.
+                if e.status().is_server_error() {
+                    Error::internal(e.body_text())
+                } else {
+                    Error::bad_request(e.body_text())
+                }
+            })
     }
 }
 
@@ -522,5 +558,36 @@ impl App {
             // Turns every handler into its route now, as `into_make_service` does;
             // without it axum boxes and layers each handler again on every request.
             .with_state(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_type_names;
+
+    #[test]
+    fn serde_messages_lose_the_type_names_they_quote() {
+        let cases = [
+            (
+                "items[0]: invalid type: integer `1`, expected struct NewItem at line 1 column 11",
+                "items[0]: invalid type: integer `1`, expected an object at line 1 column 11",
+            ),
+            (
+                "status: invalid type: map, expected enum Status",
+                "status: invalid type: map, expected one of the accepted values",
+            ),
+            (
+                "data did not match any variant of untagged enum Change",
+                "data did not match any variant of the accepted shapes",
+            ),
+            ("missing field `name`", "missing field `name`"),
+            (
+                "ünïcode, expected tuple struct Pair",
+                "ünïcode, expected an array",
+            ),
+        ];
+        for (serde, client) in cases {
+            assert_eq!(without_type_names(serde), client);
+        }
     }
 }

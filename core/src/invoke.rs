@@ -160,7 +160,14 @@ mod tests {
                 document_created("c", "1", serde_json::json!({"n": "x"})),
             )
             .await;
-        assert_eq!(wrong_shape.unwrap_err().kind(), ErrorKind::BadRequest);
+        let wrong_shape = wrong_shape.unwrap_err();
+        assert_eq!(wrong_shape.kind(), ErrorKind::BadRequest);
+        // The message reaches the platform's caller: the shape, not the Rust type.
+        let message = wrong_shape.client_message();
+        assert!(
+            message.contains("c/1") && !message.contains("Typed"),
+            "{message}"
+        );
         let timer = t.invoke("f", crate::testing::timer_tick("@daily")).await;
         assert_eq!(timer.unwrap_err().kind(), ErrorKind::BadRequest);
         assert!(

@@ -23,6 +23,11 @@ async fn by_number(Path(n): Path<u32>) -> String {
     format!("#{n}")
 }
 
+/// Two parameters taken as one: the handler's bug, not the client's.
+async fn two_as_one(Path(n): Path<u32>) -> String {
+    format!("#{n}")
+}
+
 async fn boom() -> &'static str {
     panic!("secret detail")
 }
@@ -51,6 +56,7 @@ fn app() -> TestApp {
                 Routes::new()
                     .post("/items", create)
                     .get("/n/{n}", by_number)
+                    .get("/pair/{a}/{b}", two_as_one)
                     .get("/boom", boom)
                     .get("/slow", slow)
                     .get("/who", who)
@@ -81,6 +87,14 @@ async fn json_rejections_are_typed() {
     let missing = t.send_json(Method::POST, "/items", &json!({})).await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert!(missing.text().contains("name"), "{}", missing.text());
+    // serde names the handler's type; the client is told the shape instead.
+    let shape = t.send_json(Method::POST, "/items", &json!(1)).await;
+    assert_eq!(shape.status, StatusCode::BAD_REQUEST);
+    assert!(
+        shape.text().contains("expected an object") && !shape.text().contains("Item"),
+        "{}",
+        shape.text()
+    );
     let syntax = t
         .send(
             Method::POST,
@@ -116,6 +130,14 @@ async fn path_method_and_route_errors_are_json() {
         (bad.status, code(&bad)),
         (StatusCode::BAD_REQUEST, "bad_request".into())
     );
+    let misuse = t.get("/pair/1/2").await;
+    assert_eq!(
+        (misuse.status, code(&misuse)),
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal".into()),
+        "{}",
+        misuse.text()
+    );
+    assert!(!misuse.text().contains("Path"), "{}", misuse.text());
     let nope = t.get("/nowhere").await;
     assert_eq!(
         (nope.status, code(&nope)),

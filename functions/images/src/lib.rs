@@ -179,7 +179,7 @@ async fn upload(
                 "the upload is larger than this function accepts",
             )
         } else {
-            Error::bad_request(format!("could not read the upload: {}", e.body_text()))
+            Error::bad_request("the upload could not be read").with_source(e)
         }
     })?;
     if body.is_empty() {
@@ -265,13 +265,17 @@ async fn make_thumbnails(event: BlobCreated, ctx: Context) -> nube::Result<()> {
     // Size and time both describe the version these bytes are (checked again below).
     let size = original.len() as u64;
     let uploaded_at = event.time.trunc_subsecs(6);
+    // The reason is stored and served (`GET /images/{name}`): a failure of the work
+    // itself (a panic in a decoder) is logged, and the record says only that.
     let outcome = nube::run_blocking(move || process(&original))
         .await
         .unwrap_or_else(|e| {
-            Err(format!(
-                "the image could not be processed: {}",
-                e.operator_message()
-            ))
+            tracing::error!(
+                key = event.key,
+                error = e.operator_message(),
+                "processing the upload failed"
+            );
+            Err("the image could not be processed".to_owned())
         });
     // The upload may have been replaced between the check above and the read, or
     // while it was processed: then the bytes may not be the event's, and writing

@@ -111,8 +111,13 @@ impl HttpOrigin {
     }
 }
 
+/// A request that does not fit `origin`'s event type. The answer (a 400 to the
+/// client) says which; serde's detail, which names aws_lambda_events' types, is logged.
 fn decode_error(origin: &str, e: impl std::fmt::Display) -> DecodeError {
-    DecodeError::new(format!("the {origin} request is malformed: {e}"))
+    tracing::warn!(origin, error = %e, "the request does not fit its event type");
+    DecodeError::new(format!(
+        "the {origin} request is malformed (the function's log has the detail)"
+    ))
 }
 
 /// Deserialises `payload` as a request of `origin` with lambda_http's event types.
@@ -146,7 +151,7 @@ pub fn parse_request(
         None => {
             let text = payload.to_string();
             let request: LambdaRequest =
-                serde_json::from_str(&text).map_err(|e| DecodeError::new(e.to_string()))?;
+                serde_json::from_str(&text).map_err(|e| decode_error("HTTP", e))?;
             let origin = match &request {
                 LambdaRequest::ApiGatewayV1(_) => HttpOrigin::RestApi,
                 LambdaRequest::ApiGatewayV2(_) => HttpOrigin::HttpApi,
@@ -1154,6 +1159,19 @@ mod tests {
             encode_body(&headers(&[]), vec![0xff]),
             LambdaBody::Binary(_)
         ));
+    }
+
+    #[test]
+    fn a_request_that_does_not_fit_its_type_says_which_without_serde_detail() {
+        let e = parse_request(
+            Some(HttpOrigin::RestApi),
+            serde_json::json!({"httpMethod": "GET", "headers": 5}),
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("API Gateway REST") && !e.0.contains("expected"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 //! | nube | from |
 //! |---|---|
 //! | `bucket` | the function's declared bucket (one function watches one container) |
-//! | `key` | the path of `Metadata.Uri` after the container, percent-decoded; else the declared prefix + `Metadata.name` (the `{name}` of the binding's path) |
+//! | `key` | `Metadata.BlobTrigger` (`<container>/<path>`) after the container; else the path of `Metadata.Uri` after the container, percent-decoded; else the declared prefix + `Metadata.name` (the `{name}` of the binding's path) |
 //! | `size` | `Properties.ContentLength` (or `Length`); else the length of the content the binding sent |
 //! | `content_type`, `etag`, `time` | `Properties.ContentType`, `ETag`, `LastModified` (or `CreatedOn`) |
 //! | `event_id` | `<container>/<key>@<etag>`: the same when the host retries the blob |
@@ -50,6 +50,18 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether an endpoint's host (`host[:port]`, `[v6]:port`) puts the account in the
+/// path (`http://127.0.0.1:10000/<account>/...`: Azurite by IP, or a one-label name
+/// such as `localhost` or a compose service's), rather than naming it itself (Azure's
+/// `<account>.blob.core.windows.net`, a custom domain).
+pub(crate) fn is_path_style_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    !name.contains('.') || name.parse::<std::net::IpAddr>().is_ok()
+}
+
 /// The container and key in a blob URI (`https://acct.blob.core.windows.net/c/a%20b.jpg`
 /// → `("c", "a b.jpg")`; Azurite's `http://127.0.0.1:10000/account/c/k` too).
 pub fn container_and_key(uri: &str) -> Option<(String, String)> {
@@ -59,15 +71,7 @@ pub fn container_and_key(uri: &str) -> Option<(String, String)> {
     let mut segments = path.splitn(2, '/');
     let mut container = segments.next()?;
     let mut key = segments.next()?;
-    // Path-style URIs (Azurite by IP, or a one-label name: `localhost`, a compose
-    // service's) put the account first; account hosts (Azure's
-    // `<account>.blob.core.windows.net[:443]`, a custom domain) name it themselves.
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.split(':').next().unwrap_or_default(),
-    };
-    let path_style = !name.contains('.') || name.parse::<std::net::IpAddr>().is_ok();
-    if path_style {
+    if is_path_style_host(host) {
         let (c, k) = key.split_once('/')?;
         container = c;
         key = k;
@@ -98,12 +102,23 @@ pub fn decode(
             "Metadata.Properties is neither an object nor a JSON-encoded object",
         ));
     }
-    let from_uri = request
-        .meta("Uri")
+    // `BlobTrigger` is the blob's own path (`<container>/<name>`, not encoded); a URI's
+    // host only suggests where its path starts.
+    let from_trigger = request
+        .meta("BlobTrigger")
         .as_ref()
-        .and_then(|uri| uri.as_str())
-        .and_then(container_and_key);
-    let (container, key) = match from_uri {
+        .and_then(|path| path.as_str())
+        .and_then(|path| path.split_once('/'))
+        .filter(|(c, k)| !c.is_empty() && !k.is_empty())
+        .map(|(c, k)| (c.to_owned(), k.to_owned()));
+    let from_uri = || {
+        request
+            .meta("Uri")
+            .as_ref()
+            .and_then(|uri| uri.as_str())
+            .and_then(container_and_key)
+    };
+    let (container, key) = match from_trigger.or_else(from_uri) {
         Some(pair) => pair,
         None => {
             let name = request
@@ -192,5 +207,23 @@ mod tests {
             );
         }
         assert_eq!(percent_decode("a%2Fb%zz%"), "a/b%zz%");
+    }
+
+    #[test]
+    fn the_blob_trigger_path_wins_over_a_guess_from_the_uri() {
+        // A dotted Azurite host reads as an account host: the URI alone would make
+        // the account a container.
+        let as_json_string = |s: &str| Value::from(Value::from(s).to_string());
+        let body = serde_json::json!({"Data": {}, "Metadata": {
+            "Uri": as_json_string("http://host.docker.internal:10000/devstoreaccount1/uploads/original/a%20b.png"),
+            "BlobTrigger": as_json_string("uploads/original/a b.png"),
+            "name": as_json_string("a b.png"),
+            "Properties": {"ContentLength": 3, "ETag": "\"0x1\""}
+        }})
+        .to_string();
+        let (request, remainder) = InvocationRequest::parse_parts(body.as_bytes()).unwrap();
+        let blob = decode(request, remainder, "uploads", "original/").unwrap();
+        assert_eq!(blob.key, "original/a b.png");
+        assert_eq!(blob.event_id, "uploads/original/a b.png@0x1");
     }
 }

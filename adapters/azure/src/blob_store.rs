@@ -143,13 +143,10 @@ impl StorageConnection {
 fn account_of_endpoint(endpoint: &str) -> Option<String> {
     let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = host.split(':').next().unwrap_or(host);
-    let first = path.split('/').find(|s| !s.is_empty());
-    let is_ip = host.parse::<std::net::IpAddr>().is_ok() || host == "localhost";
-    match (is_ip, first) {
-        (true, Some(account)) => Some(account.to_owned()),
-        (false, _) => host.split('.').next().map(str::to_owned),
-        (true, None) => None,
+    if crate::blob::is_path_style_host(host) {
+        path.split('/').find(|s| !s.is_empty()).map(str::to_owned)
+    } else {
+        host.split([':', '.']).next().map(str::to_owned)
     }
 }
 
@@ -307,6 +304,17 @@ mod tests {
             Some("devstoreaccount1")
         );
         assert_eq!(account_of_endpoint("http://127.0.0.1:10000/"), None);
+        // The same host rule as the blob trigger's URIs.
+        for path_style in [
+            "http://[::1]:10000/devstoreaccount1",
+            "http://azurite:10000/devstoreaccount1",
+        ] {
+            assert_eq!(
+                account_of_endpoint(path_style).as_deref(),
+                Some("devstoreaccount1"),
+                "{path_style}"
+            );
+        }
     }
 
     #[test]

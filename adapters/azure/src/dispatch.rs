@@ -375,13 +375,19 @@ impl Runtime {
                 Ok(Map::new())
             }
             Trigger::DocumentCreated { collection } => {
-                if !crate::document::is_document_batch(&request) {
-                    if matches!(crate::document::batch(&request).as_deref(), Ok([])) {
-                        return Ok(Map::new());
+                // Read once. A batch with no document at all is another trigger's
+                // payload; a bad item among documents is skipped below, alone.
+                let documents = match crate::document::decode(&request, collection) {
+                    Ok(documents) if documents.is_empty() => return Ok(Map::new()),
+                    Ok(documents)
+                        if !documents
+                            .iter()
+                            .all(|d| matches!(d, ChangedDocument::Invalid { .. })) =>
+                    {
+                        documents
                     }
-                    return Err(mismatch(&request));
-                }
-                let documents = crate::document::decode(&request, collection)?;
+                    _ => return Err(mismatch(&request)),
+                };
                 let total = documents.len();
                 // One deadline for the whole batch: the host's functionTimeout is the
                 // function's timeout (and a second), and a host that times out restarts

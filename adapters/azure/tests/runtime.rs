@@ -327,7 +327,8 @@ fn cosmos_batch(function: &str, items: Value) -> String {
 #[tokio::test]
 async fn a_document_no_retry_can_mend_is_skipped_and_the_batch_goes_on() {
     let h = Harness::new();
-    let items = json!([{"id": "r-1", "reject": true}, {"id": "r-2"}, {"id": "r-3"}]);
+    // r-1 is refused by the function; the item after it is not a document at all.
+    let items = json!([{"id": "r-1", "reject": true}, {"id": "r-2"}, 7, {"id": "r-3"}]);
     let (status, answer) = h
         .invoke("on-order", &cosmos_batch("on-order", items), "inv-doc-4")
         .await;
@@ -347,6 +348,21 @@ async fn a_document_no_retry_can_mend_is_skipped_and_the_batch_goes_on() {
             .any(|l| l.starts_with("ERROR") && l.contains("document orders/r-1 skipped")),
         "{lines:?}"
     );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ERROR") && l.contains("document at item 2 of 4 skipped")),
+        "{lines:?}"
+    );
+    // With no document in it, the batch is another trigger's payload.
+    let (status, answer) = h
+        .invoke(
+            "on-order",
+            &cosmos_batch("on-order", json!([7, "x"])),
+            "inv-doc-5",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
 
 /// A batch has the function's timeout as a whole, inside the host's functionTimeout:

@@ -14,7 +14,10 @@
 //! deadline overruns), so that the host's retry policy applies. Every answer carries
 //! the invocation's log lines in `Logs` ([`crate::logging`]; the host reads them from
 //! successful answers only, and every line also goes to stdout), and
-//! `Metadata.RetryContext` becomes the context's attempt (`RetryCount + 1`). A panic
+//! `Metadata.RetryContext` becomes the context's attempt (`RetryCount + 1`; the host
+//! sends it only under a retry policy: timers and Cosmos DB have one, while a blob
+//! trigger cannot, so a blob's redeliveries, up to `poisonBlobThreshold`, all say
+//! attempt 1). A panic
 //! anywhere fails only its invocation; the next one is served as usual.
 //!
 //! **Cosmos DB batches.** The host sends a failed batch again whatever the status,

@@ -207,7 +207,20 @@ where
 /// serde's explanation of a body that does not fit the handler's type, without the
 /// Rust type names it quotes: `expected struct NewTodo` becomes `expected an object`.
 pub(crate) fn without_type_names(message: &str) -> String {
-    const NAMED: [(&str, &str); 5] = [
+    // Longer phrases first: `struct variant` before `struct`.
+    const NAMED: [(&str, &str); 11] = [
+        ("expected struct variant ", "expected an object"),
+        ("expected tuple variant ", "expected an array"),
+        ("expected newtype variant ", "expected a value"),
+        ("expected unit variant ", "expected a name"),
+        (
+            "expected internally tagged enum ",
+            "expected an object with its tag",
+        ),
+        (
+            "expected adjacently tagged enum ",
+            "expected an object with its tag and content",
+        ),
         ("expected struct ", "expected an object"),
         ("expected tuple struct ", "expected an array"),
         ("expected unit struct ", "expected null"),
@@ -584,6 +597,18 @@ mod tests {
             (
                 "ünïcode, expected tuple struct Pair",
                 "ünïcode, expected an array",
+            ),
+            (
+                "invalid type: string \"x\", expected struct variant Change::Moved",
+                "invalid type: string \"x\", expected an object",
+            ),
+            (
+                "invalid type: integer `1`, expected internally tagged enum Command",
+                "invalid type: integer `1`, expected an object with its tag",
+            ),
+            (
+                "invalid type: map, expected tuple variant Shape::Pair",
+                "invalid type: map, expected an array",
             ),
         ];
         for (serde, client) in cases {

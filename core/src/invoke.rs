@@ -155,10 +155,7 @@ mod tests {
             .await;
         assert_eq!(wrong_collection.unwrap_err().kind(), ErrorKind::BadRequest);
         let wrong_shape = t
-            .invoke(
-                "f",
-                document_created("c", "1", serde_json::json!({"n": "x"})),
-            )
+            .invoke("f", document_created("c", "1", serde_json::json!(1)))
             .await;
         let wrong_shape = wrong_shape.unwrap_err();
         assert_eq!(wrong_shape.kind(), ErrorKind::BadRequest);

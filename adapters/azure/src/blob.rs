@@ -126,7 +126,7 @@ pub fn decode(
                 .and_then(|n| n.as_str().map(str::to_owned))
                 .ok_or_else(|| {
                     DecodeError::new(
-                        "the blob trigger's Metadata has neither a Uri nor a name: cannot tell which blob was created",
+                        "the blob trigger's Metadata has no BlobTrigger path, Uri or name: cannot tell which blob was created",
                     )
                 })?;
             (bucket.to_owned(), format!("{prefix}{name}"))

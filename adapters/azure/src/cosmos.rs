@@ -449,8 +449,12 @@ impl CosmosStore {
                 .headers()
                 .etag()
                 .map(|e| e.to_string())
-                .ok_or_else(|| {
-                    corrupt(collection, id, "the write's response has no ETag".into())
+                .ok_or_else(|| StoreError::Backend {
+                    backend: BACKEND,
+                    message: format!(
+                        "writing item {id:?} of collection {collection:?}: the response has no ETag"
+                    ),
+                    source: None,
                 })?,
             // The driver sends a write again when its answer was lost (a timeout, a
             // dropped connection), and the first may have been applied: a 409 or 412

@@ -414,16 +414,16 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// The Artifact Registry location and repository of `image`
+/// The Artifact Registry location, project and repository of `image`
 /// (`europe-west1-docker.pkg.dev/<project>/<repository>/<name>:<tag>`), which
 /// `deploy.sh` creates when missing; `None` for an image elsewhere.
-fn artifact_repository(image: &str) -> Option<(&str, &str)> {
+fn artifact_repository(image: &str) -> Option<(&str, &str, &str)> {
     let mut parts = image.split('/');
     let location = parts.next()?.strip_suffix("-docker.pkg.dev")?;
-    let _project = parts.next()?;
+    let project = parts.next()?;
     let repository = parts.next()?;
     parts.next()?;
-    Some((location, repository))
+    Some((location, project, repository))
 }
 
 /// `deploy.sh`: the buckets, the service (two when the app [`splits_events`]), who may
@@ -475,12 +475,22 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
          gcloud services enable {} --project={project}\n",
         apis.join(" ")
     ));
-    if let Some((location, repository)) = artifact_repository(&options.image) {
+    if let Some((location, image_project, repository)) = artifact_repository(&options.image) {
         s.push_str(&format!(
-            "gcloud artifacts repositories describe {repository} --location={location} --project={project} >/dev/null 2>&1 || \\\n  \
-             gcloud artifacts repositories create {repository} --repository-format=docker --location={location} --project={project}\n",
+            "gcloud artifacts repositories describe {repository} --location={location} --project={image_project} >/dev/null 2>&1 || \\\n  \
+             gcloud artifacts repositories create {repository} --repository-format=docker --location={location} --project={image_project}\n",
             repository = q(repository),
             location = q(location),
+            image_project = q(image_project),
+        ));
+    }
+    if !manifest.collections.is_empty() || firestore_triggers {
+        s.push_str(&format!(
+            "# The Firestore database of the app's documents, created in the service's region when missing.\n\
+             gcloud firestore databases describe --database={db} --project={project} >/dev/null 2>&1 || \\\n  \
+             gcloud firestore databases create --database={db} --location={region} --type=firestore-native --project={project}\n",
+            db = q(&options.firestore_database),
+            region = q(&options.region),
         ));
     }
     s.push_str(&format!(
@@ -956,6 +966,10 @@ mod tests {
         );
         assert!(sh.contains("add-iam-policy-binding shop-events --project=my-proj --region=europe-west1 --member=\"serviceAccount:$INVOKER_SERVICE_ACCOUNT\""), "{sh}");
         assert!(sh.contains("--destination-run-service=shop-events"), "{sh}");
+        assert!(
+            sh.contains("gcloud firestore databases describe --database='(default)' --project=my-proj >/dev/null 2>&1 || \\\n  gcloud firestore databases create --database='(default)' --location=europe-west1 --type=firestore-native --project=my-proj\n"),
+            "a fresh project gets its database: {sh}"
+        );
         // Only events, or only HTTP: one service.
         m.functions
             .retain(|f| matches!(f.trigger, TriggerManifest::Http { .. }));
@@ -1045,8 +1059,8 @@ mod tests {
             "the image is built before the services use it:\n{calls}"
         );
         assert_eq!(
-            artifact_repository("europe-west1-docker.pkg.dev/my-proj/nube/shop:1"),
-            Some(("europe-west1", "nube"))
+            artifact_repository("europe-west1-docker.pkg.dev/other-proj/nube/shop:1"),
+            Some(("europe-west1", "other-proj", "nube"))
         );
         assert_eq!(artifact_repository("gcr.io/my-proj/shop:1"), None);
         assert!(

@@ -376,7 +376,7 @@ impl FirestoreStore {
                 let version = self
                     .guarded(&at, collection, id, expected, Some(document))
                     .await?
-                    .ok_or_else(|| corrupt(&at, id, "Firestore returned no update time".into()))?;
+                    .ok_or_else(|| no_update_time(&at, id))?;
                 return Ok(Document {
                     id: id.to_owned(),
                     version,
@@ -386,8 +386,7 @@ impl FirestoreStore {
         };
         match written {
             Ok(doc) => {
-                let version = version_of(&doc)
-                    .ok_or_else(|| corrupt(&at, id, "Firestore returned no update time".into()))?;
+                let version = version_of(&doc).ok_or_else(|| no_update_time(&at, id))?;
                 Ok(Document {
                     id: id.to_owned(),
                     version,
@@ -783,22 +782,11 @@ fn to_fields(fields: &Map<String, Value>) -> Result<HashMap<String, pb::Value>, 
     fields
         .iter()
         .map(|(k, v)| {
-            check_field_name(k)
-                .and_then(|()| to_value(v, false))
+            to_value(v, false)
                 .map(|v| (k.clone(), v))
                 .map_err(|m| StoreError::InvalidDocument(format!("field {k:?}: {m}")))
         })
         .collect()
-}
-
-/// Firestore keeps field names of the form `__…__` for itself, as it does ids.
-fn check_field_name(name: &str) -> Result<(), String> {
-    if is_reserved_id(name) {
-        return Err(format!(
-            "Firestore keeps names of the form __…__ for itself; rename {name:?}"
-        ));
-    }
-    Ok(())
 }
 
 /// A JSON value as a Firestore value (the table in the module docs).
@@ -836,11 +824,7 @@ fn to_value(value: &Value, in_array: bool) -> Result<pb::Value, String> {
         Value::Object(map) => V::MapValue(pb::MapValue {
             fields: map
                 .iter()
-                .map(|(k, v)| {
-                    check_field_name(k)
-                        .and_then(|()| to_value(v, false))
-                        .map(|v| (k.clone(), v))
-                })
+                .map(|(k, v)| to_value(v, false).map(|v| (k.clone(), v)))
                 .collect::<Result<_, _>>()?,
         }),
     };
@@ -899,6 +883,18 @@ fn code(e: &FirestoreError) -> Option<&str> {
     }
 }
 
+/// A write Firestore answered without the document's update time: the backend's fault.
+fn no_update_time(at: &Location, id: &str) -> StoreError {
+    StoreError::Backend {
+        backend: BACKEND,
+        message: format!(
+            "writing document {id:?} of {}/{}: Firestore returned no update time",
+            at.parent, at.collection_id
+        ),
+        source: None,
+    }
+}
+
 fn corrupt(at: &Location, id: &str, message: String) -> StoreError {
     StoreError::Decode(format!(
         "document {id:?} of {}/{} is not a nube document: {message}",
@@ -920,8 +916,8 @@ fn write_error(op: &str, at: &Location, id: &str, e: FirestoreError) -> StoreErr
                 "Firestore refused a document"
             );
             StoreError::InvalidDocument(format!(
-                "Firestore cannot store document {id:?}: a document is at most 1 MiB and nests \
-                 maps and arrays at most 20 deep (the function's log has Firestore's reason)"
+                "Firestore refused to store document {id:?} (its limits include 1 MiB per \
+                 document and maps and arrays nested 20 deep; the function's log has its reason)"
             ))
         }
         _ => request_error(op, at, id, e),

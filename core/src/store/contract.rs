@@ -167,6 +167,10 @@ async fn validation(s: &dyn DocumentStore, c: &str) {
         Err(StoreError::InvalidDocument(_)) => {}
         other => panic!("validation: a non-object value must be InvalidDocument, got {other:?}"),
     }
+    match s.put(c, "x", json!({"a": [{"__x__": 1}]})).await {
+        Err(StoreError::InvalidDocument(_)) => {}
+        other => panic!("validation: a field named __x__ must be InvalidDocument, got {other:?}"),
+    }
     match s.query(c, &Query::new().gt("a", 1).lt("b", 2)).await {
         Err(StoreError::InvalidQuery(_)) => {}
         other => panic!("validation: ranges on two fields must be InvalidQuery, got {other:?}"),

@@ -111,7 +111,7 @@ pub enum StoreError {
     InvalidDocument(String),
     /// A stored document does not match the type it is read as, a stored item is not
     /// a document at all (written by another tool), or a value cannot be serialised: a
-    /// server-side fault that a retry does not mend.
+    /// server-side fault in the data, not an outage of the backend.
     #[error("{0}")]
     Decode(String),
     /// The backend itself failed (network, permissions, throttling).
@@ -238,10 +238,16 @@ pub fn validate_key(collection: &str, id: &str) -> Result<(), StoreError> {
     validate_id(id)
 }
 
-/// Checks that a value is storable as a document: a JSON object.
+/// Checks that a value is storable as a document on every backend: a JSON object with
+/// no field name, at any depth, of the form `__…__`.
 pub fn validate_value(value: &Value) -> Result<(), StoreError> {
     if value.is_object() {
-        Ok(())
+        match reserved_field_name(value) {
+            Some(name) => Err(StoreError::InvalidDocument(format!(
+                "field name {name:?} has the form __…__, which Firestore keeps for itself; rename it"
+            ))),
+            None => Ok(()),
+        }
     } else {
         Err(StoreError::InvalidDocument(format!(
             "a document must be a JSON object, not {}",
@@ -254,6 +260,23 @@ pub fn validate_value(value: &Value) -> Result<(), StoreError> {
                 Value::Object(_) => "an object",
             }
         )))
+    }
+}
+
+/// The first field name, at any depth, of the form Firestore keeps for itself
+/// ([`is_reserved_id`]): refused on every backend, so that a document stored on one
+/// can be stored on any.
+fn reserved_field_name(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(name, v)| {
+            if is_reserved_id(name) {
+                Some(name.as_str())
+            } else {
+                reserved_field_name(v)
+            }
+        }),
+        Value::Array(items) => items.iter().find_map(reserved_field_name),
+        _ => None,
     }
 }
 
@@ -283,5 +306,8 @@ mod tests {
             assert!(validate_id(reserved).is_err(), "{reserved}");
         }
         assert!(validate_value(&serde_json::json!([1])).is_err());
+        assert!(validate_value(&serde_json::json!({"__x__": 1})).is_err());
+        assert!(validate_value(&serde_json::json!({"a": [{"b": {"____": 1}}]})).is_err());
+        assert!(validate_value(&serde_json::json!({"__": 1, "_a_": {"__b": 2}})).is_ok());
     }
 }

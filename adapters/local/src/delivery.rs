@@ -25,14 +25,16 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The delay after `attempts` failed attempts, with ±20 % jitter.
+    /// The delay after `attempts` failed attempts, with ±20 % jitter, at most `max`.
     pub fn delay(&self, attempts: u32) -> Duration {
         let exp = self
             .base
             .saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
         let d = exp.min(self.max);
         let jitter = (uuid::Uuid::new_v4().as_u128() % 401) as f64 / 1000.0 - 0.2;
-        d.mul_f64(1.0 + jitter)
+        Duration::try_from_secs_f64(d.as_secs_f64() * (1.0 + jitter))
+            .unwrap_or(self.max)
+            .min(self.max)
     }
 }
 
@@ -57,14 +59,14 @@ pub(crate) async fn run(
         .map(|f| app.timeout_of(f))
         .max()
         .unwrap_or_default()
-        + Duration::from_secs(30);
+        .saturating_add(Duration::from_secs(30));
     let concurrency = concurrency.max(1);
     let mut deliveries = JoinSet::new();
     // The outbox row of each delivery in flight.
     let mut rows = HashMap::new();
     while !*stop.borrow() {
         while let Some(done) = deliveries.try_join_next_with_id() {
-            rows.remove(&task_of(&done));
+            ended(&mut rows, &done);
         }
         let free = concurrency.saturating_sub(deliveries.len());
         if free > 0 {
@@ -92,7 +94,7 @@ pub(crate) async fn run(
             // Every slot is busy: wait for one to free up, not for what is due.
             tokio::select! {
                 Some(done) = deliveries.join_next_with_id() => {
-                    rows.remove(&task_of(&done));
+                    ended(&mut rows, &done);
                 }
                 _ = stop.changed() => {}
             }
@@ -123,6 +125,21 @@ pub(crate) async fn run(
         }
     }
     cut_short
+}
+
+/// Forgets the row of a delivery that ended. One that panicked (outside the function,
+/// whose panics are its invocation's failure) recorded no outcome: its row is handed
+/// out again when its lease ends.
+fn ended(rows: &mut HashMap<Id, i64>, done: &Result<(Id, ()), JoinError>) {
+    let seq = rows.remove(&task_of(done));
+    if let Err(e) = done
+        && e.is_panic()
+    {
+        tracing::error!(
+            outbox_seq = seq,
+            "a delivery panicked before recording its outcome; the event is delivered again when its lease ends"
+        );
+    }
 }
 
 /// The task of a delivery that ended, however it ended.
@@ -185,5 +202,36 @@ async fn deliver(
         span.in_scope(|| {
             tracing::error!(error = %e, "could not record the delivery outcome; the event will be delivered again")
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_with_jitter_and_never_pass_the_maximum() {
+        let policy = RetryPolicy {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+            max_attempts: 10,
+        };
+        for _ in 0..200 {
+            let first = policy.delay(1);
+            assert!(first >= Duration::from_millis(400) && first <= Duration::from_millis(600));
+            assert!(
+                policy.delay(30) <= policy.max,
+                "jitter stays under the maximum"
+            );
+        }
+        // Jitter on a delay near Duration::MAX would overflow (mul_f64 panics).
+        let huge = RetryPolicy {
+            base: Duration::MAX,
+            max: Duration::MAX,
+            ..policy
+        };
+        for _ in 0..20 {
+            assert!(huge.delay(3) <= Duration::MAX);
+        }
     }
 }

@@ -123,7 +123,7 @@ impl Outbox {
         lease: std::time::Duration,
         max_attempts: u32,
     ) -> Result<Vec<Pending>, StoreError> {
-        let lease_ms = lease.as_millis() as i64;
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         self.db
             .call(move |c| {
                 let tx = c.transaction().map_err(backend_err)?;
@@ -165,7 +165,7 @@ impl Outbox {
                 for p in &out {
                     tx.execute(
                         "UPDATE outbox SET claimed = 1, attempts = attempts + 1, next_attempt_ms = ?2 WHERE seq = ?1",
-                        params![p.seq, now + lease_ms],
+                        params![p.seq, now.saturating_add(lease_ms)],
                     )
                     .map_err(backend_err)?;
                 }

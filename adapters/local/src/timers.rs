@@ -27,22 +27,51 @@ pub fn tick(function: &str, schedule: &Schedule, at: DateTime<Utc>, past_due: bo
     })
 }
 
+/// Records the tick at `at` (its event, when there is one, and the time), retrying for
+/// a minute; false when the database refused it all that time.
 async fn record(
     db: &Database,
     outbox: &Outbox,
     function: &str,
     event: Option<Event>,
     at: DateTime<Utc>,
-) {
-    // A tick is only given up on after the database refused it for a minute.
+) -> bool {
     for attempt in 1..=60 {
         match record_once(db, function, event.clone(), at).await {
             Ok(()) => {
                 outbox.wake();
-                return;
+                return true;
             }
             Err(e) => {
                 tracing::error!(function, attempt, error = %e, "could not record a timer tick; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+    tracing::error!(function, scheduled = %at, "the database refused the timer tick for a minute; trying again");
+    false
+}
+
+/// The time of the function's last tick, as stored; retried while the database
+/// refuses to say (taking a failure for "never fired" would skip a missed tick).
+async fn last_fired(db: &Database, function: &str) -> Option<i64> {
+    loop {
+        let f = function.to_owned();
+        let read = db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT last_fired_ms FROM timers WHERE function = ?1",
+                    [f],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend_err)
+            })
+            .await;
+        match read {
+            Ok(last) => return last,
+            Err(e) => {
+                tracing::error!(function, error = %e, "could not read the timer's last tick; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
@@ -99,29 +128,19 @@ pub fn latest_missed(
 
 /// Fires `function` on `schedule` until the process stops.
 pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule: Schedule) {
-    let f = function.clone();
-    let last: Option<i64> = db
-        .call(move |c| {
-            c.query_row(
-                "SELECT last_fired_ms FROM timers WHERE function = ?1",
-                [f],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend_err)
-        })
-        .await
-        .unwrap_or(None);
+    let last = last_fired(&db, &function).await;
     let now = Utc::now();
     let mut last = match last.and_then(DateTime::from_timestamp_millis) {
         None => {
             record(&db, &outbox, &function, None, now).await;
             now
         }
+        // Stored ahead of the clock (the clock was set back): counted from now.
+        Some(last) if last > now => now,
         Some(last) => match latest_missed(&schedule, last, now) {
             Some(at) => {
                 tracing::warn!(function, scheduled = %at, "a tick was missed while the runtime was down; delivering it now");
-                record(
+                let recorded = record(
                     &db,
                     &outbox,
                     &function,
@@ -129,12 +148,13 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
                     at,
                 )
                 .await;
-                at
+                // Not recorded: the loop below finds it due and tries again.
+                if recorded { at } else { last }
             }
             None => last,
         },
     };
-    loop {
+    'ticks: loop {
         let Some(next) = schedule.next_after(last) else {
             tracing::warn!(function, %schedule, "the schedule never fires again");
             return;
@@ -143,6 +163,15 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
         // the machine sleeps, and the wall clock can be stepped either way.
         loop {
             let now = Utc::now();
+            if now < last {
+                // Set back: counting from the last tick would wait out the difference.
+                tracing::warn!(
+                    function,
+                    "the clock went back; the schedule is counted from now"
+                );
+                last = now;
+                continue 'ticks;
+            }
             if now >= next {
                 break;
             }
@@ -157,15 +186,18 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
         if past_due {
             tracing::warn!(function, scheduled = %at, "a tick is late (the machine slept or the clock jumped); delivering it now");
         }
-        record(
+        // A tick the database refused is not passed over: the loop comes back to it.
+        if record(
             &db,
             &outbox,
             &function,
             Some(tick(&function, &schedule, at, past_due)),
             at,
         )
-        .await;
-        last = at;
+        .await
+        {
+            last = at;
+        }
     }
 }
 

@@ -360,22 +360,26 @@ async fn blob_writes_cut_short_by_a_crash_are_recovered_at_start() {
     r.stop().await;
 }
 
+/// Stores `at_ms` as the time of `function`'s last tick in the data directory `dir`,
+/// as a runtime that ran before would have.
+async fn store_last_tick(dir: &std::path::Path, function: &'static str, at_ms: i64) {
+    let db = nube_local::db::Database::open(&dir.join("nube.db")).unwrap();
+    db.call(move |c| {
+        c.execute(
+            "INSERT INTO timers (function, last_fired_ms) VALUES (?1, ?2)",
+            rusqlite::params![function, at_ms],
+        )
+        .map_err(|e| nube::store::StoreError::backend("embedded", "test", e))
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tick_missed_while_down_is_delivered_once_as_past_due() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let db = nube_local::db::Database::open(&dir.path().join("nube.db")).unwrap();
-        let three_days_ago = chrono::Utc::now().timestamp_millis() - 3 * 86_400_000;
-        db.call(move |c| {
-            c.execute(
-                "INSERT INTO timers (function, last_fired_ms) VALUES ('nightly', ?1)",
-                [three_days_ago],
-            )
-            .map_err(|e| nube::store::StoreError::backend("embedded", "test", e))
-        })
-        .await
-        .unwrap();
-    }
+    let three_days_ago = chrono::Utc::now().timestamp_millis() - 3 * 86_400_000;
+    store_last_tick(dir.path(), "nightly", three_days_ago).await;
     let app = App::new("t").timer(
         "nightly",
         "0 2 * * *",
@@ -408,6 +412,34 @@ async fn a_tick_missed_while_down_is_delivered_once_as_past_due() {
         "three missed nights give one catch-up tick: {all:?}"
     );
     assert_eq!(all[0].value["pastDue"], true);
+    r.stop().await;
+}
+
+/// A last tick stored ahead of the clock (the clock was set back) does not hold the
+/// timer until the clock catches up: it ticks at the next whole minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_tick_ahead_of_the_clock_does_not_stall_the_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let in_an_hour = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    store_last_tick(dir.path(), "every-minute", in_an_hour).await;
+    let ticks = Arc::new(AtomicU32::new(0));
+    let t2 = ticks.clone();
+    let app = App::new("t").timer(
+        "every-minute",
+        "* * * * *",
+        move |_tick: TimerTick, _ctx: Context| {
+            let ticks = t2.clone();
+            async move {
+                ticks.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        },
+    );
+    let r = nube_local::start(app, config(dir.path())).await.unwrap();
+    eventually_long("a tick within the minute", || {
+        ticks.load(Ordering::SeqCst) >= 1
+    })
+    .await;
     r.stop().await;
 }
 

@@ -156,7 +156,7 @@ pub fn events_service(manifest: &Manifest, options: &Options) -> Result<Option<V
     if !splits_events(manifest) {
         return Ok(None);
     }
-    let name = format!("{}-events", manifest.app);
+    let name = events_service_name(manifest);
     service_named(manifest, options, &name, Some(crate::server::Serve::Events)).map(Some)
 }
 
@@ -451,6 +451,8 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
             .any(|w| matches!(w, Wiring::Eventarc { firestore, .. } if *firestore == on_firestore))
     };
     let (storage_triggers, firestore_triggers) = (triggers_on(false), triggers_on(true));
+    let eventarc = storage_triggers || firestore_triggers;
+    let uses_firestore = !manifest.collections.is_empty() || firestore_triggers;
     let mut s = String::new();
     s.push_str("#!/bin/sh\n");
     s.push_str(&format!(
@@ -460,13 +462,13 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
     s.push_str("set -eu\ncd \"$(dirname \"$0\")\"\n\n");
     let timers = wiring.iter().any(|w| matches!(w, Wiring::Scheduler { .. }));
     let mut apis = vec!["run", "artifactregistry", "cloudbuild"];
-    if storage_triggers || firestore_triggers {
+    if eventarc {
         apis.extend(["eventarc", "pubsub"]);
     }
     if timers {
         apis.push("cloudscheduler");
     }
-    if !manifest.collections.is_empty() || firestore_triggers {
+    if uses_firestore {
         apis.push("firestore");
     }
     let apis: Vec<String> = apis.iter().map(|a| format!("{a}.googleapis.com")).collect();
@@ -484,7 +486,7 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
             image_project = q(image_project),
         ));
     }
-    if !manifest.collections.is_empty() || firestore_triggers {
+    if uses_firestore {
         s.push_str(&format!(
             "# The Firestore database of the app's documents, created in the service's region when missing.\n\
              gcloud firestore databases describe --database={db} --project={project} >/dev/null 2>&1 || \\\n  \
@@ -498,7 +500,7 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
          gcloud builds submit --tag {} --project={project} .\n\n",
         q(&options.image)
     ));
-    if storage_triggers || firestore_triggers {
+    if eventarc {
         s.push_str(
             "# Role bindings take a few minutes to reach Eventarc: creating a trigger right\n\
              # after them may be refused at first.\n\
@@ -563,7 +565,7 @@ pub fn render_deploy_script(manifest: &Manifest, options: &Options) -> Result<St
             "gcloud projects add-iam-policy-binding {project} --member=\"{member}\" --role={role} --condition=None >/dev/null\n"
         )
     };
-    if storage_triggers || firestore_triggers {
+    if eventarc {
         s.push_str(&project_role(
             &format!("serviceAccount:${INVOKER}"),
             "roles/eventarc.eventReceiver",

@@ -533,12 +533,7 @@ pub fn decode_json(data: &Json) -> Result<CreatedDocument, DecodeError> {
 /// (`projects/<project>/databases/<database>/documents/orders/o-1`), read by position:
 /// a project or database named `documents` does not end the prefix.
 pub fn path_of_name(name: &str) -> Option<&str> {
-    let mut parts = name.splitn(6, '/');
-    let [projects, _, databases, _, documents, path] =
-        std::array::from_fn(|_| parts.next().unwrap_or_default());
-    (projects == "projects" && databases == "databases" && documents == "documents")
-        .then_some(path)
-        .filter(|p| !p.is_empty())
+    crate::names::split_resource_name(name, "databases", "documents").map(|(_, path)| path)
 }
 
 /// Protobuf data: said so by the content type, or bytes that are not JSON with no

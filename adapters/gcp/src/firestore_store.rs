@@ -304,7 +304,7 @@ impl FirestoreStore {
     fn location(&self, collection: &str) -> Result<Location, StoreError> {
         validate_collection_name(collection)?;
         let path = self.naming.resolve(collection);
-        if !is_collection_path(&path) {
+        let Some(segments) = collection_path_segments(&path) else {
             return Err(StoreError::Backend {
                 backend: BACKEND,
                 message: format!(
@@ -316,8 +316,7 @@ impl FirestoreStore {
                 ),
                 source: None,
             });
-        }
-        let segments: Vec<&str> = path.split('/').collect();
+        };
         let (collection_id, parents) = segments.split_last().expect("at least one segment");
         let mut parent = self.db.get_documents_path().clone();
         for s in parents {
@@ -962,14 +961,16 @@ fn query_error(at: &Location, e: FirestoreError) -> StoreError {
     )
 }
 
-/// Whether `path` names a Firestore collection: an odd number of `/`-separated
-/// segments (collection ids between document ids), none empty, `.`, `..`, longer
-/// than 1,500 bytes, or of the reserved form `__…__`.
-fn is_collection_path(path: &str) -> bool {
-    path.split('/').count() % 2 == 1
-        && path.split('/').all(|s| {
-            !s.is_empty() && s != "." && s != ".." && !is_reserved_id(s) && s.len() <= 1500
-        })
+/// The segments of `path` when it names a Firestore collection: an odd number of
+/// `/`-separated segments (collection ids between document ids), none empty, `.`,
+/// `..`, longer than 1,500 bytes, or of the reserved form `__…__`.
+fn collection_path_segments(path: &str) -> Option<Vec<&str>> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let valid = segments.len() % 2 == 1
+        && segments.iter().all(|s| {
+            !s.is_empty() && *s != "." && *s != ".." && !is_reserved_id(s) && s.len() <= 1500
+        });
+    valid.then_some(segments)
 }
 
 #[cfg(test)]
@@ -987,14 +988,14 @@ mod tests {
     #[test]
     fn collection_paths_follow_firestore_rules() {
         for ok in ["orders", "tenants/t1/orders", "__", "___", "t/__/o", "_x_"] {
-            assert!(is_collection_path(ok), "{ok}");
+            assert!(collection_path_segments(ok).is_some(), "{ok}");
         }
         for bad in [
             "", "a/b", "/orders", "orders/", "__x__", "____", "t/./o", "t/../o", "..",
         ] {
-            assert!(!is_collection_path(bad), "{bad}");
+            assert!(collection_path_segments(bad).is_none(), "{bad}");
         }
-        assert!(!is_collection_path(&"x".repeat(1501)));
+        assert!(collection_path_segments(&"x".repeat(1501)).is_none());
     }
 
     #[test]

@@ -117,18 +117,9 @@ pub fn is_background_event(body: &Map<String, Value>) -> bool {
 
 /// Splits a resource name into the CloudEvent `source` path and `subject`, per service.
 fn split_resource(service: &str, resource: &str) -> Result<(String, Option<String>), DecodeError> {
-    // By position (`projects/<p>/<kind>/<name>/<marker>/<rest>`): a bucket named
-    // `objects` or a database named `documents` does not end the prefix.
     let split_at = |kind: &str, marker: &str| -> Option<(String, Option<String>)> {
-        let mut parts = resource.splitn(6, '/');
-        let [projects, project, k, name, m, rest] =
-            std::array::from_fn(|_| parts.next().unwrap_or_default());
-        (projects == "projects" && k == kind && m == marker && !rest.is_empty()).then(|| {
-            (
-                format!("{projects}/{project}/{k}/{name}"),
-                Some(format!("{m}/{rest}")),
-            )
-        })
+        crate::names::split_resource_name(resource, kind, marker)
+            .map(|(prefix, rest)| (prefix.to_owned(), Some(format!("{marker}/{rest}"))))
     };
     let parts = match service {
         STORAGE_SERVICE => split_at("buckets", "objects"),

@@ -16,6 +16,22 @@ use std::collections::HashMap;
 
 use nube::App;
 
+/// A resource name `projects/<p>/<kind>/<name>/<marker>/<rest>` split by position into
+/// its prefix (`projects/<p>/<kind>/<name>`) and `rest` (not empty): a database named
+/// `documents` or a bucket named `objects` does not end the prefix.
+pub(crate) fn split_resource_name<'a>(
+    name: &'a str,
+    kind: &str,
+    marker: &str,
+) -> Option<(&'a str, &'a str)> {
+    let mut parts = name.splitn(6, '/');
+    let [projects, project, k, owner, m, rest] =
+        std::array::from_fn(|_| parts.next().unwrap_or_default());
+    let prefix_len = projects.len() + project.len() + k.len() + owner.len() + 3;
+    (projects == "projects" && k == kind && m == marker && !rest.is_empty())
+        .then(|| (&name[..prefix_len], rest))
+}
+
 /// The variable naming the Cloud Storage bucket of the logical bucket `logical`:
 /// `NUBE_BUCKET_<LOGICAL_UPPER_SNAKE>` (the same variable as on AWS).
 pub fn bucket_env_var(logical: &str) -> String {

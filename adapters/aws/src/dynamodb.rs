@@ -451,14 +451,15 @@ impl DynamoDbStore {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: fmt::Debug + Send + Sync + 'static,
     {
+        let message = err.message().unwrap_or_default();
         if err.code() == Some("ValidationException")
-            && let Some(limit) = refused_for(err.message().unwrap_or_default())
+            && let Some(limit) = refused_for(message)
         {
             // DynamoDB's text names the table; it goes to the log, not to the client.
             tracing::warn!(
                 table,
                 document = id,
-                error = err.message().unwrap_or_default(),
+                error = message,
                 "DynamoDB refused a document"
             );
             return StoreError::InvalidDocument(format!(

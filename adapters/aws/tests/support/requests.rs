@@ -14,7 +14,7 @@ pub fn assert_v2_conversions_agree(name: &str, text: &str) {
     let payload: Value = serde_json::from_str(text).unwrap();
     let origin = if payload["requestContext"]["domainName"]
         .as_str()
-        .is_some_and(|d| d.contains(".lambda-url."))
+        .is_some_and(nube_aws::shape::is_function_url_domain)
     {
         nube_aws::http::HttpOrigin::FunctionUrl
     } else {

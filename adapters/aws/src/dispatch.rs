@@ -36,7 +36,7 @@ use futures::FutureExt;
 use lambda_runtime::LambdaEvent;
 use nube::axum::Router;
 use nube::store::{DocumentStore, NoDocumentStore};
-use nube::{App, Context, Event, Function, Provider, Resources, Trigger};
+use nube::{App, Context, Event, Function, FunctionScope, Provider, Resources, Trigger};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -145,7 +145,8 @@ pub struct Dispatcher {
     app: Arc<App>,
     function: String,
     kind: Kind,
-    resources: Resources,
+    /// The function's scope, made once: every event's Context is made in it.
+    scope: Arc<FunctionScope>,
     names: ResourceNames,
 }
 
@@ -177,11 +178,16 @@ impl Dispatcher {
             Trigger::DocumentCreated { collection } => Kind::Document(collection.clone()),
         };
         let function = f.name().to_owned();
+        let scope = Arc::new(FunctionScope::new(
+            function.as_str(),
+            Provider::Aws,
+            resources,
+        ));
         Ok(Self {
             app,
             function,
             kind,
-            resources,
+            scope,
             names,
         })
     }
@@ -304,8 +310,7 @@ impl Dispatcher {
     }
 
     fn context(&self, request_id: &str, deadline: Option<Instant>) -> Context {
-        let mut builder =
-            Context::builder(self.function.clone(), Provider::Aws, self.resources.clone());
+        let mut builder = Context::builder_in(self.scope.clone());
         if !request_id.is_empty() {
             builder = builder.invocation_id(request_id);
         }

@@ -187,9 +187,10 @@ impl Resources {
     /// The bucket `name`; an error if the app did not declare it, or if these are a
     /// function's resources and it declared what it uses, and not this bucket.
     pub fn bucket(&self, name: &str) -> Result<Bucket, Error> {
+        let found = self.inner.buckets.get(name);
         if let Some((function, uses)) = &self.uses
             && !uses.has_bucket(name)
-            && self.inner.buckets.contains_key(name)
+            && found.is_some()
         {
             return Err(Error::internal(undeclared_use(
                 function,
@@ -198,7 +199,7 @@ impl Resources {
                 "function_buckets",
             )));
         }
-        self.inner.buckets.get(name).cloned().ok_or_else(|| {
+        found.cloned().ok_or_else(|| {
             let mut known: Vec<_> = self.inner.buckets.keys().map(String::as_str).collect();
             known.sort_unstable();
             Error::internal(format!(

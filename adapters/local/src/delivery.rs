@@ -231,7 +231,7 @@ mod tests {
             ..policy
         };
         for _ in 0..20 {
-            assert!(huge.delay(3) <= Duration::MAX);
+            let _ = huge.delay(3); // must not panic
         }
     }
 }

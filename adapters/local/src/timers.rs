@@ -135,8 +135,6 @@ pub(crate) async fn run(db: Database, outbox: Outbox, function: String, schedule
             record(&db, &outbox, &function, None, now).await;
             now
         }
-        // Stored ahead of the clock (the clock was set back): counted from now.
-        Some(last) if last > now => now,
         Some(last) => match latest_missed(&schedule, last, now) {
             Some(at) => {
                 tracing::warn!(function, scheduled = %at, "a tick was missed while the runtime was down; delivering it now");

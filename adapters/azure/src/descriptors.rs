@@ -293,14 +293,13 @@ pub fn split_names(name: &str, paths: &[&str]) -> Vec<String> {
 /// segments gives one per group ([`http_route_groups`]). Two HTTP functions with the
 /// same route fail.
 pub fn function_jsons(manifest: &Manifest) -> Result<Vec<(String, Value)>, DescriptorError> {
-    let is_http = |f: &&FunctionManifest| matches!(f.trigger, TriggerManifest::Http { .. });
     names::check_invocation_paths(
-        manifest
-            .functions
-            .iter()
-            .filter(|f| !is_http(f))
-            .map(|f| f.name.as_str()),
-        manifest.functions.iter().any(|f| is_http(&f)),
+        manifest.functions.iter().map(|f| {
+            (
+                f.name.as_str(),
+                matches!(f.trigger, TriggerManifest::Http { .. }),
+            )
+        }),
         ROUTE_PREFIX,
     )
     .map_err(DescriptorError)?;

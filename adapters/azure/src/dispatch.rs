@@ -764,13 +764,10 @@ async fn start(app: App) -> Result<(), InitError> {
             ))
         })??;
     let prefix = route_prefix_from_env();
-    let is_http = |f: &&Function| matches!(f.trigger(), Trigger::Http(_));
     crate::names::check_invocation_paths(
         app.functions()
             .iter()
-            .filter(|f| !is_http(f))
-            .map(Function::name),
-        app.functions().iter().any(|f| is_http(&f)),
+            .map(|f| (f.name(), matches!(f.trigger(), Trigger::Http(_)))),
         &prefix,
     )
     .map_err(InitError)?;

@@ -46,16 +46,17 @@ pub fn azure_function_name(nube_name: &str) -> Result<String, String> {
 /// path under host.json's `routePrefix`. An event function reachable both ways could be
 /// sent an invocation by any HTTP client, so when the app has HTTP functions no event
 /// function may be named like the prefix, and the prefix may not be empty.
+/// `functions` are the app's, each with whether it is an HTTP function.
 pub fn check_invocation_paths<'a>(
-    event_functions: impl IntoIterator<Item = &'a str>,
-    has_http: bool,
+    functions: impl IntoIterator<Item = (&'a str, bool)>,
     route_prefix: &str,
 ) -> Result<(), String> {
-    if !has_http {
+    let (http, events): (Vec<_>, Vec<_>) = functions.into_iter().partition(|(_, http)| *http);
+    if http.is_empty() {
         return Ok(());
     }
     let prefix = route_prefix.trim_matches('/');
-    for name in event_functions {
+    for (name, _) in events {
         if prefix.is_empty() {
             return Err(format!(
                 "host.json's routePrefix is empty, so HTTP requests share paths with the host's invocations and a client \
@@ -129,28 +130,29 @@ pub fn physical(setting: &str, logical: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn event_functions_and_forwarded_requests_never_share_a_path() {
-        assert!(check_invocation_paths(["nightly"], true, "api").is_ok());
+        let page = ("page", true);
+        assert!(check_invocation_paths([page, ("nightly", false)], "api").is_ok());
         assert!(
-            check_invocation_paths(["api"], false, "api").is_ok(),
+            check_invocation_paths([("api", false)], "api").is_ok(),
             "nothing is forwarded"
         );
-        let named = check_invocation_paths(["nightly", "API"], true, "/api/").unwrap_err();
+        let named = check_invocation_paths([page, ("nightly", false), ("API", false)], "/api/")
+            .unwrap_err();
         assert!(
             named.contains("\"API\"") && named.contains("rename"),
             "{named}"
         );
-        let empty = check_invocation_paths(["nightly"], true, "").unwrap_err();
+        let empty = check_invocation_paths([page, ("nightly", false)], "").unwrap_err();
         assert!(empty.contains("routePrefix"), "{empty}");
         assert!(
-            check_invocation_paths([], true, "").is_ok(),
+            check_invocation_paths([page], "").is_ok(),
             "no event function"
         );
     }
-
-    use super::*;
 
     #[test]
     fn every_valid_nube_name_is_a_valid_azure_name() {

@@ -74,6 +74,11 @@ pub struct Args {
     /// default runs 5).
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
+    /// instructions: the cargo profile the benches are built with: `bench` (opt-level
+    /// 3), or `release-small` (opt-level "z", what `cargo xtask package` builds
+    /// bootstraps and executables with; symbols kept for the count).
+    #[arg(long, value_parser = ["bench", "release-small"], default_value = "bench")]
+    pub profile: String,
 }
 
 struct Server {
@@ -302,7 +307,7 @@ pub fn run(args: Args) -> Result<(), String> {
         "aws" => aws::run(&args),
         "azure" => azure::run(&args),
         "gcp" => gcp::run(&args),
-        "instructions" => instructions::run(),
+        "instructions" => instructions::run(&args.profile),
         _ => local(&args),
     }
 }

@@ -7,8 +7,9 @@
 //!
 //! Each bench runs one side only when `NUBE_BENCH_ONLY` names it, `NUBE_BENCH_ROUNDS`
 //! rounds of 20,000 requests; one round's count is the count of two rounds minus that
-//! of one, which takes away start-up. Prints a Markdown table (also written to
-//! `target/nube/bench/instructions.md`).
+//! of one, which takes away start-up. `--profile release-small` counts the build
+//! `cargo xtask package` ships (opt-level "z"), the default `bench` opt-level 3. Prints
+//! a Markdown table (also written to `target/nube/bench/instructions.md`).
 
 use std::process::{Command, Stdio};
 
@@ -44,13 +45,19 @@ const BENCHES: [Bench; 3] = [
     },
 ];
 
-/// Builds `bench` (the bench profile, one package per cargo run so that features do
-/// not unify) and returns its executable.
-fn build(bench: &Bench) -> Result<String, String> {
-    eprintln!("    Building {} --bench {}", bench.package, bench.bench);
+/// Builds `bench` with `profile` (one package per cargo run so that features do not
+/// unify) and returns its executable.
+fn build(bench: &Bench, profile: &str) -> Result<String, String> {
+    eprintln!(
+        "    Building {} --bench {} (profile {profile})",
+        bench.package, bench.bench
+    );
     let out = cargo()
         .args(["bench", "-p", bench.package, "--bench", bench.bench])
-        .args(["--no-run", "--message-format=json"])
+        .args(["--profile", profile, "--no-run", "--message-format=json"])
+        // release-small strips symbols, which valgrind needs to name nothing but to
+        // count; kept so that a profile of the same build can be read too.
+        .env("CARGO_PROFILE_RELEASE_SMALL_STRIP", "false")
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -97,14 +104,14 @@ fn count(executable: &str, side: &str, rounds: u64) -> Result<u64, String> {
         .ok_or_else(|| format!("valgrind did not count {executable} ({side}):\n{report}"))
 }
 
-pub fn run() -> Result<(), String> {
-    let mut md = String::from(
-        "`cargo xtask bench instructions` (instructions per request under \
+pub fn run(profile: &str) -> Result<(), String> {
+    let mut md = format!(
+        "`cargo xtask bench instructions --profile {profile}` (instructions per request under \
          `valgrind --tool=callgrind`: 2 rounds of 20,000 minus 1)\n\n\
          | bench | side | instructions per request |\n|---|---|---|\n",
     );
     for bench in &BENCHES {
-        let executable = build(bench)?;
+        let executable = build(bench, profile)?;
         for side in bench.sides {
             eprintln!(
                 "    Counting {} --bench {} ({side}), 1 and 2 rounds under callgrind...",
